@@ -1,0 +1,16 @@
+# Detects the CUDA toolkit for the optional CUDA backend (MLKV_CUDA = AUTO | ON | OFF).
+# Sets MLKV_HAVE_CUDA. Nothing outside kernels/cuda may depend on CUDA headers.
+set(MLKV_HAVE_CUDA OFF)
+if(NOT MLKV_CUDA STREQUAL "OFF")
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    find_package(CUDAToolkit)
+  endif()
+  if(CMAKE_CUDA_COMPILER AND CUDAToolkit_FOUND AND TARGET CUDA::cublas)
+    set(MLKV_HAVE_CUDA ON)
+  elseif(MLKV_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "MLKV_CUDA=ON but no CUDA compiler with cuBLAS was found")
+  endif()
+endif()
+message(STATUS "mlkv: CUDA backend ${MLKV_HAVE_CUDA} (MLKV_CUDA=${MLKV_CUDA})")

@@ -1,0 +1,70 @@
+// The compute interface the model runs on: one implementation per device (kernels/cpu,
+// kernels/cuda). Every pointer argument is memory of this backend (see DeviceBuffer), all
+// activations are row-major float32, and ops run in issue order (a backend may queue them:
+// Synchronize() or a copy to the host waits for them).
+#ifndef MLKV_KERNELS_BACKEND_H_
+#define MLKV_KERNELS_BACKEND_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "kernels/device_buffer.h"
+#include "kernels/paged_kv.h"
+
+namespace mlkv {
+
+enum class GeluKind { kExact, kTanh };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+
+  virtual std::string name() const = 0;
+
+  // Memory. Allocate returns zeroed memory, or RESOURCE_EXHAUSTED.
+  virtual absl::StatusOr<std::unique_ptr<DeviceBuffer>> Allocate(size_t bytes) = 0;
+  virtual void CopyToDevice(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void CopyToHost(void* host_dst, const void* src, size_t bytes) = 0;
+  virtual void Synchronize() = 0;
+
+  // out[t, :] = table[ids[t], :] for t < rows; ids are already validated.
+  virtual void Embedding(const float* table, int64_t cols, const int32_t* ids, int64_t rows,
+                         float* out) = 0;
+  // out[t, :] = in[indices[t], :] for t < rows.
+  virtual void GatherRows(const float* in, int64_t cols, const int32_t* indices, int64_t rows,
+                          float* out) = 0;
+  // out = (in - mean) / sqrt(var + eps) * gamma + beta, per row of `cols`.
+  virtual void LayerNorm(const float* in, const float* gamma, const float* beta, float eps,
+                         int64_t rows, int64_t cols, float* out) = 0;
+  // out[rows, n] = in[rows, k] * weight[n, k]^T + bias[n] (bias may be null).
+  virtual void Linear(const float* in, int64_t rows, int64_t k, const float* weight,
+                      const float* bias, int64_t n, float* out) = 0;
+  // x = gelu(x) elementwise.
+  virtual void Gelu(float* x, int64_t count, GeluKind kind) = 0;
+  // x += y elementwise.
+  virtual void Add(float* x, const float* y, int64_t count) = 0;
+  // Rotates the first rotary_dims of each head of x[rows][num_heads][head_dim] in place by the
+  // row's position.
+  virtual void Rotary(float* x, int64_t rows, int64_t num_heads, int64_t head_dim,
+                      const int32_t* positions, const RotaryView& rotary) = 0;
+
+  // Stores k and v ([num_tokens][num_kv_heads][head_dim]) at the batch's slot_mapping.
+  virtual void WriteKvCache(const float* k, const float* v, const StepBatchView& batch,
+                            const KvCacheView& cache) = 0;
+  // Causal attention of every row's query heads ([num_tokens][num_heads][head_dim]) over its
+  // sequence's cached tokens 0..position; out has q's shape.
+  virtual void PagedAttention(const float* q, const StepBatchView& batch, const KvCacheView& cache,
+                              const RotaryView& rotary, const AttentionParams& params,
+                              float* out) = 0;
+
+ protected:
+  Backend() = default;
+};
+
+}  // namespace mlkv
+
+#endif  // MLKV_KERNELS_BACKEND_H_

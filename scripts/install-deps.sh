@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every system package the build, the tests and the benchmarks need (Debian bookworm),
+# plus the optional Python references (Hugging Face transformers) into a project-local virtualenv.
+# Idempotent: run it as often as you like. Uses sudo when not root.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+APT_PACKAGES=(
+  # Build toolchain.
+  build-essential cmake pkg-config git
+  # C++ libraries (see docs/dependencies.md for why each was chosen).
+  libabsl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libopenblas-openmp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # Python reference for the conformance tests (independent forward of the model contract).
+  python3 python3-numpy python3-torch python3-venv python3-pip
+)
+
+export DEBIAN_FRONTEND=noninteractive
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Hugging Face transformers is an optional second reference (tests that need it report skipped
+# without it). It lives in a virtualenv that sees Debian's torch, so pip never touches the system.
+VENV_DIR="${MLKV_PY_VENV:-$(cd "$(dirname "$0")/.." && pwd)/.venv}"
+if [ ! -x "$VENV_DIR/bin/python" ]; then
+  /usr/bin/python3 -m venv --system-site-packages "$VENV_DIR"
+fi
+if ! "$VENV_DIR/bin/python" -c "import transformers" 2>/dev/null; then
+  # 4.36 is the last line that supports Debian's torch 1.13 and still ships GPTNeoX unchanged.
+  "$VENV_DIR/bin/pip" install -q "transformers==4.36.2" "safetensors<0.5" \
+    || echo "install-deps: transformers could not be installed; its tests will report skipped" >&2
+fi
