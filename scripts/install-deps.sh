@@ -14,7 +14,7 @@ APT_PACKAGES=(
   libabsl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libopenblas-openmp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # Python reference for the conformance tests (independent forward of the model contract).
-  python3 python3-numpy python3-torch python3-venv python3-pip
+  python3 python3-numpy python3-torch python3-pytest python3-venv python3-pip
 )
 
 export DEBIAN_FRONTEND=noninteractive
