@@ -13,7 +13,7 @@ enum class DType { kF32, kF16, kBF16 };
 inline int64_t DTypeBytes(DType t) { return t == DType::kF32 ? 4 : 2; }
 
 // Lower-case short names as used on the command line: "f32", "f16", "bf16".
-inline std::string_view DTypeName(DType t) {
+inline const char* DTypeName(DType t) {
   switch (t) {
     case DType::kF32: return "f32";
     case DType::kF16: return "f16";

@@ -1,0 +1,27 @@
+# Convenience targets over CMake; see README.md.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
+
+.PHONY: deps build test run bench clean
+
+deps:
+	bash scripts/install-deps.sh
+
+build:
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j$(JOBS)
+
+# Every test: C++ unit tests, conformance against the PyTorch and Hugging Face references.
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+# The main job on the default model (random weights in the Pythia-160M MLKV-2 shape, made once).
+run: build
+	bash scripts/run-default.sh $(BUILD)
+
+bench: build
+	bash bench/run_decode_bench.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,60 @@
+// The GPT-NeoX / MLKV forward pass (../shared/design/model.md) as a sequence of Backend ops over
+// a paged KV cache. Owns the weights on its backend; keeps no per-sequence state (that lives in
+// the cache and the caller's block tables).
+#ifndef MLKV_ENGINE_MODEL_H_
+#define MLKV_ENGINE_MODEL_H_
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/kv_cache.h"
+#include "engine/model_config.h"
+#include "engine/model_weights.h"
+#include "engine/step_batch.h"
+#include "kernels/backend.h"
+
+namespace mlkv {
+
+class Model {
+ public:
+  // Uploads `weights` to `backend` (not owned; must outlive the model).
+  static absl::StatusOr<std::unique_ptr<Model>> Create(const ModelConfig& config,
+                                                       const ModelHostWeights& weights,
+                                                       Backend* backend);
+  // Reads config.json and the checkpoint in `model_dir`.
+  static absl::StatusOr<std::unique_ptr<Model>> Load(const std::string& model_dir, Backend* backend);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  // Runs one step: writes the new tokens' K/V into `cache` (KV layers only) and returns the
+  // logits of batch.logits_rows, [logits_rows.size()][vocab_size], in `logits`. The batch is
+  // checked first (token ids, positions, slots and block ids in range; consistent lengths).
+  absl::Status Forward(const StepBatch& batch, KvCache& cache, std::vector<float>* logits);
+
+  const ModelConfig& config() const { return config_; }
+  Backend& backend() { return *backend_; }
+
+ private:
+  struct LayerBuffers;
+  struct Workspace;
+  Model(const ModelConfig& config, Backend* backend);
+
+  absl::Status CheckBatch(const StepBatch& batch, const KvCache& cache) const;
+  absl::Status EnsureWorkspace(const StepBatch& batch);
+  // Whether group g keeps its keys rotated in the cache (see the .cc for the rule).
+  bool GroupStoresRotatedKeys(int64_t group) const;
+  void RunLayer(int64_t layer, const StepBatchView& view, KvCache& cache);
+
+  ModelConfig config_;
+  Backend* backend_;  // not owned
+  std::unique_ptr<DeviceBuffer> embed_in_, embed_out_, final_ln_weight_, final_ln_bias_;
+  std::unique_ptr<DeviceBuffer> rotary_table_;
+  std::vector<LayerBuffers> layers_;
+  std::unique_ptr<Workspace> workspace_;
+};
+
+}  // namespace mlkv
+
+#endif  // MLKV_ENGINE_MODEL_H_

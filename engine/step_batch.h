@@ -1,0 +1,28 @@
+// One model step's input in host memory, as the runner builds it: the new tokens of every
+// scheduled sequence back to back, their cache slots, the block tables, and which rows need
+// logits. The model uploads it to its backend and hands the kernels a StepBatchView.
+#ifndef MLKV_ENGINE_STEP_BATCH_H_
+#define MLKV_ENGINE_STEP_BATCH_H_
+
+#include <cstdint>
+#include <vector>
+
+namespace mlkv {
+
+struct StepBatch {
+  std::vector<int32_t> token_ids;      // [T]
+  std::vector<int32_t> positions;      // [T]
+  std::vector<int64_t> slot_mapping;   // [T]
+  std::vector<int32_t> query_start;    // [S + 1]
+  std::vector<int32_t> context_lens;   // [S]
+  std::vector<int32_t> block_tables;   // [S][max_blocks_per_seq], unused entries 0
+  int64_t max_blocks_per_seq = 0;
+  std::vector<int32_t> logits_rows;    // rows whose next-token logits are wanted, in output order
+
+  int64_t num_tokens() const { return static_cast<int64_t>(token_ids.size()); }
+  int64_t num_seqs() const { return static_cast<int64_t>(context_lens.size()); }
+};
+
+}  // namespace mlkv
+
+#endif  // MLKV_ENGINE_STEP_BATCH_H_

@@ -1,0 +1,206 @@
+// The CPU kernels against direct, unoptimised computations written here in double precision:
+// GEMM, layernorm, GELU, rotary, and paged attention over shuffled blocks in both cache dtypes.
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "common/half.h"
+#include "gtest/gtest.h"
+#include "kernels/cpu/cpu_backend.h"
+
+namespace mlkv {
+namespace {
+
+std::vector<float> RandomVector(size_t n, std::mt19937& rng, float scale = 1.0f) {
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+TEST(CpuKernelsTest, LinearMatchesDirectSum) {
+  auto backend = CreateCpuBackend();
+  std::mt19937 rng(1);
+  for (int64_t rows : {1, 3, 17}) {
+    const int64_t k = 37, n = 29;
+    auto in = RandomVector(rows * k, rng), w = RandomVector(n * k, rng), b = RandomVector(n, rng);
+    std::vector<float> out(rows * n);
+    backend->Linear(in.data(), rows, k, w.data(), b.data(), n, out.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t j = 0; j < n; ++j) {
+        double expected = b[j];
+        for (int64_t i = 0; i < k; ++i) expected += double(in[r * k + i]) * w[j * k + i];
+        ASSERT_NEAR(out[r * n + j], expected, 1e-4) << rows << " " << r << " " << j;
+      }
+    }
+  }
+}
+
+TEST(CpuKernelsTest, LayerNormAndGelu) {
+  auto backend = CreateCpuBackend();
+  std::mt19937 rng(2);
+  const int64_t rows = 5, cols = 33;
+  auto in = RandomVector(rows * cols, rng, 3.0f), gamma = RandomVector(cols, rng),
+       beta = RandomVector(cols, rng);
+  std::vector<float> out(rows * cols);
+  backend->LayerNorm(in.data(), gamma.data(), beta.data(), 1e-5f, rows, cols, out.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    double mean = 0, var = 0;
+    for (int64_t c = 0; c < cols; ++c) mean += in[r * cols + c] / double(cols);
+    for (int64_t c = 0; c < cols; ++c) var += std::pow(in[r * cols + c] - mean, 2) / double(cols);
+    for (int64_t c = 0; c < cols; ++c) {
+      const double expected = (in[r * cols + c] - mean) / std::sqrt(var + 1e-5) * gamma[c] + beta[c];
+      ASSERT_NEAR(out[r * cols + c], expected, 1e-5);
+    }
+  }
+  std::vector<float> x = {-3.0f, -0.5f, 0.0f, 0.7f, 2.5f};
+  auto exact = x, tanh_approx = x;
+  backend->Gelu(exact.data(), exact.size(), GeluKind::kExact);
+  backend->Gelu(tanh_approx.data(), tanh_approx.size(), GeluKind::kTanh);
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double v = x[i];
+    EXPECT_NEAR(exact[i], 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))), 1e-6);
+    EXPECT_NEAR(tanh_approx[i],
+                0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))), 1e-6);
+  }
+}
+
+// A small rotary table computed here in double.
+std::vector<float> CosSinTable(int64_t positions, int64_t rotary_dims, double base) {
+  std::vector<float> table(positions * rotary_dims);
+  for (int64_t p = 0; p < positions; ++p) {
+    for (int64_t i = 0; i < rotary_dims / 2; ++i) {
+      const double angle = p * std::pow(base, -2.0 * i / rotary_dims);
+      table[p * rotary_dims + 2 * i] = static_cast<float>(std::cos(angle));
+      table[p * rotary_dims + 2 * i + 1] = static_cast<float>(std::sin(angle));
+    }
+  }
+  return table;
+}
+
+void RotateDirect(std::vector<double>& x, int64_t p, int64_t r, double base) {
+  for (int64_t i = 0; i < r / 2; ++i) {
+    const double a = p * std::pow(base, -2.0 * i / r), xi = x[i], xj = x[i + r / 2];
+    x[i] = xi * std::cos(a) - xj * std::sin(a);
+    x[i + r / 2] = xj * std::cos(a) + xi * std::sin(a);
+  }
+}
+
+struct AttentionCase {
+  int64_t num_heads, num_kv_heads, block_size;
+  DType dtype;
+  bool rotate_keys_on_read;
+};
+
+class PagedAttentionTest : public ::testing::TestWithParam<AttentionCase> {};
+
+// Two sequences: one decodes a single token after a long context, one feeds a prompt chunk on top
+// of an existing prefix. Their blocks are shuffled over the pool, and unused slots are poisoned.
+TEST_P(PagedAttentionTest, MatchesDenseCausalAttention) {
+  const AttentionCase c = GetParam();
+  const int64_t d = 16, rotary_dims = 8, max_pos = 64;
+  const std::vector<int32_t> context = {37, 21}, new_tokens = {1, 6};
+  auto backend = CreateCpuBackend();
+  std::mt19937 rng(3);
+
+  const int64_t max_blocks = (max_pos + c.block_size - 1) / c.block_size;
+  const int64_t num_blocks = 2 * max_blocks + 3;
+  std::vector<int32_t> physical(num_blocks);
+  std::iota(physical.begin(), physical.end(), 0);
+  std::shuffle(physical.begin(), physical.end(), rng);
+  std::vector<int32_t> block_tables(2 * max_blocks);
+  for (int64_t i = 0; i < 2 * max_blocks; ++i) block_tables[i] = physical[i];
+
+  // Dense keys/values per sequence as float32 values exactly representable in the cache dtype.
+  auto round = [&](float x) { return c.dtype == DType::kBF16 ? Bf16ToFloat(FloatToBf16(x)) : x; };
+  const int64_t kv_elems = c.num_kv_heads * d;
+  std::vector<std::vector<float>> keys(2), values(2);
+  for (int s = 0; s < 2; ++s) {
+    keys[s] = RandomVector(context[s] * kv_elems, rng);
+    values[s] = RandomVector(context[s] * kv_elems, rng);
+    for (float& x : keys[s]) x = round(x);
+    for (float& x : values[s]) x = round(x);
+  }
+  // Write every cached token through the kernel (slot mapping from the block tables); unused
+  // slots hold NaN so that reading one would show.
+  const size_t cache_elems = num_blocks * c.block_size * kv_elems;
+  auto k_cache = *backend->Allocate(cache_elems * DTypeBytes(c.dtype));
+  auto v_cache = *backend->Allocate(cache_elems * DTypeBytes(c.dtype));
+  KvCacheView cache{k_cache->data(), v_cache->data(), c.dtype, num_blocks, c.block_size,
+                    c.num_kv_heads, d};
+  {
+    std::vector<float> nan_rows(num_blocks * c.block_size * kv_elems, std::nanf(""));
+    std::vector<int64_t> all_slots(num_blocks * c.block_size);
+    std::iota(all_slots.begin(), all_slots.end(), 0);
+    StepBatchView poison{static_cast<int64_t>(all_slots.size()), nullptr, all_slots.data()};
+    backend->WriteKvCache(nan_rows.data(), nan_rows.data(), poison, cache);
+  }
+  for (int s = 0; s < 2; ++s) {
+    std::vector<int64_t> slots(context[s]);
+    for (int64_t t = 0; t < context[s]; ++t) {
+      slots[t] = int64_t(block_tables[s * max_blocks + t / c.block_size]) * c.block_size +
+                 t % c.block_size;
+    }
+    StepBatchView write{context[s], nullptr, slots.data()};
+    backend->WriteKvCache(keys[s].data(), values[s].data(), write, cache);
+  }
+
+  // The step's rows: the last new_tokens[s] positions of each sequence.
+  std::vector<int32_t> positions, query_start = {0};
+  for (int s = 0; s < 2; ++s) {
+    for (int32_t i = context[s] - new_tokens[s]; i < context[s]; ++i) positions.push_back(i);
+    query_start.push_back(static_cast<int32_t>(positions.size()));
+  }
+  const int64_t rows = positions.size(), q_elems = c.num_heads * d;
+  auto q = RandomVector(rows * q_elems, rng);
+  std::vector<float> out(rows * q_elems);
+  auto cos_sin = CosSinTable(max_pos, rotary_dims, 10000.0);
+  RotaryView rotary{rotary_dims, max_pos, cos_sin.data()};
+  StepBatchView batch{rows, positions.data(), nullptr, 2, query_start.data(), context.data(),
+                      block_tables.data(), max_blocks};
+  AttentionParams params{c.num_heads, 1.0f / std::sqrt(float(d)), c.rotate_keys_on_read};
+  backend->PagedAttention(q.data(), batch, cache, rotary, params, out.data());
+
+  const int64_t group = c.num_heads / c.num_kv_heads;
+  for (int s = 0; s < 2; ++s) {
+    for (int32_t r = query_start[s]; r < query_start[s + 1]; ++r) {
+      for (int64_t h = 0; h < c.num_heads; ++h) {
+        const int64_t j = h / group;
+        std::vector<double> scores;
+        for (int32_t t = 0; t <= positions[r]; ++t) {
+          std::vector<double> key(keys[s].begin() + t * kv_elems + j * d,
+                                  keys[s].begin() + t * kv_elems + (j + 1) * d);
+          if (c.rotate_keys_on_read) RotateDirect(key, t, rotary_dims, 10000.0);
+          double dot = 0;
+          for (int64_t i = 0; i < d; ++i) dot += q[r * q_elems + h * d + i] * key[i];
+          scores.push_back(dot / std::sqrt(double(d)));
+        }
+        const double max = *std::max_element(scores.begin(), scores.end());
+        double sum = 0;
+        for (double& x : scores) sum += (x = std::exp(x - max));
+        for (int64_t i = 0; i < d; ++i) {
+          double expected = 0;
+          for (size_t t = 0; t < scores.size(); ++t) {
+            expected += scores[t] / sum * values[s][t * kv_elems + j * d + i];
+          }
+          ASSERT_NEAR(out[r * q_elems + h * d + i], expected, 2e-5)
+              << "seq " << s << " row " << r << " head " << h << " dim " << i;
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    GroupSizesBlockSizesDtypes, PagedAttentionTest,
+    ::testing::Values(AttentionCase{4, 4, 16, DType::kF32, false},
+                      AttentionCase{4, 4, 1, DType::kF32, true},
+                      AttentionCase{12, 1, 16, DType::kF32, false},
+                      AttentionCase{12, 3, 5, DType::kBF16, true},
+                      AttentionCase{8, 2, 32, DType::kBF16, false},
+                      AttentionCase{16, 16, 15, DType::kF32, true},
+                      AttentionCase{16, 1, 17, DType::kBF16, true}));
+
+}  // namespace
+}  // namespace mlkv

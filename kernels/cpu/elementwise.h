@@ -1,0 +1,21 @@
+// Row-wise and elementwise CPU ops: embedding gather, row gather, layernorm, GELU, add.
+// Each is the readable float32 reference that other backends are tested against.
+#ifndef MLKV_KERNELS_CPU_ELEMENTWISE_H_
+#define MLKV_KERNELS_CPU_ELEMENTWISE_H_
+
+#include <cstdint>
+
+#include "kernels/backend.h"
+
+namespace mlkv::cpu {
+
+void Embedding(const float* table, int64_t cols, const int32_t* ids, int64_t rows, float* out);
+void GatherRows(const float* in, int64_t cols, const int32_t* indices, int64_t rows, float* out);
+void LayerNorm(const float* in, const float* gamma, const float* beta, float eps, int64_t rows,
+               int64_t cols, float* out);
+void Gelu(float* x, int64_t count, GeluKind kind);
+void Add(float* x, const float* y, int64_t count);
+
+}  // namespace mlkv::cpu
+
+#endif  // MLKV_KERNELS_CPU_ELEMENTWISE_H_

@@ -1,0 +1,46 @@
+// Command-line flags of one `mlkv` subcommand: `--name value` or `--name=value`, each flag known
+// in advance, every value checked, and every error naming the flag. (absl::flags registers flags
+// globally, which does not fit a tool whose subcommands take different flags.)
+#ifndef MLKV_TOOLS_MLKV_FLAGS_H_
+#define MLKV_TOOLS_MLKV_FLAGS_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace mlkv::cli {
+
+class Flags {
+ public:
+  // `allowed` lists flag names without dashes; `switches` those that take no value.
+  static absl::StatusOr<Flags> Parse(const std::vector<std::string>& args,
+                                     const std::set<std::string>& allowed,
+                                     const std::set<std::string>& switches = {});
+
+  bool Has(const std::string& name) const { return values_.count(name) > 0; }
+  bool Switch(const std::string& name) const { return Has(name); }
+  absl::StatusOr<std::string> RequiredString(const std::string& name) const;
+  std::string String(const std::string& name, const std::string& fallback) const;
+  // Integers and numbers in [min, max]; the fallback is used when the flag is absent.
+  absl::StatusOr<int64_t> Int(const std::string& name, int64_t fallback, int64_t min,
+                              int64_t max) const;
+  absl::StatusOr<std::optional<int64_t>> OptionalInt(const std::string& name, int64_t min,
+                                                     int64_t max) const;
+  absl::StatusOr<double> Double(const std::string& name, double fallback, double min,
+                                double max) const;
+  // A comma-separated list of integers in [min, max]; at least one.
+  absl::StatusOr<std::vector<int64_t>> IntList(const std::string& name, int64_t min,
+                                               int64_t max) const;
+
+ private:
+  std::map<std::string, std::string> values_;
+};
+
+}  // namespace mlkv::cli
+
+#endif  // MLKV_TOOLS_MLKV_FLAGS_H_

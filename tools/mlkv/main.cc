@@ -1,0 +1,52 @@
+// `mlkv`: the command-line tool for running, scoring, inspecting, creating and converting models.
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "tools/mlkv/commands.h"
+
+namespace {
+
+constexpr char kUsage[] = R"(usage: mlkv COMMAND [FLAGS]
+
+commands:
+  generate      --model DIR --token-ids 1,2,3 --max-tokens N [--temperature T --top-k K
+                --top-p P --min-p P --repetition-penalty R --presence-penalty P
+                --frequency-penalty F --seed S --ignore-eos] [--format text|json]
+  score         --model DIR --token-ids 1,2,3 [--format text|json]
+                log-probability of each token given those before it, and the perplexity
+  inspect       --model DIR [--kv-dtype f32|bf16] [--format text|json]
+  random-model  --config FILE --seed S --out DIR [--dtype f32|f16|bf16]
+  convert       --model DIR --out DIR --num-key-value-heads N --num-key-value-layers K
+                [--pool mean|pairwise]
+
+flags of generate and score:
+  --block-size N (16)  --kv-dtype f32|bf16 (f32)  --prefill-chunk N (0: whole prompt)
+  --threads N (all cores)
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using mlkv::cli::Args;
+  const std::map<std::string, std::function<absl::Status(const Args&)>> commands = {
+      {"generate", mlkv::cli::RunGenerate},         {"score", mlkv::cli::RunScore},
+      {"inspect", mlkv::cli::RunInspect},           {"random-model", mlkv::cli::RunRandomModel},
+      {"convert", mlkv::cli::RunConvert}};
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "help") {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  auto command = commands.find(argv[1]);
+  if (command == commands.end()) {
+    std::fprintf(stderr, "mlkv: unknown command \"%s\"\n\n%s", argv[1], kUsage);
+    return 2;
+  }
+  const absl::Status status = command->second(Args(argv + 2, argv + argc));
+  if (!status.ok()) {
+    std::fprintf(stderr, "mlkv %s: error: %s\n", argv[1], std::string(status.message()).c_str());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,92 @@
+// The flags shared by model-running subcommands; see model_flags.h.
+#include "tools/mlkv/model_flags.h"
+
+#include <filesystem>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "kernels/cpu/cpu_backend.h"
+
+namespace mlkv::cli {
+
+const std::set<std::string> kModelFlags = {"model", "threads", "block-size", "kv-dtype",
+                                           "prefill-chunk"};
+const std::set<std::string> kSamplingFlags = {
+    "temperature",      "top-k",           "top-p", "min-p", "repetition-penalty",
+    "presence-penalty", "frequency-penalty", "seed"};
+
+std::set<std::string> Union(std::initializer_list<std::set<std::string>> sets) {
+  std::set<std::string> all;
+  for (const auto& s : sets) all.insert(s.begin(), s.end());
+  return all;
+}
+
+absl::StatusOr<LoadedModel> LoadModelFromFlags(const Flags& flags) {
+  ASSIGN_OR_RETURN(std::string dir, flags.RequiredString("model"));
+  if (!std::filesystem::is_directory(dir)) {
+    return absl::NotFoundError(absl::StrCat("--model: ", dir, " is not a directory"));
+  }
+  ASSIGN_OR_RETURN(int64_t threads, flags.Int("threads", 0, 0, 1024));
+  LoadedModel loaded;
+  loaded.backend = CreateCpuBackend(static_cast<int>(threads));
+  ASSIGN_OR_RETURN(loaded.model, Model::Load(dir, loaded.backend.get()));
+  return loaded;
+}
+
+absl::StatusOr<DType> KvDtypeFromFlags(const Flags& flags) {
+  const std::string name = flags.String("kv-dtype", "f32");
+  if (name == "f32") return DType::kF32;
+  if (name == "bf16") return DType::kBF16;
+  return absl::InvalidArgumentError(absl::StrCat("--kv-dtype: must be f32 or bf16, got \"", name, "\""));
+}
+
+absl::StatusOr<OfflineRunnerOptions> RunnerOptionsFromFlags(const Flags& flags) {
+  OfflineRunnerOptions options;
+  ASSIGN_OR_RETURN(options.block_size, flags.Int("block-size", 16, 1, 1024));
+  ASSIGN_OR_RETURN(options.kv_dtype, KvDtypeFromFlags(flags));
+  ASSIGN_OR_RETURN(options.prefill_chunk, flags.Int("prefill-chunk", 0, 0, 1 << 20));
+  return options;
+}
+
+absl::StatusOr<SamplingParams> SamplingFromFlags(const Flags& flags) {
+  constexpr double kHuge = std::numeric_limits<float>::max();
+  SamplingParams p;
+  ASSIGN_OR_RETURN(double temperature, flags.Double("temperature", 0.0, 0.0, kHuge));
+  ASSIGN_OR_RETURN(int64_t top_k, flags.Int("top-k", 0, 0, std::numeric_limits<int32_t>::max()));
+  ASSIGN_OR_RETURN(double top_p, flags.Double("top-p", 1.0, std::numeric_limits<double>::min(), 1.0));
+  ASSIGN_OR_RETURN(double min_p, flags.Double("min-p", 0.0, 0.0, 1.0));
+  ASSIGN_OR_RETURN(double repetition,
+                   flags.Double("repetition-penalty", 1.0, std::numeric_limits<double>::min(), kHuge));
+  ASSIGN_OR_RETURN(double presence, flags.Double("presence-penalty", 0.0, -2.0, 2.0));
+  ASSIGN_OR_RETURN(double frequency, flags.Double("frequency-penalty", 0.0, -2.0, 2.0));
+  ASSIGN_OR_RETURN(std::optional<int64_t> seed,
+                   flags.OptionalInt("seed", 0, std::numeric_limits<int64_t>::max()));
+  p.temperature = static_cast<float>(temperature);
+  p.top_k = static_cast<int32_t>(top_k);
+  p.top_p = static_cast<float>(top_p);
+  p.min_p = static_cast<float>(min_p);
+  p.repetition_penalty = static_cast<float>(repetition);
+  p.presence_penalty = static_cast<float>(presence);
+  p.frequency_penalty = static_cast<float>(frequency);
+  if (seed) p.seed = static_cast<uint64_t>(*seed);
+  RETURN_IF_ERROR(p.Validate());
+  return p;
+}
+
+absl::StatusOr<std::vector<int32_t>> TokenIdsFromFlags(const Flags& flags) {
+  ASSIGN_OR_RETURN(std::vector<int64_t> ids,
+                   flags.IntList("token-ids", 0, std::numeric_limits<int32_t>::max()));
+  return std::vector<int32_t>(ids.begin(), ids.end());
+}
+
+absl::StatusOr<bool> JsonFormatFromFlags(const Flags& flags) {
+  const std::string format = flags.String("format", "text");
+  if (format != "text" && format != "json") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--format: must be text or json, got \"", format, "\""));
+  }
+  return format == "json";
+}
+
+}  // namespace mlkv::cli

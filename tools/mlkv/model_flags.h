@@ -1,0 +1,43 @@
+// Flags shared by the `mlkv` subcommands that run a model: loading it, the KV cache and runner
+// settings, and the sampling parameters.
+#ifndef MLKV_TOOLS_MLKV_MODEL_FLAGS_H_
+#define MLKV_TOOLS_MLKV_MODEL_FLAGS_H_
+
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "engine/model.h"
+#include "engine/offline_runner.h"
+#include "engine/sampling_params.h"
+#include "kernels/backend.h"
+#include "tools/mlkv/flags.h"
+
+namespace mlkv::cli {
+
+// --model, --threads, --block-size, --kv-dtype, --prefill-chunk.
+extern const std::set<std::string> kModelFlags;
+// --temperature, --top-k, --top-p, --min-p, the three penalties, --seed.
+extern const std::set<std::string> kSamplingFlags;
+
+struct LoadedModel {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Model> model;
+};
+
+absl::StatusOr<LoadedModel> LoadModelFromFlags(const Flags& flags);
+absl::StatusOr<OfflineRunnerOptions> RunnerOptionsFromFlags(const Flags& flags);
+absl::StatusOr<DType> KvDtypeFromFlags(const Flags& flags);
+// Defaults to greedy (temperature 0) so that a bare command is deterministic.
+absl::StatusOr<SamplingParams> SamplingFromFlags(const Flags& flags);
+// --token-ids as int32 ids (range against the vocabulary is checked by the engine).
+absl::StatusOr<std::vector<int32_t>> TokenIdsFromFlags(const Flags& flags);
+// --format text|json: true for json.
+absl::StatusOr<bool> JsonFormatFromFlags(const Flags& flags);
+
+std::set<std::string> Union(std::initializer_list<std::set<std::string>> sets);
+
+}  // namespace mlkv::cli
+
+#endif  // MLKV_TOOLS_MLKV_MODEL_FLAGS_H_
