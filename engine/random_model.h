@@ -1,0 +1,29 @@
+// Seeded random GPT-NeoX/MLKV checkpoints, for tests and benchmarks of any variant without
+// downloading weights.
+#ifndef MLKV_ENGINE_RANDOM_MODEL_H_
+#define MLKV_ENGINE_RANDOM_MODEL_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "common/dtype.h"
+#include "engine/model_config.h"
+#include "engine/model_weights.h"
+
+namespace mlkv {
+
+// Random float32 weights for `config`, a pure function of (config, seed) on every platform.
+// Scales keep activations O(1) at any depth and make logits spread (std about 2), so greedy
+// and sampled decoding both have something to choose: see random_model.cc.
+ModelHostWeights RandomModelWeights(const ModelConfig& config, uint64_t seed);
+
+// Writes config.json (torch_dtype matching `dtype`) and model.safetensors with
+// RandomModelWeights(config, seed) rounded to `dtype`: the fused query_key_value layout for
+// standard MHA configs (as real Pythia, so transformers loads it), the split layout otherwise.
+absl::Status WriteRandomModel(const ModelConfig& config, uint64_t seed, DType dtype,
+                              const std::string& out_dir);
+
+}  // namespace mlkv
+
+#endif  // MLKV_ENGINE_RANDOM_MODEL_H_
