@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/cpu/vector_math.h"
+
 namespace mlkv::cpu {
 namespace {
 constexpr int64_t kParallelThreshold = 1 << 14;  // elements; below this one thread is faster
@@ -43,16 +45,16 @@ void LayerNorm(const float* in, const float* gamma, const float* beta, float eps
 
 void Gelu(float* x, int64_t count, GeluKind kind) {
   if (kind == GeluKind::kExact) {
-#pragma omp parallel for if (count > kParallelThreshold)
+#pragma omp parallel for simd if (count > kParallelThreshold)
     for (int64_t i = 0; i < count; ++i) {
-      x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * static_cast<float>(M_SQRT1_2)));
+      x[i] = 0.5f * x[i] * (1.0f + FastErf(x[i] * static_cast<float>(M_SQRT1_2)));
     }
   } else {
     const float kSqrt2OverPi = 0.7978845608028654f;
-#pragma omp parallel for if (count > kParallelThreshold)
+#pragma omp parallel for simd if (count > kParallelThreshold)
     for (int64_t i = 0; i < count; ++i) {
       const float v = x[i];
-      x[i] = 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + 0.044715f * v * v * v)));
+      x[i] = 0.5f * v * (1.0f + FastTanh(kSqrt2OverPi * (v + 0.044715f * v * v * v)));
     }
   }
 }

@@ -8,6 +8,7 @@
 
 #include "common/half.h"
 #include "kernels/cpu/rotary.h"
+#include "kernels/cpu/vector_math.h"
 
 namespace mlkv::cpu {
 namespace {
@@ -18,13 +19,15 @@ int64_t CacheOffset(const KvCacheView& cache, int64_t slot, int64_t kv_head) {
   return ((block * cache.num_kv_heads + kv_head) * cache.block_size + offset) * cache.head_dim;
 }
 
-void LoadRow(const KvCacheView& cache, const void* base, int64_t offset, float* dst) {
-  if (cache.dtype == DType::kF32) {
-    std::memcpy(dst, static_cast<const float*>(base) + offset, sizeof(float) * cache.head_dim);
-  } else {
-    const uint16_t* src = static_cast<const uint16_t*>(base) + offset;
-    for (int64_t i = 0; i < cache.head_dim; ++i) dst[i] = Bf16ToFloat(src[i]);
-  }
+// A float32 view of one cached row: the row itself for a float32 cache, else `scratch` holding
+// its conversion. Float32 rows are read in place, without a copy.
+const float* RowAsFloat(const KvCacheView& cache, const void* base, int64_t offset,
+                        float* scratch) {
+  if (cache.dtype == DType::kF32) return static_cast<const float*>(base) + offset;
+  const uint16_t* src = static_cast<const uint16_t*>(base) + offset;
+#pragma omp simd
+  for (int64_t i = 0; i < cache.head_dim; ++i) scratch[i] = Bf16ToFloat(src[i]);
+  return scratch;
 }
 
 void StoreRow(const KvCacheView& cache, void* base, int64_t offset, const float* src) {
@@ -62,32 +65,40 @@ void AttendOneKvHead(const float* q_row, int64_t kv_head, int64_t group, int64_t
   for (int64_t t = 0; t < context; ++t) {
     const int64_t slot = static_cast<int64_t>(block_table[t / cache.block_size]) * cache.block_size +
                          t % cache.block_size;
-    LoadRow(cache, cache.k_cache, CacheOffset(cache, slot, kv_head), s.row.data());
-    if (params.rotate_keys_on_read) RotateHead(s.row.data(), t, rotary);
+    const float* key = RowAsFloat(cache, cache.k_cache, CacheOffset(cache, slot, kv_head),
+                                  s.row.data());
+    if (params.rotate_keys_on_read) {
+      if (key != s.row.data()) std::memcpy(s.row.data(), key, sizeof(float) * d);
+      RotateHead(s.row.data(), t, rotary);
+      key = s.row.data();
+    }
     for (int64_t g = 0; g < group; ++g) {
-      s.scores[g * context + t] = Dot(q_first + g * d, s.row.data(), d) * params.scale;
+      s.scores[g * context + t] = Dot(q_first + g * d, key, d) * params.scale;
     }
   }
-  // Softmax in float32 with the maximum subtracted; the sum in double for long contexts.
+  // Softmax in float32 with the maximum subtracted (every term is in (0, 1], so a float sum loses
+  // at most a few ulps even over long contexts).
   for (int64_t g = 0; g < group; ++g) {
     float* p = s.scores.data() + g * context;
     const float max = *std::max_element(p, p + context);
-    double sum = 0.0;
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
     for (int64_t t = 0; t < context; ++t) {
-      p[t] = std::exp(p[t] - max);
+      p[t] = FastExp(p[t] - max);
       sum += p[t];
     }
-    const float inv = static_cast<float>(1.0 / sum);
+    const float inv = 1.0f / sum;
+#pragma omp simd
     for (int64_t t = 0; t < context; ++t) p[t] *= inv;
   }
   for (int64_t t = 0; t < context; ++t) {
     const int64_t slot = static_cast<int64_t>(block_table[t / cache.block_size]) * cache.block_size +
                          t % cache.block_size;
-    LoadRow(cache, cache.v_cache, CacheOffset(cache, slot, kv_head), s.row.data());
+    const float* v = RowAsFloat(cache, cache.v_cache, CacheOffset(cache, slot, kv_head),
+                                s.row.data());
     for (int64_t g = 0; g < group; ++g) {
       const float p = s.scores[g * context + t];
       float* acc = s.acc.data() + g * d;
-      const float* v = s.row.data();
 #pragma omp simd
       for (int64_t i = 0; i < d; ++i) acc[i] += p * v[i];
     }
