@@ -4,11 +4,10 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <cstdlib>
 #include <limits>
 #include <vector>
 
-#include "spdlog/spdlog.h"
+#include "common/check.h"
 
 namespace mlkv {
 namespace {
@@ -18,10 +17,8 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // Token ids index the logits row: one out of range would write outside it.
 void CheckTokenIds(std::span<const int32_t> tokens, size_t vocab_size) {
   for (int32_t token : tokens) {
-    if (token < 0 || static_cast<size_t>(token) >= vocab_size) {
-      spdlog::critical("sampler: token id {} outside the vocabulary of {}", token, vocab_size);
-      std::abort();
-    }
+    MLKV_CHECK(token >= 0 && static_cast<size_t>(token) < vocab_size,
+               "sampler: token id {} outside the vocabulary of {}", token, vocab_size);
   }
 }
 
@@ -197,10 +194,7 @@ SequenceSampler::SequenceSampler(const SamplingParams& params, uint64_t default_
 
 int32_t SequenceSampler::Sample(std::span<float> logits, std::span<const int32_t> prompt_tokens,
                                 std::span<const int32_t> output_tokens) {
-  if (logits.empty()) {
-    spdlog::critical("sampler: empty logits row");
-    std::abort();
-  }
+  MLKV_CHECK(!logits.empty(), "sampler: empty logits row");
   ApplyPenalties(params_, logits, prompt_tokens, output_tokens);
 
   const size_t best = ArgMax(logits);
