@@ -14,7 +14,7 @@ namespace {
 using nlohmann::json;
 
 absl::Status KeyError(const std::string& key, const std::string& reason) {
-  return absl::InvalidArgumentError(absl::StrCat("config.json: \"", key, "\" ", reason));
+  return absl::InvalidArgumentError(absl::StrCat("\"", key, "\" ", reason));
 }
 
 // Reads an integer key; `required` keys must be present, others keep `*out` as the default.
@@ -162,7 +162,7 @@ std::vector<int64_t> ComputeKvLayers(int64_t num_layers, int64_t num_kv_layers) 
 }
 
 absl::StatusOr<ModelConfig> ModelConfig::FromJson(const json& j) {
-  if (!j.is_object()) return absl::InvalidArgumentError("config.json: must be a JSON object");
+  if (!j.is_object()) return absl::InvalidArgumentError("the config must be a JSON object");
   RETURN_IF_ERROR(RefuseUnsupported(j));
   ModelConfig c;
   RETURN_IF_ERROR(ReadPositiveInt(j, "hidden_size", true, &c.hidden_size));
