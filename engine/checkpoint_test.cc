@@ -2,7 +2,6 @@
 // F16/BF16 conversion to float32.
 #include "engine/checkpoint.h"
 
-#include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
@@ -10,6 +9,7 @@
 #include "common/half.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "common/testing/temp_dir.h"
 
 namespace mlkv {
 namespace {
@@ -20,12 +20,6 @@ using ::testing::StartsWith;
 
 class CheckpointTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = (std::filesystem::path(::testing::TempDir()) / "ckpt_XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::string Path(const std::string& name) const { return dir_ + "/" + name; }
   void Write(const std::string& file, const std::vector<SafetensorsTensor>& tensors) {
@@ -50,7 +44,8 @@ class CheckpointTest : public ::testing::Test {
     return checkpoint.ok() ? "" : std::string(checkpoint.status().message());
   }
 
-  std::string dir_;
+  ::mlkv::testing::ScopedTempDir temp_{"ckpt"};
+  const std::string dir_ = temp_.path();
 };
 
 constexpr char kGoodIndex[] = R"({"metadata": {"total_size": 20}, "weight_map": {

@@ -2,7 +2,6 @@
 // hand-computed examples, dtype preservation, and argument errors naming the flags.
 #include "engine/converter.h"
 
-#include <stdlib.h>
 
 #include <filesystem>
 #include <functional>
@@ -12,6 +11,7 @@
 #include "engine/random_model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "common/testing/temp_dir.h"
 
 namespace mlkv {
 namespace {
@@ -50,15 +50,6 @@ void SetKv(ModelHostWeights& w, int64_t head_dim, int64_t cols,
 
 class ConverterTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = (std::filesystem::path(::testing::TempDir()) / "conv_XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    in_ = dir_ + "/in";
-    out_ = dir_ + "/out";
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   // Converts `in_` and loads the result with the config it was written with.
   absl::StatusOr<ModelHostWeights> ConvertAndLoad(int64_t kv_heads, int64_t kv_layers,
                                                   KvPooling pooling) {
@@ -71,7 +62,10 @@ class ConverterTest : public ::testing::Test {
     return LoadModelWeights(*config, out_);
   }
 
-  std::string dir_, in_, out_;
+  ::mlkv::testing::ScopedTempDir temp_{"conv"};
+  const std::string dir_ = temp_.path();
+  const std::string in_ = dir_ + "/in";
+  const std::string out_ = dir_ + "/out";
 };
 
 TEST_F(ConverterTest, IdentityConversionKeepsWeights) {
@@ -98,7 +92,6 @@ TEST_F(ConverterTest, IdentityConversionKeepsWeights) {
 class HandComputedTest : public ConverterTest {
  protected:
   void SetUp() override {
-    ConverterTest::SetUp();
     const ModelConfig config = MhaConfig();
     ModelHostWeights w = RandomModelWeights(config, 1);
     const float keys[3][2] = {{0, 2}, {1, 3}, {3, 5}};

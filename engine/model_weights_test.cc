@@ -2,7 +2,6 @@
 // loader's refusal of missing, misshapen and unexpected tensors.
 #include "engine/model_weights.h"
 
-#include <stdlib.h>
 
 #include <cmath>
 #include <filesystem>
@@ -13,6 +12,7 @@
 #include "engine/random_model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "common/testing/temp_dir.h"
 
 namespace mlkv {
 namespace {
@@ -65,12 +65,6 @@ void ExpectSameWeights(const ModelHostWeights& a, const ModelHostWeights& b) {
 
 class ModelWeightsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = (std::filesystem::path(::testing::TempDir()) / "mw_XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // Writes `config`'s random model in `layout`, then lets `edit` change the tensor list.
   std::string WriteEdited(const ModelConfig& config, QkvLayout layout,
@@ -90,7 +84,8 @@ class ModelWeightsTest : public ::testing::Test {
     return weights.ok() ? "" : std::string(weights.status().message());
   }
 
-  std::string dir_;
+  ::mlkv::testing::ScopedTempDir temp_{"mw"};
+  const std::string dir_ = temp_.path();
 };
 
 TEST_F(ModelWeightsTest, FusedAndSplitLayoutsLoadTheSameWeights) {

@@ -57,17 +57,11 @@ absl::Status ValidateRequest(const SequenceRequest& r, size_t index, const Model
 
 }  // namespace
 
+// Block size and KV dtype are checked by KvCache::Create.
 absl::Status OfflineRunnerOptions::Validate() const {
-  if (block_size <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat("block size must be positive, got ", block_size));
-  }
   if (prefill_chunk < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("prefill chunk must not be negative, got ", prefill_chunk));
-  }
-  if (kv_dtype != DType::kF32 && kv_dtype != DType::kBF16) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("KV cache dtype must be f32 or bf16, got ", DTypeName(kv_dtype)));
   }
   return absl::OkStatus();
 }
@@ -81,6 +75,7 @@ absl::StatusOr<std::vector<SequenceResult>> OfflineRunner::Run(
   const ModelConfig& config = model_->config();
   if (requests.empty()) return absl::InvalidArgumentError("no requests to run");
   const int64_t bs = options_.block_size;
+  if (bs <= 0) return absl::InvalidArgumentError(absl::StrCat("block size must be positive, got ", bs));
   int64_t num_blocks = 0, max_blocks_per_seq = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
     RETURN_IF_ERROR(ValidateRequest(requests[i], i, config));

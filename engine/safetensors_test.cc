@@ -2,7 +2,6 @@
 // of bad file, each of which must be a clear error (file path, tensor name), never a crash.
 #include "engine/safetensors.h"
 
-#include <stdlib.h>
 
 #include <cstring>
 #include <filesystem>
@@ -11,6 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "common/testing/temp_dir.h"
 
 namespace mlkv {
 namespace {
@@ -21,13 +21,6 @@ using ::testing::HasSubstr;
 
 class SafetensorsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = (std::filesystem::path(::testing::TempDir()) / "st_XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    path_ = dir_ + "/model.safetensors";
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // A file with an explicit header length, header text and data bytes.
   void WriteRaw(uint64_t header_length, const std::string& header, size_t data_bytes) {
@@ -48,7 +41,9 @@ class SafetensorsTest : public ::testing::Test {
     }
   }
 
-  std::string dir_, path_;
+  ::mlkv::testing::ScopedTempDir temp_{"st"};
+  const std::string dir_ = temp_.path();
+  const std::string path_ = dir_ + "/model.safetensors";
 };
 
 SafetensorsTensor MakeTensor(std::string name, DType dtype, std::vector<int64_t> shape,
