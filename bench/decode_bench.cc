@@ -102,25 +102,40 @@ Measurement MeasureDecode(Model& model, Backend& backend, int64_t batch, int64_t
   for (int64_t i = 1; i < steps; ++i) run_step(context + i);
   Measurement m{Seconds(start) / static_cast<double>(steps - 1), 0.0};
 
-  // The same step's GEMMs alone, on the same shapes and the same backend.
+  // The same step's GEMMs alone, on the same shapes and the same backend, each layer with
+  // weights of its own (reusing one buffer would let the caches serve what memory must).
   const int64_t H = c.hidden_size, I = c.intermediate_size, kv = c.num_key_value_heads * c.head_dim;
   auto in = *backend.Allocate(batch * std::max(H, I) * 4);
   auto out = *backend.Allocate(batch * std::max({H, I, c.vocab_size}) * 4);
-  auto weight = *backend.Allocate(std::max(I * H, c.vocab_size * H) * 4);
   auto bias = *backend.Allocate(std::max({H, I}) * 4);
-  auto gemms = [&] {
-    float *x = in->as<float>(), *y = out->as<float>(), *w = weight->as<float>(), *b = bias->as<float>();
-    for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
-      backend.Linear(x, batch, H, w, b, H, y);
-      if (c.is_kv_layer(layer)) {
-        backend.Linear(x, batch, H, w, b, kv, y);
-        backend.Linear(x, batch, H, w, b, kv, y);
-      }
-      backend.Linear(x, batch, H, w, b, H, y);
-      backend.Linear(x, batch, H, w, b, I, y);
-      backend.Linear(x, batch, I, w, b, H, y);
+  struct LayerWeights { std::unique_ptr<DeviceBuffer> q, k, v, o, fc_in, fc_out; };
+  std::vector<LayerWeights> weights(c.num_hidden_layers);
+  for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
+    LayerWeights& w = weights[layer];
+    w.q = *backend.Allocate(H * H * 4);
+    if (c.is_kv_layer(layer)) {
+      w.k = *backend.Allocate(kv * H * 4);
+      w.v = *backend.Allocate(kv * H * 4);
     }
-    backend.Linear(x, batch, H, w, nullptr, c.vocab_size, y);
+    w.o = *backend.Allocate(H * H * 4);
+    w.fc_in = *backend.Allocate(I * H * 4);
+    w.fc_out = *backend.Allocate(H * I * 4);
+  }
+  auto lm_head = *backend.Allocate(c.vocab_size * H * 4);
+  auto gemms = [&] {
+    float *x = in->as<float>(), *y = out->as<float>(), *b = bias->as<float>();
+    for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
+      const LayerWeights& w = weights[layer];
+      backend.Linear(x, batch, H, w.q->as<float>(), b, H, y);
+      if (w.k) {
+        backend.Linear(x, batch, H, w.k->as<float>(), b, kv, y);
+        backend.Linear(x, batch, H, w.v->as<float>(), b, kv, y);
+      }
+      backend.Linear(x, batch, H, w.o->as<float>(), b, H, y);
+      backend.Linear(x, batch, H, w.fc_in->as<float>(), b, I, y);
+      backend.Linear(x, batch, I, w.fc_out->as<float>(), b, H, y);
+    }
+    backend.Linear(x, batch, H, lm_head->as<float>(), nullptr, c.vocab_size, y);
     backend.Synchronize();
   };
   gemms();

@@ -6,10 +6,13 @@
 //
 // One sharing group's cache, in blocks of block_size tokens (same block ids for every group):
 //
-//   k_cache, v_cache: [num_blocks][num_kv_heads][block_size][head_dim]   (kv dtype)
+//   k_cache, v_cache: [num_blocks][num_kv_heads][block_size x head_dim elements]  (kv dtype)
 //
-// Token t of sequence s lives in block block_tables[s][t / block_size], slot t % block_size,
-// i.e. at physical slot block * block_size + t % block_size (what slot_mapping holds).
+// How a block's block_size x head_dim elements are arranged is the backend's choice (the CPU
+// backend stores keys transposed, see kernels/cpu/paged_attention.cc); nothing outside the
+// backend reads the pools. Token t of sequence s lives in block block_tables[s][t / block_size],
+// slot t % block_size, i.e. at physical slot block * block_size + t % block_size (what
+// slot_mapping holds).
 #ifndef MLKV_KERNELS_PAGED_KV_H_
 #define MLKV_KERNELS_PAGED_KV_H_
 

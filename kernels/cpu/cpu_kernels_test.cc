@@ -91,6 +91,7 @@ struct AttentionCase {
   int64_t num_heads, num_kv_heads, block_size;
   DType dtype;
   bool rotate_keys_on_read;
+  int64_t head_dim = 16;  // 64 and 128 take the kernels' fixed-size paths
 };
 
 class PagedAttentionTest : public ::testing::TestWithParam<AttentionCase> {};
@@ -99,7 +100,7 @@ class PagedAttentionTest : public ::testing::TestWithParam<AttentionCase> {};
 // of an existing prefix. Their blocks are shuffled over the pool, and unused slots are poisoned.
 TEST_P(PagedAttentionTest, MatchesDenseCausalAttention) {
   const AttentionCase c = GetParam();
-  const int64_t d = 16, rotary_dims = 8, max_pos = 64;
+  const int64_t d = c.head_dim, rotary_dims = 8, max_pos = 64;
   const std::vector<int32_t> context = {37, 21}, new_tokens = {1, 6};
   auto backend = CreateCpuBackend();
   std::mt19937 rng(3);
@@ -200,7 +201,12 @@ INSTANTIATE_TEST_SUITE_P(
                       AttentionCase{12, 3, 5, DType::kBF16, true},
                       AttentionCase{8, 2, 32, DType::kBF16, false},
                       AttentionCase{16, 16, 15, DType::kF32, true},
-                      AttentionCase{16, 1, 17, DType::kBF16, true}));
+                      AttentionCase{16, 1, 17, DType::kBF16, true},
+                      AttentionCase{12, 12, 16, DType::kF32, false, 64},
+                      AttentionCase{12, 1, 16, DType::kBF16, true, 64},
+                      AttentionCase{8, 2, 32, DType::kF32, true, 128},
+                      AttentionCase{4, 4, 7, DType::kF32, false, 64},
+                      AttentionCase{6, 3, 16, DType::kF32, false, 17}));
 
 }  // namespace
 }  // namespace mlkv

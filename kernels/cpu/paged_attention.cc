@@ -1,4 +1,13 @@
-// Paged attention and cache write on the CPU; see paged_attention.h and paged_kv.h for layouts.
+// Paged attention and cache write on the CPU; see paged_attention.h and paged_kv.h.
+//
+// The CPU backend's layout inside one block of one KV head (block_size slots, head_dim dims):
+//
+//   K: [head_dim][block_size]   keys transposed: dim i of every slot is one contiguous vector
+//   V: [block_size][head_dim]   values as rows
+//
+// so both halves of attention vectorise without horizontal sums: scores of a block are
+// sum_i q[i] * K[i][0..n) (vectors along the slots), and the output is sum_t p[t] * V[t][0..d)
+// (vectors along the dims). Pools: [num_blocks][num_kv_heads][that block].
 #include "kernels/cpu/paged_attention.h"
 
 #include <algorithm>
@@ -13,69 +22,159 @@
 namespace mlkv::cpu {
 namespace {
 
-// Element offset of (physical slot, kv head) in a group's cache.
-int64_t CacheOffset(const KvCacheView& cache, int64_t slot, int64_t kv_head) {
-  const int64_t block = slot / cache.block_size, offset = slot % cache.block_size;
-  return ((block * cache.num_kv_heads + kv_head) * cache.block_size + offset) * cache.head_dim;
+// Element offset of the start of (block, kv_head) in either pool.
+int64_t BlockOffset(const KvCacheView& cache, int64_t block, int64_t kv_head) {
+  return (block * cache.num_kv_heads + kv_head) * cache.block_size * cache.head_dim;
 }
 
-// A float32 view of one cached row: the row itself for a float32 cache, else `scratch` holding
-// its conversion. Float32 rows are read in place, without a copy.
-const float* RowAsFloat(const KvCacheView& cache, const void* base, int64_t offset,
-                        float* scratch) {
-  if (cache.dtype == DType::kF32) return static_cast<const float*>(base) + offset;
-  const uint16_t* src = static_cast<const uint16_t*>(base) + offset;
-#pragma omp simd
-  for (int64_t i = 0; i < cache.head_dim; ++i) scratch[i] = Bf16ToFloat(src[i]);
-  return scratch;
-}
-
-void StoreRow(const KvCacheView& cache, void* base, int64_t offset, const float* src) {
+void StoreElement(const KvCacheView& cache, void* pool, int64_t offset, float value) {
   if (cache.dtype == DType::kF32) {
-    std::memcpy(static_cast<float*>(base) + offset, src, sizeof(float) * cache.head_dim);
+    static_cast<float*>(pool)[offset] = value;
   } else {
-    uint16_t* dst = static_cast<uint16_t*>(base) + offset;
-    for (int64_t i = 0; i < cache.head_dim; ++i) dst[i] = FloatToBf16(src[i]);
+    static_cast<uint16_t*>(pool)[offset] = FloatToBf16(value);
   }
 }
 
-float Dot(const float* a, const float* b, int64_t n) {
-  float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
-  return sum;
+// One (block, head) of a pool as float32: in place for a float32 cache, else converted into
+// `scratch` (block_size x head_dim floats).
+const float* BlockAsFloat(const KvCacheView& cache, const void* pool, int64_t offset,
+                          float* scratch) {
+  if (cache.dtype == DType::kF32) return static_cast<const float*>(pool) + offset;
+  const uint16_t* src = static_cast<const uint16_t*>(pool) + offset;
+  const int64_t count = cache.block_size * cache.head_dim;
+#pragma omp simd
+  for (int64_t i = 0; i < count; ++i) scratch[i] = Bf16ToFloat(src[i]);
+  return scratch;
+}
+
+// Rotates the n keys of a transposed block in place, slot t by position first + t.
+void RotateKeyColumns(float* keys, int64_t block_size, int64_t first, int64_t n,
+                      const RotaryView& rotary) {
+  const int64_t half = rotary.rotary_dims / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    float* xi = keys + i * block_size;
+    float* xj = keys + (i + half) * block_size;
+    for (int64_t t = 0; t < n; ++t) {
+      const float* cs = rotary.cos_sin + (first + t) * rotary.rotary_dims + 2 * i;
+      const float a = xi[t], b = xj[t];
+      xi[t] = a * cs[0] - b * cs[1];
+      xj[t] = b * cs[0] + a * cs[1];
+    }
+  }
+}
+
+// scores[t] = scale * sum_i q[i] * keys[i][t] for t < n (keys transposed, row stride
+// kBlockSize). With the block width known at compile time the partial sums stay in vector
+// registers (a runtime width made the compiler keep them in memory: 3x slower); two of them
+// (even and odd dims) halve the multiply-add dependency chain. All kBlockSize lanes are computed
+// and only the first n stored: the block is allocated in full, its unused slots are just unread.
+template <int64_t kBlockSize>
+void ScoreBlockFixed(const float* q, const float* keys, int64_t n, int64_t d, float scale,
+                     float* scores) {
+  float even[kBlockSize] = {}, odd[kBlockSize] = {};
+  int64_t i = 0;
+  for (; i + 1 < d; i += 2) {
+    const float q0 = q[i], q1 = q[i + 1];
+    const float *k0 = keys + i * kBlockSize, *k1 = k0 + kBlockSize;
+#pragma omp simd
+    for (int64_t t = 0; t < kBlockSize; ++t) {
+      even[t] += q0 * k0[t];
+      odd[t] += q1 * k1[t];
+    }
+  }
+  for (; i < d; ++i) {
+#pragma omp simd
+    for (int64_t t = 0; t < kBlockSize; ++t) even[t] += q[i] * keys[i * kBlockSize + t];
+  }
+  for (int64_t t = 0; t < n; ++t) scores[t] = (even[t] + odd[t]) * scale;
+}
+
+// The same for any block size (used for block sizes other than 16 and 32).
+void ScoreBlockAnyWidth(const float* q, const float* keys, int64_t block_size, int64_t n,
+                        int64_t d, float scale, float* scores) {
+  for (int64_t t = 0; t < n; ++t) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < d; ++i) sum += q[i] * keys[i * block_size + t];
+    scores[t] = sum * scale;
+  }
+}
+
+void ScoreBlock(const float* q, const float* keys, int64_t block_size, int64_t n, int64_t d,
+                float scale, float* scores) {
+  switch (block_size) {
+    case 16: return ScoreBlockFixed<16>(q, keys, n, d, scale, scores);
+    case 32: return ScoreBlockFixed<32>(q, keys, n, d, scale, scores);
+    default: return ScoreBlockAnyWidth(q, keys, block_size, n, d, scale, scores);
+  }
+}
+
+// acc[i] += sum_t p[t] * values[t][i] for i < d, the running sums in registers when the head
+// dim is known at compile time.
+template <int64_t kHeadDim>
+void AccumulateBlockFixed(const float* p, const float* values, int64_t n, float* acc) {
+  float sum[kHeadDim];
+  std::copy(acc, acc + kHeadDim, sum);
+  for (int64_t t = 0; t < n; ++t) {
+    const float pt = p[t];
+    const float* row = values + t * kHeadDim;
+#pragma omp simd
+    for (int64_t i = 0; i < kHeadDim; ++i) sum[i] += pt * row[i];
+  }
+  std::copy(sum, sum + kHeadDim, acc);
+}
+
+void AccumulateBlock(const float* p, const float* values, int64_t n, int64_t d, float* acc) {
+  switch (d) {
+    case 64: return AccumulateBlockFixed<64>(p, values, n, acc);
+    case 128: return AccumulateBlockFixed<128>(p, values, n, acc);
+    default:
+      for (int64_t t = 0; t < n; ++t) {
+#pragma omp simd
+        for (int64_t i = 0; i < d; ++i) acc[i] += p[t] * values[t * d + i];
+      }
+  }
 }
 
 // Per-thread scratch, reused across work items.
 struct Scratch {
   std::vector<float> scores;  // [group][context]
-  std::vector<float> row;     // one key or value, float32
+  std::vector<float> block;   // one (block, head) of keys or values as float32
   std::vector<float> acc;     // [group][head_dim]
 };
+
+// Calls fn(first_token, n, offset) for each block holding the tokens < context of one KV head,
+// in order: n tokens from first_token, the block starting at element `offset` of either pool.
+template <typename Fn>
+void ForEachCachedBlock(const KvCacheView& cache, const int32_t* block_table, int64_t kv_head,
+                        int64_t context, Fn&& fn) {
+  const int64_t bs = cache.block_size;
+  for (int64_t first = 0, b = 0; first < context; first += bs, ++b) {
+    fn(first, std::min(bs, context - first), BlockOffset(cache, block_table[b], kv_head));
+  }
+}
 
 // Attention of the `group` query heads of one row that read KV head `kv_head`.
 void AttendOneKvHead(const float* q_row, int64_t kv_head, int64_t group, int64_t context,
                      const int32_t* block_table, const KvCacheView& cache, const RotaryView& rotary,
                      const AttentionParams& params, Scratch& s, float* out_row) {
-  const int64_t d = cache.head_dim;
+  const int64_t d = cache.head_dim, bs = cache.block_size;
   s.scores.resize(group * context);
-  s.row.resize(d);
+  s.block.resize(bs * d);
   s.acc.assign(group * d, 0.0f);
   const float* q_first = q_row + kv_head * group * d;  // query heads of this KV head are adjacent
-  for (int64_t t = 0; t < context; ++t) {
-    const int64_t slot = static_cast<int64_t>(block_table[t / cache.block_size]) * cache.block_size +
-                         t % cache.block_size;
-    const float* key = RowAsFloat(cache, cache.k_cache, CacheOffset(cache, slot, kv_head),
-                                  s.row.data());
+  ForEachCachedBlock(cache, block_table, kv_head, context,
+                     [&](int64_t first, int64_t n, int64_t offset) {
+    const float* keys = BlockAsFloat(cache, cache.k_cache, offset, s.block.data());
     if (params.rotate_keys_on_read) {
-      if (key != s.row.data()) std::memcpy(s.row.data(), key, sizeof(float) * d);
-      RotateHead(s.row.data(), t, rotary);
-      key = s.row.data();
+      if (keys != s.block.data()) std::memcpy(s.block.data(), keys, sizeof(float) * bs * d);
+      RotateKeyColumns(s.block.data(), bs, first, n, rotary);
+      keys = s.block.data();
     }
     for (int64_t g = 0; g < group; ++g) {
-      s.scores[g * context + t] = Dot(q_first + g * d, key, d) * params.scale;
+      ScoreBlock(q_first + g * d, keys, bs, n, d, params.scale,
+                 s.scores.data() + g * context + first);
     }
-  }
+  });
   // Softmax in float32 with the maximum subtracted (every term is in (0, 1], so a float sum loses
   // at most a few ulps even over long contexts).
   for (int64_t g = 0; g < group; ++g) {
@@ -91,18 +190,13 @@ void AttendOneKvHead(const float* q_row, int64_t kv_head, int64_t group, int64_t
 #pragma omp simd
     for (int64_t t = 0; t < context; ++t) p[t] *= inv;
   }
-  for (int64_t t = 0; t < context; ++t) {
-    const int64_t slot = static_cast<int64_t>(block_table[t / cache.block_size]) * cache.block_size +
-                         t % cache.block_size;
-    const float* v = RowAsFloat(cache, cache.v_cache, CacheOffset(cache, slot, kv_head),
-                                s.row.data());
+  ForEachCachedBlock(cache, block_table, kv_head, context,
+                     [&](int64_t first, int64_t n, int64_t offset) {
+    const float* values = BlockAsFloat(cache, cache.v_cache, offset, s.block.data());
     for (int64_t g = 0; g < group; ++g) {
-      const float p = s.scores[g * context + t];
-      float* acc = s.acc.data() + g * d;
-#pragma omp simd
-      for (int64_t i = 0; i < d; ++i) acc[i] += p * v[i];
+      AccumulateBlock(s.scores.data() + g * context + first, values, n, d, s.acc.data() + g * d);
     }
-  }
+  });
   std::memcpy(out_row + kv_head * group * d, s.acc.data(), sizeof(float) * group * d);
 }
 
@@ -110,13 +204,19 @@ void AttendOneKvHead(const float* q_row, int64_t kv_head, int64_t group, int64_t
 
 void WriteKvCache(const float* k, const float* v, const StepBatchView& batch,
                   const KvCacheView& cache) {
-  const int64_t row_elems = cache.num_kv_heads * cache.head_dim;
+  const int64_t d = cache.head_dim, bs = cache.block_size;
+  const int64_t row_elems = cache.num_kv_heads * d;
 #pragma omp parallel for if (batch.num_tokens * row_elems > (1 << 14))
   for (int64_t t = 0; t < batch.num_tokens; ++t) {
+    const int64_t block = batch.slot_mapping[t] / bs, slot = batch.slot_mapping[t] % bs;
     for (int64_t h = 0; h < cache.num_kv_heads; ++h) {
-      const int64_t offset = CacheOffset(cache, batch.slot_mapping[t], h);
-      StoreRow(cache, cache.k_cache, offset, k + t * row_elems + h * cache.head_dim);
-      StoreRow(cache, cache.v_cache, offset, v + t * row_elems + h * cache.head_dim);
+      const int64_t base = BlockOffset(cache, block, h);
+      const float* k_row = k + t * row_elems + h * d;
+      const float* v_row = v + t * row_elems + h * d;
+      for (int64_t i = 0; i < d; ++i) {
+        StoreElement(cache, cache.k_cache, base + i * bs + slot, k_row[i]);
+        StoreElement(cache, cache.v_cache, base + slot * d + i, v_row[i]);
+      }
     }
   }
 }
