@@ -26,6 +26,10 @@ BF16_KV_TOL = 5e-2
 # The same engine run with another block size or prefill chunk size: only the summation order in
 # attention / GEMMs may differ.
 SAME_ENGINE_TOL = 1e-5
+# The same, with a bfloat16 KV cache: a summation-order difference of one float32 ulp can move a
+# cached value across a bf16 rounding boundary (a 2^-9 relative jump), which later layers carry
+# on; measured up to 1e-4 between block sizes 1 and 32.
+SAME_ENGINE_BF16_TOL = 1e-3
 # Greedy decoding: when the reference's top-1 and top-2 log-probabilities are closer than this,
 # a float32 engine may legitimately pick either (a near tie), and the test follows the engine.
 TIE_TOL = 2e-4

@@ -99,7 +99,7 @@ def test_bf16_kv_with_block_size_one(models):
     ids = score_ids(name)[:100]
     a, _ = engine_score(models.dir(name, rope), ids, kv_dtype="bf16", block_size=1)
     b, _ = engine_score(models.dir(name, rope), ids, kv_dtype="bf16", block_size=32)
-    assert_close(a, b, harness.SAME_ENGINE_TOL, "bf16 KV, block size 1 vs 32")
+    assert_close(a, b, harness.SAME_ENGINE_BF16_TOL, "bf16 KV, block size 1 vs 32")
 
 
 def test_explicit_f32_kv_is_the_default(models):
