@@ -1,0 +1,351 @@
+// The engine thread and the thread-safe entry points; see engine.h.
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "engine/log_softmax.h"
+#include "engine/sampler.h"
+#include "spdlog/spdlog.h"
+
+namespace mlkv {
+
+namespace {
+constexpr int32_t kMaxTopLogprobs = 20;
+}  // namespace
+
+struct Engine::LiveRequest {
+  LiveRequest(const EngineRequest& r)
+      : observer(r.observer),
+        sampler(r.sampling, /*default_seed=*/0),  // Submit always sets sampling.seed
+        top_logprobs(r.top_logprobs),
+        wants_prompt_logprobs(r.prompt_logprobs) {}
+
+  std::shared_ptr<RequestObserver> observer;
+  SequenceSampler sampler;
+  std::optional<int32_t> top_logprobs;
+  bool wants_prompt_logprobs;
+  std::vector<float> prompt_logprobs;  // grows in position order; survives preemption
+  absl::Status error;                  // why the engine failed it, if it did
+};
+
+Engine::Engine(const EngineOptions& options, std::unique_ptr<Backend> backend,
+               std::unique_ptr<Model> model)
+    : options_(options), backend_(std::move(backend)), model_(std::move(model)) {}
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options,
+                                                       std::unique_ptr<Backend> backend,
+                                                       std::unique_ptr<Model> model) {
+  if (options.scheduler.max_model_len > model->config().max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_model_len ", options.scheduler.max_model_len, " exceeds the model's ",
+        "max_position_embeddings ", model->config().max_position_embeddings));
+  }
+  std::unique_ptr<Engine> engine(new Engine(options, std::move(backend), std::move(model)));
+  ASSIGN_OR_RETURN(engine->scheduler_, Scheduler::Create(options.scheduler));
+  ASSIGN_OR_RETURN(engine->cache_,
+                   KvCache::Create(engine->model_->config(),
+                                   {options.scheduler.block_size, options.scheduler.num_blocks,
+                                    options.kv_dtype},
+                                   engine->backend_.get()));
+  engine->runner_ = std::make_unique<ModelRunner>(engine->model_.get(), engine->cache_.get());
+  engine->stats_.num_kv_groups = engine->model_->config().num_kv_groups();
+  engine->stats_.block_bytes = KvCache::BlockBytes(engine->model_->config(),
+                                                   engine->cache_->options());
+  engine->stats_.scheduler = engine->scheduler_->GetStats();
+  engine->thread_ = std::thread([e = engine.get()] { e->Loop(); });
+  return engine;
+}
+
+Engine::~Engine() { Shutdown(); }
+
+absl::Status Engine::ValidateRequest(const EngineRequest& r) const {
+  const ModelConfig& config = model_->config();
+  if (r.observer == nullptr) return absl::InvalidArgumentError("observer: is required");
+  if (r.prompt_token_ids.empty()) return absl::InvalidArgumentError("prompt: is empty");
+  for (int32_t token : r.prompt_token_ids) {
+    if (token < 0 || token >= config.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "prompt: token id ", token, " is outside the vocabulary [0, ", config.vocab_size, ")"));
+    }
+  }
+  for (int32_t token : r.stop_token_ids) {
+    if (token < 0 || token >= config.vocab_size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stop_token_ids: ", token, " is outside the vocabulary"));
+    }
+  }
+  const int64_t max_len = options_.scheduler.max_model_len;
+  if (r.max_tokens < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("max_tokens: must be at least 1, got ",
+                                                   r.max_tokens));
+  }
+  if (static_cast<int64_t>(r.prompt_token_ids.size()) + r.max_tokens > max_len) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prompt (", r.prompt_token_ids.size(), " tokens) + max_tokens (", r.max_tokens,
+        ") exceeds the maximum model length ", max_len));
+  }
+  if (r.top_logprobs && (*r.top_logprobs < 0 || *r.top_logprobs > kMaxTopLogprobs)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("logprobs: must be in [0, ", kMaxTopLogprobs, "], got ", *r.top_logprobs));
+  }
+  return r.sampling.Validate();
+}
+
+absl::StatusOr<std::string> Engine::Submit(EngineRequest request) {
+  RETURN_IF_ERROR(ValidateRequest(request));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!accepting_) return absl::UnavailableError("the engine is shutting down");
+  const int64_t number = next_request_number_++;
+  if (request.request_id.empty()) request.request_id = absl::StrCat("req-", number);
+  if (live_ids_.contains(request.request_id)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("request id \"", request.request_id, "\" is already live"));
+  }
+  if (num_waiting_ + static_cast<int64_t>(inbox_.size()) >= options_.scheduler.max_waiting) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the waiting queue is full (", options_.scheduler.max_waiting, " requests)"));
+  }
+  // A seed for every request, so that sampling never depends on which batch it landed in.
+  if (!request.sampling.seed) request.sampling.seed = options_.seed + static_cast<uint64_t>(number);
+  live_ids_.insert(request.request_id);
+  std::string id = request.request_id;
+  inbox_.push_back(std::move(request));
+  wake_.notify_one();
+  return id;
+}
+
+absl::Status Engine::Abort(const std::string& request_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!live_ids_.contains(request_id)) {
+    return absl::NotFoundError(absl::StrCat("no live request \"", request_id, "\""));
+  }
+  abort_inbox_.push_back(request_id);
+  wake_.notify_one();
+  return absl::OkStatus();
+}
+
+void Engine::StopAccepting() {
+  std::lock_guard<std::mutex> lock(mu_);
+  accepting_ = false;
+  stats_.accepting = false;
+}
+
+bool Engine::WaitIdle(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return idle_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                        [&] { return live_ids_.empty(); });
+}
+
+void Engine::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    accepting_ = false;
+    stats_.accepting = false;
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+EngineStats Engine::GetStats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void Engine::Admit(EngineRequest request) {
+  RequestParams params;
+  params.max_tokens = request.max_tokens;
+  params.eos_token_id = static_cast<int32_t>(model_->config().eos_token_id);
+  params.ignore_eos = request.ignore_eos;
+  params.stop_token_ids = request.stop_token_ids;
+  params.priority = request.priority;
+  // Prompt logprobs need a row for every prompt token, so cached blocks cannot stand in.
+  params.skip_prefix_cache = request.prompt_logprobs;
+  auto live = std::make_unique<LiveRequest>(request);
+  const std::string id = request.request_id;
+  absl::Status added = scheduler_->AddRequest(
+      std::make_unique<Request>(id, std::move(request.prompt_token_ids), std::move(params)));
+  if (!added.ok()) {
+    RequestResult result;
+    result.status = added;
+    live->observer->OnFinished(result);
+    std::lock_guard<std::mutex> lock(mu_);
+    live_ids_.erase(id);
+    idle_.notify_all();
+    return;
+  }
+  live_.emplace(id, std::move(live));
+}
+
+void Engine::TakeInbox(std::deque<EngineRequest>* submissions, std::vector<std::string>* aborts) {
+  for (EngineRequest& r : *submissions) Admit(std::move(r));
+  for (const std::string& id : *aborts) {
+    // The request may have finished since Abort() was called: nothing left to do then.
+    scheduler_->AbortRequest(id).IgnoreError();
+  }
+}
+
+void Engine::Loop() {
+  bool idle_step = false;  // the last step scheduled nothing although requests are live
+  while (true) {
+    std::deque<EngineRequest> submissions;
+    std::vector<std::string> aborts;
+    bool stop = false;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      auto has_work = [&] {
+        return stopping_ || !inbox_.empty() || !abort_inbox_.empty() ||
+               (scheduler_->HasUnfinishedRequests() && !idle_step);
+      };
+      // A step that scheduled nothing waits for news, but not forever: blocks freed by aborts
+      // reach the scheduler only through it.
+      if (idle_step) {
+        wake_.wait_for(lock, std::chrono::milliseconds(1), has_work);
+      } else {
+        wake_.wait(lock, has_work);
+      }
+      submissions.swap(inbox_);
+      aborts.swap(abort_inbox_);
+      stop = stopping_;
+    }
+    TakeInbox(&submissions, &aborts);
+    if (stop) {
+      for (const auto& [id, live] : live_) scheduler_->AbortRequest(id).IgnoreError();
+      ReportFinished();
+      break;
+    }
+    idle_step = false;
+    if (scheduler_->HasUnfinishedRequests()) {
+      absl::StatusOr<bool> ran = RunStep();
+      if (!ran.ok()) {
+        spdlog::error("engine step failed: {}", ran.status().ToString());
+        FailAll(ran.status());
+      } else {
+        idle_step = !*ran;
+      }
+    }
+    {
+      // Published before the observers hear of finished requests, so that what a client sees
+      // after its request ends already counts the freed blocks.
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.scheduler = scheduler_->GetStats();
+      num_waiting_ = stats_.scheduler.num_waiting;
+    }
+    ReportFinished();
+  }
+}
+
+absl::StatusOr<bool> Engine::RunStep() {
+  const auto start = std::chrono::steady_clock::now();
+  const SchedulerOutput output = scheduler_->Schedule();
+  if (output.empty()) return false;
+
+  std::vector<RowRequest> rows(output.scheduled.size());
+  std::vector<LiveRequest*> lives(output.scheduled.size());
+  for (size_t i = 0; i < output.scheduled.size(); ++i) {
+    LiveRequest* live = live_.at(output.scheduled[i].request->id()).get();
+    lives[i] = live;
+    if (live->wants_prompt_logprobs) {
+      rows[i].prompt_logprobs_from = static_cast<int32_t>(live->prompt_logprobs.size());
+    }
+  }
+  absl::Status ran = runner_->Run(output, rows);
+  std::vector<int32_t> sampled(output.scheduled.size(), 0);
+  absl::flat_hash_map<const Request*, TokenLogprob> logprobs;
+  for (size_t i = 0; i < output.scheduled.size() && ran.ok(); ++i) {
+    const ScheduledRequest& s = output.scheduled[i];
+    LiveRequest& live = *lives[i];
+    const auto prompt = s.request->prompt_token_ids();
+    for (const RowLogits& row : runner_->Rows(i)) {
+      const bool scores_prompt = live.wants_prompt_logprobs &&
+                                 static_cast<size_t>(row.position) + 1 < prompt.size() &&
+                                 row.position == static_cast<int32_t>(live.prompt_logprobs.size());
+      if (scores_prompt) {
+        live.prompt_logprobs.push_back(LogSoftmax(row.logits)[prompt[row.position + 1]]);
+      }
+    }
+    if (!s.needs_sample) continue;
+    const RowLogits& last = runner_->Rows(i).back();
+    std::vector<float> scratch(last.logits.begin(), last.logits.end());
+    std::vector<float> lp;
+    if (live.top_logprobs) lp = LogSoftmax(last.logits);
+    const int32_t token = live.sampler.Sample(scratch, prompt, s.request->output_token_ids());
+    sampled[i] = token;
+    if (live.top_logprobs) {
+      TokenLogprob entry{token, lp[token], {}};
+      std::vector<int32_t> order(lp.size());
+      for (size_t t = 0; t < order.size(); ++t) order[t] = static_cast<int32_t>(t);
+      const size_t n = std::min<size_t>(*live.top_logprobs, order.size());
+      std::partial_sort(order.begin(), order.begin() + n, order.end(),
+                        [&](int32_t a, int32_t b) { return lp[a] > lp[b] || (lp[a] == lp[b] && a < b); });
+      for (size_t t = 0; t < n; ++t) entry.top.emplace_back(order[t], lp[order[t]]);
+      logprobs.emplace(s.request, std::move(entry));
+    }
+  }
+  if (!ran.ok()) {
+    // The model failed the whole step: its requests end with the error, the step is closed.
+    for (size_t i = 0; i < output.scheduled.size(); ++i) {
+      lives[i]->error = ran;
+      scheduler_->FinishRequest(output.scheduled[i].request->id(), FinishReason::kError)
+          .IgnoreError();
+    }
+  }
+  ASSIGN_OR_RETURN(std::vector<NewToken> new_tokens, scheduler_->UpdateFromOutput(output, sampled));
+  for (const NewToken& t : new_tokens) {
+    TokenDelta delta;
+    delta.token_ids.push_back(t.token_id);
+    if (auto it = logprobs.find(t.request); it != logprobs.end()) {
+      delta.logprobs.push_back(std::move(it->second));
+    }
+    live_.at(t.request->id())->observer->OnTokens(delta);
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.num_steps++;
+  stats_.step_seconds_total += seconds;
+  stats_.last_step_seconds = seconds;
+  stats_.max_step_seconds = std::max(stats_.max_step_seconds, seconds);
+  return true;
+}
+
+void Engine::ReportFinished() {
+  for (std::unique_ptr<Request>& request : scheduler_->TakeFinishedRequests()) {
+    auto it = live_.find(request->id());
+    if (it == live_.end()) continue;
+    LiveRequest& live = *it->second;
+    RequestResult result;
+    result.finish_reason = request->finish_reason().value_or(FinishReason::kError);
+    result.status = live.error;
+    if (result.finish_reason == FinishReason::kError && result.status.ok()) {
+      result.status = absl::InternalError("the engine failed the request");
+    }
+    const auto output = request->output_token_ids();
+    result.output_token_ids.assign(output.begin(), output.end());
+    if (result.finish_reason == FinishReason::kStop && !output.empty()) {
+      result.stop_token_id = output.back();
+    }
+    result.prompt_logprobs = std::move(live.prompt_logprobs);
+    result.num_prompt_tokens = request->num_prompt_tokens();
+    result.num_cached_prompt_tokens = request->num_cached_prompt_tokens();
+    result.num_preemptions = request->num_preemptions();
+    live.observer->OnFinished(result);
+    const std::string id = request->id();
+    live_.erase(it);
+    std::lock_guard<std::mutex> lock(mu_);
+    live_ids_.erase(id);
+    idle_.notify_all();
+  }
+}
+
+void Engine::FailAll(const absl::Status& status) {
+  for (auto& [id, live] : live_) {
+    live->error = status;
+    scheduler_->FinishRequest(id, FinishReason::kError).IgnoreError();
+  }
+}
+
+}  // namespace mlkv

@@ -1,0 +1,113 @@
+// The serving engine: requests are submitted and aborted from any thread; one engine thread owns
+// the scheduler, the model and the KV cache, and runs schedule -> run -> sample -> update steps
+// for as long as there is work, reporting each request's tokens to its observer.
+#ifndef MLKV_ENGINE_ENGINE_H_
+#define MLKV_ENGINE_ENGINE_H_
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/engine_request.h"
+#include "engine/kv_cache.h"
+#include "engine/model.h"
+#include "engine/model_runner.h"
+#include "kernels/backend.h"
+#include "scheduler/scheduler.h"
+
+namespace mlkv {
+
+struct EngineOptions {
+  // Scheduling limits; block_size and num_blocks also size the KV cache (plan num_blocks with
+  // PlanKvCapacity).
+  SchedulerConfig scheduler;
+  DType kv_dtype = DType::kF32;
+  uint64_t seed = 0;  // sampling seed of requests that set none (mixed with an arrival counter)
+};
+
+struct EngineStats {
+  SchedulerStats scheduler;
+  int64_t num_kv_groups = 0;   // every block holds one K and one V slab per group
+  int64_t block_bytes = 0;     // over all groups
+  int64_t num_steps = 0;
+  double step_seconds_total = 0.0, last_step_seconds = 0.0, max_step_seconds = 0.0;
+  bool accepting = true;
+};
+
+class Engine {
+ public:
+  // Takes ownership of the backend and of the model running on it, allocates the KV cache and
+  // starts the engine thread.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(const EngineOptions& options,
+                                                        std::unique_ptr<Backend> backend,
+                                                        std::unique_ptr<Model> model);
+  // Aborts whatever is still running and joins the engine thread.
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Queues a request; returns its id. Errors, with nothing queued: InvalidArgument naming the
+  // field, AlreadyExists (a live request has the id), ResourceExhausted (the waiting queue is
+  // full), Unavailable (the engine no longer accepts requests). A request that fails later
+  // (e.g. it can never fit the cache) ends with OnFinished and an error status. Thread-safe.
+  absl::StatusOr<std::string> Submit(EngineRequest request);
+  // Ends a live request with kAbort within one step; NotFound for an unknown id. Thread-safe.
+  absl::Status Abort(const std::string& request_id);
+
+  // Refuses new requests from now on (Unavailable); running ones go on.
+  void StopAccepting();
+  // Waits until no request is live or `timeout` passes; true when idle.
+  bool WaitIdle(absl::Duration timeout);
+  // Aborts every live request and stops the engine thread. Idempotent.
+  void Shutdown();
+
+  EngineStats GetStats() const;
+  const ModelConfig& model_config() const { return model_->config(); }
+
+ private:
+  struct LiveRequest;
+  Engine(const EngineOptions& options, std::unique_ptr<Backend> backend,
+         std::unique_ptr<Model> model);
+
+  absl::Status ValidateRequest(const EngineRequest& request) const;
+  void Loop();
+  // Moves submissions and aborts from the inbox into the scheduler (engine thread).
+  void TakeInbox(std::deque<EngineRequest>* submissions, std::vector<std::string>* aborts);
+  void Admit(EngineRequest request);
+  // One schedule -> run -> sample -> update step; false when nothing could be scheduled.
+  absl::StatusOr<bool> RunStep();
+  void ReportFinished();
+  void FailAll(const absl::Status& status);
+
+  const EngineOptions options_;
+  std::unique_ptr<Backend> backend_;  // declared before model_ and cache_: destroyed after them
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<KvCache> cache_;
+  std::unique_ptr<Scheduler> scheduler_;  // engine thread only
+  std::unique_ptr<ModelRunner> runner_;   // engine thread only
+  absl::flat_hash_map<std::string, std::unique_ptr<LiveRequest>> live_;  // engine thread only
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;   // work arrived, or stop
+  std::condition_variable idle_;   // a request finished
+  std::deque<EngineRequest> inbox_;                    // guarded by mu_
+  std::vector<std::string> abort_inbox_;               // guarded by mu_
+  absl::flat_hash_set<std::string> live_ids_;          // guarded by mu_: submitted, not finished
+  int64_t num_waiting_ = 0;                            // guarded by mu_: last step's count
+  int64_t next_request_number_ = 0;                    // guarded by mu_
+  bool accepting_ = true;                              // guarded by mu_
+  bool stopping_ = false;                              // guarded by mu_
+  EngineStats stats_;                                  // guarded by mu_: published each step
+  std::thread thread_;
+};
+
+}  // namespace mlkv
+
+#endif  // MLKV_ENGINE_ENGINE_H_

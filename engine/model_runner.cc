@@ -1,0 +1,67 @@
+// Building and running one step's batch; see model_runner.h.
+#include "engine/model_runner.h"
+
+#include <algorithm>
+
+#include "common/status_macros.h"
+
+namespace mlkv {
+
+void ModelRunner::BuildBatch(const SchedulerOutput& output,
+                             absl::Span<const RowRequest> requests) {
+  const int64_t bs = cache_->options().block_size;
+  StepBatch& b = batch_;
+  b.token_ids.clear();
+  b.positions.clear();
+  b.slot_mapping.clear();
+  b.query_start.assign(1, 0);
+  b.context_lens.clear();
+  b.block_tables.clear();
+  b.logits_rows.clear();
+  b.max_blocks_per_seq = 0;
+  for (const ScheduledRequest& s : output.scheduled) {
+    b.max_blocks_per_seq = std::max<int64_t>(b.max_blocks_per_seq, s.block_table.size());
+  }
+  for (size_t i = 0; i < output.scheduled.size(); ++i) {
+    const ScheduledRequest& s = output.scheduled[i];
+    const int32_t prompt_len = s.request->num_prompt_tokens();
+    const std::optional<int32_t> score_from = requests[i].prompt_logprobs_from;
+    for (int32_t j = 0; j < s.num_new_tokens; ++j) {
+      const int32_t p = s.num_computed_tokens + j;
+      const bool last = j + 1 == s.num_new_tokens;
+      const bool scores_prompt = score_from && p >= *score_from && p + 1 < prompt_len;
+      if (scores_prompt || (last && s.needs_sample)) {
+        b.logits_rows.push_back(static_cast<int32_t>(b.token_ids.size()));
+      }
+      b.token_ids.push_back(s.token_ids[j]);
+      b.positions.push_back(p);
+      b.slot_mapping.push_back(static_cast<int64_t>(s.block_table[p / bs]) * bs + p % bs);
+    }
+    b.query_start.push_back(static_cast<int32_t>(b.token_ids.size()));
+    b.context_lens.push_back(s.num_computed_tokens + s.num_new_tokens);
+    b.block_tables.insert(b.block_tables.end(), s.block_table.begin(), s.block_table.end());
+    b.block_tables.resize((i + 1) * b.max_blocks_per_seq, 0);  // pad to the widest table
+  }
+}
+
+absl::Status ModelRunner::Run(const SchedulerOutput& output,
+                              absl::Span<const RowRequest> requests) {
+  BuildBatch(output, requests);
+  RETURN_IF_ERROR(model_->Forward(batch_, *cache_, &logits_));
+  const int64_t vocab = model_->config().vocab_size;
+  rows_.resize(output.scheduled.size());
+  size_t next = 0;
+  for (size_t i = 0; i < output.scheduled.size(); ++i) {
+    rows_[i].clear();
+    const int32_t end = batch_.query_start[i + 1];
+    while (next < batch_.logits_rows.size() && batch_.logits_rows[next] < end) {
+      const int32_t row = batch_.logits_rows[next];
+      rows_[i].push_back({batch_.positions[row],
+                          std::span<const float>(logits_.data() + next * vocab, vocab)});
+      ++next;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace mlkv
