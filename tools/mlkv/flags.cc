@@ -26,11 +26,25 @@ absl::StatusOr<int64_t> ParseIntValue(const std::string& name, const std::string
   return value;
 }
 
+// A comma-separated list of integers in [min, max], at least one.
+absl::StatusOr<std::vector<int64_t>> ParseIntList(const std::string& name, const std::string& text,
+                                                  int64_t min, int64_t max) {
+  if (text.empty()) return FlagError(name, "must not be empty");
+  std::vector<int64_t> values;
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    auto value = ParseIntValue(name, std::string(absl::StripAsciiWhitespace(part)), min, max);
+    if (!value.ok()) return value.status();
+    values.push_back(*value);
+  }
+  return values;
+}
+
 }  // namespace
 
 absl::StatusOr<Flags> Flags::Parse(const std::vector<std::string>& args,
                                    const std::set<std::string>& allowed,
-                                   const std::set<std::string>& switches) {
+                                   const std::set<std::string>& switches,
+                                   const std::set<std::string>& repeatable) {
   Flags flags;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -47,14 +61,17 @@ absl::StatusOr<Flags> Flags::Parse(const std::vector<std::string>& args,
     if (allowed.count(name) == 0 && switches.count(name) == 0) {
       return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
     }
-    if (flags.Has(name)) return FlagError(name, "given more than once");
+    if (flags.Has(name) && repeatable.count(name) == 0) {
+      return FlagError(name, "given more than once");
+    }
     if (switches.count(name) > 0) {
       if (inline_value) return FlagError(name, "takes no value");
     } else if (!inline_value) {
       if (i + 1 >= args.size()) return FlagError(name, "needs a value");
       value = args[++i];
     }
-    flags.values_[name] = value;
+    flags.values_.emplace(name, value);
+    flags.repeated_[name].push_back(value);
   }
   return flags;
 }
@@ -104,13 +121,20 @@ absl::StatusOr<std::vector<int64_t>> Flags::IntList(const std::string& name, int
                                                     int64_t max) const {
   auto text = RequiredString(name);
   if (!text.ok()) return text.status();
-  std::vector<int64_t> values;
-  for (absl::string_view part : absl::StrSplit(*text, ',')) {
-    auto value = ParseIntValue(name, std::string(absl::StripAsciiWhitespace(part)), min, max);
-    if (!value.ok()) return value.status();
-    values.push_back(*value);
+  return ParseIntList(name, *text, min, max);
+}
+
+absl::StatusOr<std::vector<std::vector<int64_t>>> Flags::IntLists(const std::string& name,
+                                                                  int64_t min, int64_t max) const {
+  auto it = repeated_.find(name);
+  if (it == repeated_.end()) return FlagError(name, "is required");
+  std::vector<std::vector<int64_t>> lists;
+  for (const std::string& text : it->second) {
+    auto list = ParseIntList(name, text, min, max);
+    if (!list.ok()) return list.status();
+    lists.push_back(*std::move(list));
   }
-  return values;
+  return lists;
 }
 
 }  // namespace mlkv::cli

@@ -17,10 +17,12 @@ namespace mlkv::cli {
 
 class Flags {
  public:
-  // `allowed` lists flag names without dashes; `switches` those that take no value.
+  // `allowed` lists flag names without dashes; `switches` those that take no value;
+  // `repeatable` those that may be given more than once (read them with IntLists).
   static absl::StatusOr<Flags> Parse(const std::vector<std::string>& args,
                                      const std::set<std::string>& allowed,
-                                     const std::set<std::string>& switches = {});
+                                     const std::set<std::string>& switches = {},
+                                     const std::set<std::string>& repeatable = {});
 
   bool Has(const std::string& name) const { return values_.count(name) > 0; }
   bool Switch(const std::string& name) const { return Has(name); }
@@ -36,9 +38,13 @@ class Flags {
   // A comma-separated list of integers in [min, max]; at least one.
   absl::StatusOr<std::vector<int64_t>> IntList(const std::string& name, int64_t min,
                                                int64_t max) const;
+  // Every occurrence of a repeatable flag, each a list as for IntList; at least one occurrence.
+  absl::StatusOr<std::vector<std::vector<int64_t>>> IntLists(const std::string& name, int64_t min,
+                                                             int64_t max) const;
 
  private:
-  std::map<std::string, std::string> values_;
+  std::map<std::string, std::string> values_;         // the first occurrence of each flag
+  std::map<std::string, std::vector<std::string>> repeated_;  // every occurrence, in order
 };
 
 }  // namespace mlkv::cli

@@ -27,6 +27,17 @@ void ExpectError(const absl::Status& status, const std::string& text) {
   EXPECT_THAT(std::string(status.message()), HasSubstr(text));
 }
 
+TEST(FlagsTest, RepeatableFlagsKeepEveryOccurrence) {
+  auto flags = Flags::Parse({"--ids", "1,2", "--ids=3"}, {"ids"}, {}, {"ids"});
+  ASSERT_TRUE(flags.ok()) << flags.status();
+  auto lists = flags->IntLists("ids", 0, 10);
+  ASSERT_TRUE(lists.ok()) << lists.status();
+  ASSERT_EQ(lists->size(), 2u);
+  EXPECT_THAT((*lists)[0], ElementsAre(1, 2));
+  EXPECT_THAT((*lists)[1], ElementsAre(3));
+  EXPECT_THAT(*flags->IntList("ids", 0, 10), ElementsAre(1, 2));  // the first occurrence
+}
+
 TEST(FlagsTest, RefusesMalformedCommandLines) {
   ExpectError(Flags::Parse({"--nope", "1"}, {"model"}).status(), "unknown flag --nope");
   ExpectError(Flags::Parse({"model"}, {"model"}).status(), "unexpected argument");

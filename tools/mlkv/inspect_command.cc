@@ -1,22 +1,90 @@
 // `mlkv inspect`: a model's configuration, KV-layer placement and sharing groups, parameter
-// count and KV cache bytes per token, without loading the weights.
+// count and KV cache bytes per token, and what a KV budget holds, without loading the weights.
 #include <cstdio>
+#include <limits>
+#include <optional>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "engine/host_memory.h"
+#include "engine/kv_capacity.h"
 #include "engine/model_config.h"
 #include "nlohmann/json.hpp"
 #include "tools/mlkv/commands.h"
 #include "tools/mlkv/model_flags.h"
 
 namespace mlkv::cli {
+namespace {
+
+constexpr int64_t kInt64Min = std::numeric_limits<int64_t>::min();
+constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
+
+// The KV budget as the flags give it, and what it holds.
+struct BudgetPlan {
+  KvBudget budget;
+  KvCapacity capacity;
+};
+
+// Plans the KV cache for the budget flags; nullopt when neither budget flag is given. Ranges are
+// left to PlanKvCapacity, so that `inspect` refuses exactly what the engine refuses, in its words.
+absl::StatusOr<std::optional<BudgetPlan>> PlanFromFlags(const Flags& flags,
+                                                        const ModelConfig& config,
+                                                        DType kv_dtype) {
+  const bool bytes_form = flags.Has("kv-cache-bytes");
+  const bool fraction_form = flags.Has("kv-cache-fraction");
+  if (!bytes_form && !fraction_form) {
+    for (const char* name : {"memory-limit-bytes", "max-model-len", "block-size"}) {
+      if (flags.Has(name)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", name, ": sizes a KV budget, so it needs --kv-cache-bytes or ",
+                         "--kv-cache-fraction"));
+      }
+    }
+    return std::optional<BudgetPlan>();
+  }
+  if (bytes_form && !fraction_form && flags.Has("memory-limit-bytes")) {
+    return absl::InvalidArgumentError(
+        "--memory-limit-bytes: applies to --kv-cache-fraction only; --kv-cache-bytes is the "
+        "budget itself");
+  }
+  BudgetPlan plan;
+  ASSIGN_OR_RETURN(plan.budget.kv_cache_bytes,
+                   flags.OptionalInt("kv-cache-bytes", kInt64Min, kInt64Max));
+  if (fraction_form) {
+    constexpr double kHuge = std::numeric_limits<double>::max();
+    ASSIGN_OR_RETURN(plan.budget.kv_cache_fraction,
+                     flags.Double("kv-cache-fraction", 0.0, -kHuge, kHuge));
+    // Only the fraction form needs the limit, so only it reads the host's memory.
+    ASSIGN_OR_RETURN(plan.budget.memory_limit_bytes,
+                     flags.Int("memory-limit-bytes", HostMemoryBytes(), kInt64Min, kInt64Max));
+    if (config.num_parameters() > kInt64Max / 4) {
+      return absl::InvalidArgumentError("model config: float32 weight bytes overflow 64 bits");
+    }
+    // The CPU backend holds and computes the weights in float32 whatever the checkpoint's dtype.
+    plan.budget.weight_bytes = config.num_parameters() * 4;
+  }
+  ASSIGN_OR_RETURN(int64_t block_size, flags.Int("block-size", 16, kInt64Min, kInt64Max));
+  ASSIGN_OR_RETURN(int64_t max_model_len,
+                   flags.Int("max-model-len", config.max_position_embeddings, kInt64Min,
+                             kInt64Max));
+  ASSIGN_OR_RETURN(plan.capacity,
+                   PlanKvCapacity(config, kv_dtype, block_size, max_model_len, plan.budget));
+  return std::optional<BudgetPlan>(plan);
+}
+
+}  // namespace
 
 absl::Status RunInspect(const Args& args) {
-  ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, {"model", "kv-dtype", "format"}));
+  ASSIGN_OR_RETURN(Flags flags,
+                   Flags::Parse(args, {"model", "kv-dtype", "format", "kv-cache-bytes",
+                                       "kv-cache-fraction", "memory-limit-bytes",
+                                       "max-model-len", "block-size"}));
   ASSIGN_OR_RETURN(bool json, JsonFormatFromFlags(flags));
   ASSIGN_OR_RETURN(DType kv_dtype, KvDtypeFromFlags(flags));
   ASSIGN_OR_RETURN(std::string dir, flags.RequiredString("model"));
   ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromFile(dir + "/config.json"));
+  ASSIGN_OR_RETURN(std::optional<BudgetPlan> plan, PlanFromFlags(flags, config, kv_dtype));
 
   std::vector<std::vector<int64_t>> groups(config.num_kv_groups());
   for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
@@ -30,6 +98,23 @@ absl::Status RunInspect(const Args& args) {
   out["num_parameters"] = config.num_parameters();
   out["kv_dtype"] = std::string(DTypeName(kv_dtype));
   out["kv_bytes_per_token"] = config.kv_bytes_per_token(DTypeBytes(kv_dtype));
+  if (plan) {
+    const KvCapacity& c = plan->capacity;
+    if (plan->budget.kv_cache_fraction) {
+      out["kv_cache_fraction"] = *plan->budget.kv_cache_fraction;
+      out["memory_limit_bytes"] = plan->budget.memory_limit_bytes;
+      out["weight_bytes"] = plan->budget.weight_bytes;
+      out["weight_dtype"] = "f32";  // as the CPU backend holds the weights
+    }
+    out["kv_budget_bytes"] = c.budget_bytes;
+    out["block_size"] = c.block_size;
+    out["block_bytes"] = c.block_bytes;
+    out["num_blocks"] = c.num_blocks;
+    out["num_tokens"] = c.num_tokens;
+    out["max_model_len"] = c.max_model_len;
+    out["blocks_per_sequence"] = c.blocks_per_sequence;
+    out["max_concurrent_sequences"] = c.max_concurrent_sequences;
+  }
   if (json) {
     std::printf("%s\n", out.dump(2).c_str());
     return absl::OkStatus();
@@ -48,6 +133,16 @@ absl::Status RunInspect(const Args& args) {
   std::printf("parameters %lld\n", (long long)config.num_parameters());
   std::printf("KV cache bytes per token (%s) %lld\n", std::string(DTypeName(kv_dtype)).c_str(),
               (long long)out["kv_bytes_per_token"].get<int64_t>());
+  if (plan) {
+    if (plan->budget.kv_cache_fraction) {
+      std::printf("KV budget %lld bytes: %g of the memory limit of %lld bytes less %lld bytes of "
+                  "float32 weights (as the CPU backend holds them)\n",
+                  (long long)plan->capacity.budget_bytes, *plan->budget.kv_cache_fraction,
+                  (long long)plan->budget.memory_limit_bytes,
+                  (long long)plan->budget.weight_bytes);
+    }
+    std::printf("%s\n", DescribeKvCapacity(plan->capacity).c_str());
+  }
   return absl::OkStatus();
 }
 

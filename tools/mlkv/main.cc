@@ -4,6 +4,8 @@
 #include <map>
 #include <string>
 
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
 #include "tools/mlkv/commands.h"
 
 namespace {
@@ -11,9 +13,10 @@ namespace {
 constexpr char kUsage[] = R"(usage: mlkv COMMAND [FLAGS]
 
 commands:
-  generate      --model DIR --token-ids 1,2,3 --max-tokens N [--temperature T --top-k K
-                --top-p P --min-p P --repetition-penalty R --presence-penalty P
-                --frequency-penalty F --seed S --ignore-eos] [--format text|json]
+  generate      --model DIR --token-ids 1,2,3 [--token-ids 4,5 ...] --max-tokens N
+                [--temperature T --top-k K --top-p P --min-p P --repetition-penalty R
+                --presence-penalty P --frequency-penalty F --seed S --ignore-eos]
+                [--format text|json]; several prompts run concurrently
   score         --model DIR --token-ids 1,2,3 [--format text|json]
                 log-probability of each token given those before it, and the perplexity
   inspect       --model DIR [--kv-dtype f32|bf16] [--format text|json]
@@ -21,15 +24,21 @@ commands:
   convert       --model DIR --out DIR --num-key-value-heads N --num-key-value-layers K
                 [--pool mean|pairwise]
 
-flags of generate and score:
-  --block-size N (16)  --kv-dtype f32|bf16 (f32)  --prefill-chunk N (0: whole prompt)
-  --threads N (all cores)
+flags of generate and score (the engine):
+  --block-size N (16)  --kv-dtype f32|bf16 (f32)  --threads N (all cores)
+  --prefill-chunk N    most prompt tokens of one sequence per step (0: no limit)
+  --max-num-batched-tokens N (2048)  --max-num-seqs N (256)  --no-prefix-caching
+  --max-model-len N (the model's max_position_embeddings)
+  --kv-cache-bytes B | --kv-cache-fraction F [--memory-limit-bytes M]
+                       KV budget (default: what the given prompts need)
 )";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   using mlkv::cli::Args;
+  // Logs go to stderr: stdout carries the command's output (JSON for --format json).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("mlkv"));
   const std::map<std::string, std::function<absl::Status(const Args&)>> commands = {
       {"generate", mlkv::cli::RunGenerate},         {"score", mlkv::cli::RunScore},
       {"inspect", mlkv::cli::RunInspect},           {"random-model", mlkv::cli::RunRandomModel},

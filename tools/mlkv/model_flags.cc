@@ -6,12 +6,18 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "engine/host_memory.h"
+#include "engine/kv_capacity.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "spdlog/spdlog.h"
 
 namespace mlkv::cli {
 
-const std::set<std::string> kModelFlags = {"model", "threads", "block-size", "kv-dtype",
-                                           "prefill-chunk"};
+const std::set<std::string> kModelFlags = {
+    "model",         "threads",           "block-size",         "kv-dtype",
+    "prefill-chunk", "kv-cache-bytes",    "kv-cache-fraction",  "memory-limit-bytes",
+    "max-model-len", "max-num-batched-tokens", "max-num-seqs"};
+const std::set<std::string> kModelSwitches = {"no-prefix-caching"};
 const std::set<std::string> kSamplingFlags = {
     "temperature",      "top-k",           "top-p", "min-p", "repetition-penalty",
     "presence-penalty", "frequency-penalty", "seed"};
@@ -41,12 +47,48 @@ absl::StatusOr<DType> KvDtypeFromFlags(const Flags& flags) {
   return absl::InvalidArgumentError(absl::StrCat("--kv-dtype: must be f32 or bf16, got \"", name, "\""));
 }
 
-absl::StatusOr<OfflineRunnerOptions> RunnerOptionsFromFlags(const Flags& flags) {
-  OfflineRunnerOptions options;
-  ASSIGN_OR_RETURN(options.block_size, flags.Int("block-size", 16, 1, 1024));
-  ASSIGN_OR_RETURN(options.kv_dtype, KvDtypeFromFlags(flags));
-  ASSIGN_OR_RETURN(options.prefill_chunk, flags.Int("prefill-chunk", 0, 0, 1 << 20));
-  return options;
+absl::StatusOr<std::unique_ptr<Engine>> CreateEngineFromFlags(const Flags& flags,
+                                                              int64_t tokens_needed) {
+  constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
+  ASSIGN_OR_RETURN(int64_t block_size, flags.Int("block-size", 16, 1, 1024));
+  ASSIGN_OR_RETURN(DType kv_dtype, KvDtypeFromFlags(flags));
+  ASSIGN_OR_RETURN(int64_t prefill_chunk, flags.Int("prefill-chunk", 0, 0, kInt32Max));
+  ASSIGN_OR_RETURN(int64_t batched_tokens,
+                   flags.Int("max-num-batched-tokens", 2048, 1, kInt32Max));
+  ASSIGN_OR_RETURN(int64_t max_seqs, flags.Int("max-num-seqs", 256, 1, kInt32Max));
+  ASSIGN_OR_RETURN(LoadedModel loaded, LoadModelFromFlags(flags));
+  const ModelConfig& config = loaded.model->config();
+  ASSIGN_OR_RETURN(int64_t max_model_len,
+                   flags.Int("max-model-len", config.max_position_embeddings, 1, kInt32Max));
+
+  int64_t num_blocks = (tokens_needed + block_size - 1) / block_size;
+  if (flags.Has("kv-cache-bytes") || flags.Has("kv-cache-fraction")) {
+    KvBudget budget;
+    ASSIGN_OR_RETURN(budget.kv_cache_bytes,
+                     flags.OptionalInt("kv-cache-bytes", 1, std::numeric_limits<int64_t>::max()));
+    if (flags.Has("kv-cache-fraction")) {
+      ASSIGN_OR_RETURN(budget.kv_cache_fraction, flags.Double("kv-cache-fraction", 0.0, 0.0, 1.0));
+    }
+    ASSIGN_OR_RETURN(budget.memory_limit_bytes,
+                     flags.Int("memory-limit-bytes", HostMemoryBytes(), 1,
+                               std::numeric_limits<int64_t>::max()));
+    budget.weight_bytes = config.num_parameters() * 4;  // the CPU backend holds float32 weights
+    ASSIGN_OR_RETURN(KvCapacity capacity,
+                     PlanKvCapacity(config, kv_dtype, block_size, max_model_len, budget));
+    spdlog::info("{}", DescribeKvCapacity(capacity));
+    num_blocks = capacity.num_blocks;
+  }
+  EngineOptions options;
+  options.kv_dtype = kv_dtype;
+  SchedulerConfig& s = options.scheduler;
+  s.block_size = static_cast<int32_t>(block_size);
+  s.num_blocks = static_cast<int32_t>(std::min(num_blocks, kInt32Max));
+  s.max_model_len = static_cast<int32_t>(max_model_len);
+  s.max_num_batched_tokens = static_cast<int32_t>(batched_tokens);
+  s.max_num_seqs = static_cast<int32_t>(max_seqs);
+  s.enable_prefix_caching = !flags.Switch("no-prefix-caching");
+  if (prefill_chunk > 0) s.long_prefill_token_threshold = static_cast<int32_t>(prefill_chunk);
+  return Engine::Create(options, std::move(loaded.backend), std::move(loaded.model));
 }
 
 absl::StatusOr<SamplingParams> SamplingFromFlags(const Flags& flags) {
@@ -74,10 +116,11 @@ absl::StatusOr<SamplingParams> SamplingFromFlags(const Flags& flags) {
   return p;
 }
 
-absl::StatusOr<std::vector<int32_t>> TokenIdsFromFlags(const Flags& flags) {
-  ASSIGN_OR_RETURN(std::vector<int64_t> ids,
-                   flags.IntList("token-ids", 0, std::numeric_limits<int32_t>::max()));
-  return std::vector<int32_t>(ids.begin(), ids.end());
+absl::StatusOr<std::vector<std::vector<int32_t>>> TokenIdsFromFlags(const Flags& flags) {
+  ASSIGN_OR_RETURN(auto lists, flags.IntLists("token-ids", 0, std::numeric_limits<int32_t>::max()));
+  std::vector<std::vector<int32_t>> prompts;
+  for (const auto& ids : lists) prompts.emplace_back(ids.begin(), ids.end());
+  return prompts;
 }
 
 absl::StatusOr<bool> JsonFormatFromFlags(const Flags& flags) {

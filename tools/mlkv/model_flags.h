@@ -8,16 +8,18 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "engine/model.h"
-#include "engine/offline_runner.h"
+#include "engine/engine.h"
 #include "engine/sampling_params.h"
 #include "kernels/backend.h"
 #include "tools/mlkv/flags.h"
 
 namespace mlkv::cli {
 
-// --model, --threads, --block-size, --kv-dtype, --prefill-chunk.
+// --model, --threads, --block-size, --kv-dtype, --prefill-chunk, the KV budget
+// (--kv-cache-bytes, --kv-cache-fraction, --memory-limit-bytes), --max-model-len,
+// --max-num-batched-tokens, --max-num-seqs, --no-prefix-caching (a switch).
 extern const std::set<std::string> kModelFlags;
+extern const std::set<std::string> kModelSwitches;
 // --temperature, --top-k, --top-p, --min-p, the three penalties, --seed.
 extern const std::set<std::string> kSamplingFlags;
 
@@ -27,12 +29,15 @@ struct LoadedModel {
 };
 
 absl::StatusOr<LoadedModel> LoadModelFromFlags(const Flags& flags);
-absl::StatusOr<OfflineRunnerOptions> RunnerOptionsFromFlags(const Flags& flags);
+// Loads the model and starts an engine for it. Without a KV budget flag the cache is sized to
+// hold `tokens_needed` tokens, what an offline run of known requests needs.
+absl::StatusOr<std::unique_ptr<Engine>> CreateEngineFromFlags(const Flags& flags,
+                                                              int64_t tokens_needed);
 absl::StatusOr<DType> KvDtypeFromFlags(const Flags& flags);
 // Defaults to greedy (temperature 0) so that a bare command is deterministic.
 absl::StatusOr<SamplingParams> SamplingFromFlags(const Flags& flags);
-// --token-ids as int32 ids (range against the vocabulary is checked by the engine).
-absl::StatusOr<std::vector<int32_t>> TokenIdsFromFlags(const Flags& flags);
+// Every --token-ids as int32 ids (range against the vocabulary is checked by the engine).
+absl::StatusOr<std::vector<std::vector<int32_t>>> TokenIdsFromFlags(const Flags& flags);
 // --format text|json: true for json.
 absl::StatusOr<bool> JsonFormatFromFlags(const Flags& flags);
 

@@ -1,0 +1,60 @@
+// How many KV blocks a memory budget buys, and how many full-length sequences they hold at once:
+// the start-up arithmetic behind --kv-cache-bytes / --kv-cache-fraction (design/model.md).
+#ifndef MLKV_ENGINE_KV_CAPACITY_H_
+#define MLKV_ENGINE_KV_CAPACITY_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/dtype.h"
+#include "engine/model_config.h"
+
+namespace mlkv {
+
+// The KV cache's share of memory, in exactly one of two forms.
+struct KvBudget {
+  // --kv-cache-bytes: the budget itself. memory_limit_bytes and weight_bytes are then unused.
+  std::optional<int64_t> kv_cache_bytes;
+  // --kv-cache-fraction: this fraction, in (0, 1], of (memory_limit_bytes - weight_bytes).
+  std::optional<double> kv_cache_fraction;
+  // Device memory, or on the CPU a configured host-memory limit (--memory-limit-bytes; by default
+  // HostMemoryBytes()). Only the fraction form reads it.
+  int64_t memory_limit_bytes = 0;
+  // Bytes the weights occupy on the device. Only the fraction form reads it.
+  int64_t weight_bytes = 0;
+};
+
+// The plan. Invariants: num_blocks >= blocks_per_sequence >= 1, so max_concurrent_sequences >= 1;
+// num_blocks * block_bytes <= budget_bytes < (num_blocks + 1) * block_bytes.
+struct KvCapacity {
+  int64_t budget_bytes = 0;         // the KV budget after resolving the fraction form
+  int64_t block_size = 0;           // tokens per block
+  int64_t block_bytes = 0;          // one block over all sharing groups, K and V
+  int64_t num_blocks = 0;           // floor(budget_bytes / block_bytes)
+  int64_t num_tokens = 0;           // num_blocks * block_size
+  int64_t kv_bytes_per_token = 0;   // 2 x K x nKV x d x dtype bytes
+  int64_t max_model_len = 0;
+  int64_t blocks_per_sequence = 0;  // ceil(max_model_len / block_size)
+  int64_t max_concurrent_sequences = 0;  // full-length sequences that fit at once
+};
+
+// Sizes the paged KV cache for `config` with `kv_dtype` elements. A block holds `block_size`
+// tokens of every sharing group, so its bytes scale with K (KV layers), not L (layers).
+//
+// Errors (InvalidArgument) name the flag at fault: neither or both budget forms, a non-positive
+// byte budget, a fraction outside (0, 1], a non-positive memory limit or weights that do not fit
+// in it, block_size <= 0, max_model_len <= 0 or beyond the model's max_position_embeddings, a
+// budget below one block, and a budget too small for one sequence of max_model_len (the message
+// then names the largest --max-model-len that fits).
+absl::StatusOr<KvCapacity> PlanKvCapacity(const ModelConfig& config, DType kv_dtype,
+                                          int64_t block_size, int64_t max_model_len,
+                                          const KvBudget& budget);
+
+// One line for the start-up log: blocks, tokens, concurrency at max_model_len, bytes per token.
+std::string DescribeKvCapacity(const KvCapacity& capacity);
+
+}  // namespace mlkv
+
+#endif  // MLKV_ENGINE_KV_CAPACITY_H_
