@@ -20,6 +20,9 @@ commands:
   score         --model DIR --token-ids 1,2,3 [--format text|json]
                 log-probability of each token given those before it, and the perplexity
   inspect       --model DIR [--kv-dtype f32|bf16] [--format text|json]
+                [--kv-cache-bytes B | --kv-cache-fraction F [--memory-limit-bytes M]]
+                [--max-model-len L] [--block-size N]: with a budget, also the KV blocks and
+                the sequences of max-model-len that fit at once
   random-model  --config FILE --seed S --out DIR [--dtype f32|f16|bf16]
   convert       --model DIR --out DIR --num-key-value-heads N --num-key-value-layers K
                 [--pool mean|pairwise]
