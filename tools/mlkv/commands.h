@@ -17,6 +17,7 @@ absl::Status RunScore(const Args& args);
 absl::Status RunInspect(const Args& args);
 absl::Status RunRandomModel(const Args& args);
 absl::Status RunConvert(const Args& args);
+absl::Status RunCapacity(const Args& args);
 
 }  // namespace mlkv::cli
 

@@ -124,6 +124,11 @@ absl::StatusOr<std::vector<int64_t>> Flags::IntList(const std::string& name, int
   return ParseIntList(name, *text, min, max);
 }
 
+std::vector<std::string> Flags::Strings(const std::string& name) const {
+  auto it = repeated_.find(name);
+  return it == repeated_.end() ? std::vector<std::string>() : it->second;
+}
+
 absl::StatusOr<std::vector<std::vector<int64_t>>> Flags::IntLists(const std::string& name,
                                                                   int64_t min, int64_t max) const {
   auto it = repeated_.find(name);

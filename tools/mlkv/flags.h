@@ -38,6 +38,8 @@ class Flags {
   // A comma-separated list of integers in [min, max]; at least one.
   absl::StatusOr<std::vector<int64_t>> IntList(const std::string& name, int64_t min,
                                                int64_t max) const;
+  // Every occurrence of a flag, in order (empty when absent).
+  std::vector<std::string> Strings(const std::string& name) const;
   // Every occurrence of a repeatable flag, each a list as for IntList; at least one occurrence.
   absl::StatusOr<std::vector<std::vector<int64_t>>> IntLists(const std::string& name, int64_t min,
                                                              int64_t max) const;

@@ -36,6 +36,8 @@ TEST(FlagsTest, RepeatableFlagsKeepEveryOccurrence) {
   EXPECT_THAT((*lists)[0], ElementsAre(1, 2));
   EXPECT_THAT((*lists)[1], ElementsAre(3));
   EXPECT_THAT(*flags->IntList("ids", 0, 10), ElementsAre(1, 2));  // the first occurrence
+  EXPECT_THAT(flags->Strings("ids"), ElementsAre("1,2", "3"));
+  EXPECT_TRUE(flags->Strings("absent").empty());
 }
 
 TEST(FlagsTest, RefusesMalformedCommandLines) {

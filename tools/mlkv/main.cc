@@ -26,6 +26,10 @@ commands:
   random-model  --config FILE --seed S --out DIR [--dtype f32|f16|bf16]
   convert       --model DIR --out DIR --num-key-value-heads N --num-key-value-layers K
                 [--pool mean|pairwise]
+  capacity      --config FILE [--config FILE ...] (--memory-bytes B [--memory-utilization 0.9]
+                | --kv-cache-bytes B) [--weight-dtype f16] [--kv-dtype f16] [--block-size 16]
+                [--context-lens 2048,...] [--bandwidth-gbs G --tflops T [--max-batch 256]]
+                weights, KV blocks and concurrent sequences per variant; decode roofline
 
 flags of generate and score (the engine):
   --block-size N (16)  --kv-dtype f32|bf16 (f32)  --threads N (all cores)
@@ -45,7 +49,7 @@ int main(int argc, char** argv) {
   const std::map<std::string, std::function<absl::Status(const Args&)>> commands = {
       {"generate", mlkv::cli::RunGenerate},         {"score", mlkv::cli::RunScore},
       {"inspect", mlkv::cli::RunInspect},           {"random-model", mlkv::cli::RunRandomModel},
-      {"convert", mlkv::cli::RunConvert}};
+      {"convert", mlkv::cli::RunConvert},           {"capacity", mlkv::cli::RunCapacity}};
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "help") {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

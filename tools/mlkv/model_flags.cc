@@ -47,8 +47,8 @@ absl::StatusOr<DType> KvDtypeFromFlags(const Flags& flags) {
   return absl::InvalidArgumentError(absl::StrCat("--kv-dtype: must be f32 or bf16, got \"", name, "\""));
 }
 
-absl::StatusOr<std::unique_ptr<Engine>> CreateEngineFromFlags(const Flags& flags,
-                                                              int64_t tokens_needed) {
+absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const Flags& flags, const ModelConfig& config,
+                                                     int64_t tokens_needed) {
   constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
   ASSIGN_OR_RETURN(int64_t block_size, flags.Int("block-size", 16, 1, 1024));
   ASSIGN_OR_RETURN(DType kv_dtype, KvDtypeFromFlags(flags));
@@ -56,8 +56,6 @@ absl::StatusOr<std::unique_ptr<Engine>> CreateEngineFromFlags(const Flags& flags
   ASSIGN_OR_RETURN(int64_t batched_tokens,
                    flags.Int("max-num-batched-tokens", 2048, 1, kInt32Max));
   ASSIGN_OR_RETURN(int64_t max_seqs, flags.Int("max-num-seqs", 256, 1, kInt32Max));
-  ASSIGN_OR_RETURN(LoadedModel loaded, LoadModelFromFlags(flags));
-  const ModelConfig& config = loaded.model->config();
   ASSIGN_OR_RETURN(int64_t max_model_len,
                    flags.Int("max-model-len", config.max_position_embeddings, 1, kInt32Max));
 
@@ -88,6 +86,14 @@ absl::StatusOr<std::unique_ptr<Engine>> CreateEngineFromFlags(const Flags& flags
   s.max_num_seqs = static_cast<int32_t>(max_seqs);
   s.enable_prefix_caching = !flags.Switch("no-prefix-caching");
   if (prefill_chunk > 0) s.long_prefill_token_threshold = static_cast<int32_t>(prefill_chunk);
+  return options;
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> CreateEngineFromFlags(const Flags& flags,
+                                                              int64_t tokens_needed) {
+  ASSIGN_OR_RETURN(LoadedModel loaded, LoadModelFromFlags(flags));
+  ASSIGN_OR_RETURN(EngineOptions options,
+                   EngineOptionsFromFlags(flags, loaded.model->config(), tokens_needed));
   return Engine::Create(options, std::move(loaded.backend), std::move(loaded.model));
 }
 

@@ -29,6 +29,11 @@ struct LoadedModel {
 };
 
 absl::StatusOr<LoadedModel> LoadModelFromFlags(const Flags& flags);
+// The engine options the flags ask for, for a model of `config` (which bounds --max-model-len
+// and sizes the KV budget). Without a KV budget flag the cache is sized to hold
+// `tokens_needed` tokens. Also used by mlkv-server, which reports the options it runs with.
+absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const Flags& flags, const ModelConfig& config,
+                                                     int64_t tokens_needed);
 // Loads the model and starts an engine for it. Without a KV budget flag the cache is sized to
 // hold `tokens_needed` tokens, what an offline run of known requests needs.
 absl::StatusOr<std::unique_ptr<Engine>> CreateEngineFromFlags(const Flags& flags,
