@@ -10,6 +10,8 @@
 // (vectors along the dims). Pools: [num_blocks][num_kv_heads][that block].
 #include "kernels/cpu/paged_attention.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -137,48 +139,52 @@ void AccumulateBlock(const float* p, const float* values, int64_t n, int64_t d, 
 
 // Per-thread scratch, reused across work items.
 struct Scratch {
-  std::vector<float> scores;  // [group][context]
+  std::vector<float> scores;  // [query head of the item][context]
   std::vector<float> block;   // one (block, head) of keys or values as float32
-  std::vector<float> acc;     // [group][head_dim]
+  std::vector<float> acc;     // [query head of the item][head_dim]
 };
 
-// Calls fn(first_token, n, offset) for each block holding the tokens < context of one KV head,
-// in order: n tokens from first_token, the block starting at element `offset` of either pool.
+// Calls fn(first_token, n, block) for each block holding a sequence's tokens < context, in order.
 template <typename Fn>
-void ForEachCachedBlock(const KvCacheView& cache, const int32_t* block_table, int64_t kv_head,
-                        int64_t context, Fn&& fn) {
+void ForEachCachedBlock(const KvCacheView& cache, const int32_t* block_table, int64_t context,
+                        Fn&& fn) {
   const int64_t bs = cache.block_size;
   for (int64_t first = 0, b = 0; first < context; first += bs, ++b) {
-    fn(first, std::min(bs, context - first), BlockOffset(cache, block_table[b], kv_head));
+    fn(first, std::min(bs, context - first), static_cast<int64_t>(block_table[b]));
   }
 }
 
-// Attention of the `group` query heads of one row that read KV head `kv_head`.
-void AttendOneKvHead(const float* q_row, int64_t kv_head, int64_t group, int64_t context,
-                     const int32_t* block_table, const KvCacheView& cache, const RotaryView& rotary,
-                     const AttentionParams& params, Scratch& s, float* out_row) {
-  const int64_t d = cache.head_dim, bs = cache.block_size;
-  s.scores.resize(group * context);
+// Attention of one row's query heads that read KV heads [kv_begin, kv_begin + kv_count): their
+// `group` query heads each are adjacent in q and out. Blocks are the outer loop and heads the
+// inner one, so the item streams each block's slabs of those heads, which lie side by side.
+void AttendKvHeads(const float* q_row, int64_t kv_begin, int64_t kv_count, int64_t group,
+                   int64_t context, const int32_t* block_table, const KvCacheView& cache,
+                   const RotaryView& rotary, const AttentionParams& params, Scratch& s,
+                   float* out_row) {
+  const int64_t d = cache.head_dim, bs = cache.block_size, heads = kv_count * group;
+  const float* q_first = q_row + kv_begin * group * d;
+  s.scores.resize(heads * context);
   s.block.resize(bs * d);
-  s.acc.assign(group * d, 0.0f);
-  const float* q_first = q_row + kv_head * group * d;  // query heads of this KV head are adjacent
-  ForEachCachedBlock(cache, block_table, kv_head, context,
-                     [&](int64_t first, int64_t n, int64_t offset) {
-    const float* keys = BlockAsFloat(cache, cache.k_cache, offset, s.block.data());
-    if (params.rotate_keys_on_read) {
-      if (keys != s.block.data()) std::memcpy(s.block.data(), keys, sizeof(float) * bs * d);
-      RotateKeyColumns(s.block.data(), bs, first, n, rotary);
-      keys = s.block.data();
-    }
-    for (int64_t g = 0; g < group; ++g) {
-      ScoreBlock(q_first + g * d, keys, bs, n, d, params.scale,
-                 s.scores.data() + g * context + first);
+  s.acc.assign(heads * d, 0.0f);
+  ForEachCachedBlock(cache, block_table, context, [&](int64_t first, int64_t n, int64_t block) {
+    for (int64_t j = 0; j < kv_count; ++j) {
+      const float* keys = BlockAsFloat(cache, cache.k_cache,
+                                       BlockOffset(cache, block, kv_begin + j), s.block.data());
+      if (params.rotate_keys_on_read) {
+        if (keys != s.block.data()) std::memcpy(s.block.data(), keys, sizeof(float) * bs * d);
+        RotateKeyColumns(s.block.data(), bs, first, n, rotary);
+        keys = s.block.data();
+      }
+      for (int64_t h = j * group; h < (j + 1) * group; ++h) {
+        ScoreBlock(q_first + h * d, keys, bs, n, d, params.scale,
+                   s.scores.data() + h * context + first);
+      }
     }
   });
   // Softmax in float32 with the maximum subtracted (every term is in (0, 1], so a float sum loses
   // at most a few ulps even over long contexts).
-  for (int64_t g = 0; g < group; ++g) {
-    float* p = s.scores.data() + g * context;
+  for (int64_t h = 0; h < heads; ++h) {
+    float* p = s.scores.data() + h * context;
     const float max = *std::max_element(p, p + context);
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
@@ -190,14 +196,17 @@ void AttendOneKvHead(const float* q_row, int64_t kv_head, int64_t group, int64_t
 #pragma omp simd
     for (int64_t t = 0; t < context; ++t) p[t] *= inv;
   }
-  ForEachCachedBlock(cache, block_table, kv_head, context,
-                     [&](int64_t first, int64_t n, int64_t offset) {
-    const float* values = BlockAsFloat(cache, cache.v_cache, offset, s.block.data());
-    for (int64_t g = 0; g < group; ++g) {
-      AccumulateBlock(s.scores.data() + g * context + first, values, n, d, s.acc.data() + g * d);
+  ForEachCachedBlock(cache, block_table, context, [&](int64_t first, int64_t n, int64_t block) {
+    for (int64_t j = 0; j < kv_count; ++j) {
+      const float* values = BlockAsFloat(cache, cache.v_cache,
+                                         BlockOffset(cache, block, kv_begin + j), s.block.data());
+      for (int64_t h = j * group; h < (j + 1) * group; ++h) {
+        AccumulateBlock(s.scores.data() + h * context + first, values, n, d,
+                        s.acc.data() + h * d);
+      }
     }
   });
-  std::memcpy(out_row + kv_head * group * d, s.acc.data(), sizeof(float) * group * d);
+  std::memcpy(out_row + kv_begin * group * d, s.acc.data(), sizeof(float) * heads * d);
 }
 
 }  // namespace
@@ -229,16 +238,24 @@ void PagedAttention(const float* q, const StepBatchView& batch, const KvCacheVie
   for (int64_t s = 0; s < batch.num_seqs; ++s) {
     for (int32_t r = batch.query_start[s]; r < batch.query_start[s + 1]; ++r) row_seq[r] = s;
   }
-  const int64_t items = batch.num_tokens * cache.num_kv_heads;
+  // Work items are (row, run of KV heads): whole rows when there are enough of them to keep every
+  // thread busy (each item then streams whole blocks), single heads when rows are few (decode
+  // at batch 1).
+  const int64_t threads = omp_get_max_threads();
+  const int64_t heads_per_item = std::clamp<int64_t>(
+      batch.num_tokens * cache.num_kv_heads / (4 * threads), 1, cache.num_kv_heads);
+  const int64_t chunks = (cache.num_kv_heads + heads_per_item - 1) / heads_per_item;
+  const int64_t items = batch.num_tokens * chunks;
 #pragma omp parallel
   {
     Scratch scratch;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < items; ++item) {
-      const int64_t row = item / cache.num_kv_heads, kv_head = item % cache.num_kv_heads;
+      const int64_t row = item / chunks, kv_begin = (item % chunks) * heads_per_item;
+      const int64_t kv_count = std::min(heads_per_item, cache.num_kv_heads - kv_begin);
       const int32_t* block_table = batch.block_tables + row_seq[row] * batch.max_blocks_per_seq;
-      AttendOneKvHead(q + row * row_elems, kv_head, group, batch.positions[row] + 1, block_table,
-                      cache, rotary, params, scratch, out + row * row_elems);
+      AttendKvHeads(q + row * row_elems, kv_begin, kv_count, group, batch.positions[row] + 1,
+                    block_table, cache, rotary, params, scratch, out + row * row_elems);
     }
   }
 }
