@@ -15,6 +15,7 @@ import torch
 
 import harness
 import reference_model as rm
+import reference_safetensors as rst
 
 
 def make_dir(tmp_path, cfg_dict, seed=0, fused=None, dtype="F32", name="model"):
@@ -97,11 +98,11 @@ def test_safetensors_round_trip(tmp_path):
 
 def test_bf16_bits():
     values = np.array([1.0, -2.0, 0.5, 1.00390625, 1.01171875, 3.0e38], dtype=np.float32)
-    bits = rm._f32_to_bf16_bits(values)
+    bits = rst._f32_to_bf16_bits(values)
     # 1 + 2^-8 is halfway between bf16 neighbours 1 and 1 + 2^-7: ties to even -> 1.0;
     # 1 + 3*2^-8 is halfway between 1 + 2^-7 and 1 + 2^-6: ties to even -> 1 + 2^-6.
     assert [hex(b) for b in bits] == ["0x3f80", "0xc000", "0x3f00", "0x3f80", "0x3f82", "0x7f62"]
-    assert rm._bf16_bits_to_f32(np.array([0x3F80, 0xC040], dtype=np.uint16)).tolist() == [1.0, -3.0]
+    assert rst._bf16_bits_to_f32(np.array([0x3F80, 0xC040], dtype=np.uint16)).tolist() == [1.0, -3.0]
 
 
 def _raw_file(path, header, data):
