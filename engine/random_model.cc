@@ -17,10 +17,13 @@
 #include "engine/random_model.h"
 
 #include <cmath>
+#include <fstream>
 #include <numbers>
 #include <random>
 
+#include "absl/strings/str_cat.h"
 #include "engine/model_writer.h"
+#include "spdlog/spdlog.h"
 
 namespace mlkv {
 namespace {
@@ -58,6 +61,24 @@ class NormalSource {
   bool has_spare_ = false;
   double spare_ = 0.0;
 };
+
+// The GPT-2 byte-level alphabet (engine/tokenizer/byte_level.h, which this library cannot link):
+// printable Latin-1 bytes stand for themselves, the other 68 for U+0100.. in byte order. The
+// tokenizer tests load this file, so the two cannot drift apart unnoticed.
+std::string ByteLevelToken(int byte) {
+  static const std::vector<std::string> tokens = [] {
+    std::vector<std::string> out(256);
+    int next = 0;
+    for (int b = 0; b < 256; ++b) {
+      const bool itself = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+      const int cp = itself ? b : 256 + next++;
+      out[b] = cp < 0x80 ? std::string(1, char(cp))
+                         : std::string{char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))};
+    }
+    return out;
+  }();
+  return tokens[byte];
+}
 
 constexpr double kBiasStd = 0.1;
 constexpr double kLayerNormStd = 0.1;
@@ -104,10 +125,62 @@ ModelHostWeights RandomModelWeights(const ModelConfig& config, uint64_t seed) {
   return w;
 }
 
+std::optional<nlohmann::json> ByteLevelTokenizerJson(const ModelConfig& config) {
+  constexpr int64_t kNumTokens = 257;
+  if (config.vocab_size < kNumTokens) return std::nullopt;
+  const int64_t eos = config.eos_token_id;
+  nlohmann::json vocab = nlohmann::json::object();
+  vocab["<|endoftext|>"] = eos;
+  for (int64_t b = 0, id = 0; b < 256; ++b, ++id) {
+    if (id == eos) ++id;
+    vocab[ByteLevelToken(static_cast<int>(b))] = id;
+  }
+  const nlohmann::json byte_level = {
+      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
+      {"use_regex", true}};
+  nlohmann::json end_of_text = {{"id", eos},          {"content", "<|endoftext|>"},
+                                {"single_word", false}, {"lstrip", false},
+                                {"rstrip", false},      {"normalized", false},
+                                {"special", true}};
+  return nlohmann::json{
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", nlohmann::json::array({end_of_text})},
+      {"normalizer", {{"type", "NFC"}}},
+      {"pre_tokenizer", byte_level},
+      {"post_processor", byte_level},
+      {"decoder", byte_level},
+      {"model",
+       {{"type", "BPE"},
+        {"dropout", nullptr},
+        {"unk_token", nullptr},
+        {"continuing_subword_prefix", nullptr},
+        {"end_of_word_suffix", nullptr},
+        {"fuse_unk", false},
+        {"vocab", vocab},
+        {"merges", nlohmann::json::array()}}},
+  };
+}
+
 absl::Status WriteRandomModel(const ModelConfig& config, uint64_t seed, DType dtype,
                               const std::string& out_dir) {
   const QkvLayout layout = config.is_standard_mha() ? QkvLayout::kFused : QkvLayout::kSplit;
-  return WriteModelDirectory(config, RandomModelWeights(config, seed), dtype, layout, out_dir);
+  absl::Status status =
+      WriteModelDirectory(config, RandomModelWeights(config, seed), dtype, layout, out_dir);
+  if (!status.ok()) return status;
+  std::optional<nlohmann::json> tokenizer = ByteLevelTokenizerJson(config);
+  if (!tokenizer) {
+    // Small test vocabularies cannot hold the bytes; such a model is driven by token ids only.
+    spdlog::info("random-model: vocab_size {} < 257, so no tokenizer.json (token ids only)",
+                 config.vocab_size);
+    return absl::OkStatus();
+  }
+  const std::string path = out_dir + "/tokenizer.json";
+  std::ofstream out(path, std::ios::binary);
+  out << tokenizer->dump(2) << "\n";
+  if (!out.good()) return absl::InternalError(absl::StrCat(path, ": write failed"));
+  return absl::OkStatus();
 }
 
 }  // namespace mlkv

@@ -18,6 +18,8 @@ absl::Status RunInspect(const Args& args);
 absl::Status RunRandomModel(const Args& args);
 absl::Status RunConvert(const Args& args);
 absl::Status RunCapacity(const Args& args);
+absl::Status RunTokenize(const Args& args);
+absl::Status RunDetokenize(const Args& args);
 
 }  // namespace mlkv::cli
 

@@ -30,6 +30,11 @@ commands:
                 | --kv-cache-bytes B) [--weight-dtype f16] [--kv-dtype f16] [--block-size 16]
                 [--context-lens 2048,...] [--bandwidth-gbs G --tflops T [--max-batch 256]]
                 weights, KV blocks and concurrent sequences per variant; decode roofline
+  tokenize      --tokenizer FILE (--text TEXT | --text-file FILE) [--format text|json]
+                token ids of the text (text: space-separated; json: {"token_ids": [...]});
+                or --jsonl-in FILE|-: one JSON string per line in, one JSON id list per line out
+  detokenize    --tokenizer FILE (--token-ids 1,2,3 [--format text|json] | --jsonl-in FILE|-)
+                [--skip-special-tokens]: the text, exactly (text) or as {"text": ...} (json)
 
 flags of generate and score (the engine):
   --block-size N (16)  --kv-dtype f32|bf16 (f32)  --threads N (all cores)
@@ -49,7 +54,8 @@ int main(int argc, char** argv) {
   const std::map<std::string, std::function<absl::Status(const Args&)>> commands = {
       {"generate", mlkv::cli::RunGenerate},         {"score", mlkv::cli::RunScore},
       {"inspect", mlkv::cli::RunInspect},           {"random-model", mlkv::cli::RunRandomModel},
-      {"convert", mlkv::cli::RunConvert},           {"capacity", mlkv::cli::RunCapacity}};
+      {"convert", mlkv::cli::RunConvert},           {"capacity", mlkv::cli::RunCapacity},
+      {"tokenize", mlkv::cli::RunTokenize},         {"detokenize", mlkv::cli::RunDetokenize}};
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "help") {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

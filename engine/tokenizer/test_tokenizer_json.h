@@ -1,0 +1,76 @@
+// For the tokenizer's unit tests: small, complete tokenizer.json documents built in code, so each
+// test can change one part (a merge, a flag, a component type) and see what the loader does.
+#ifndef MLKV_ENGINE_TOKENIZER_TEST_TOKENIZER_JSON_H_
+#define MLKV_ENGINE_TOKENIZER_TEST_TOKENIZER_JSON_H_
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/tokenizer/byte_level.h"
+#include "nlohmann/json.hpp"
+
+namespace mlkv::testing {
+
+// A byte-level BPE tokenizer: ids 0..255 are the bytes, then one id per merge in order (the
+// merges are given as raw byte strings and written in the byte-level alphabet), then
+// "<|endoftext|>" as a special added token. NFC normalizer, ByteLevel everything else.
+inline nlohmann::json SmallTokenizerJson(
+    const std::vector<std::pair<std::string, std::string>>& merges) {
+  using byte_level::BytesToToken;
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int b = 0; b < 256; ++b) vocab[BytesToToken(std::string(1, char(b)))] = b;
+  nlohmann::json merge_list = nlohmann::json::array();
+  int next_id = 256;
+  for (const auto& [left, right] : merges) {
+    const std::string merged = BytesToToken(left + right);
+    if (!vocab.contains(merged)) vocab[merged] = next_id++;
+    merge_list.push_back(BytesToToken(left) + " " + BytesToToken(right));
+  }
+  const int eot = next_id;
+  vocab["<|endoftext|>"] = eot;
+  nlohmann::json byte_level = {{"type", "ByteLevel"},
+                               {"add_prefix_space", false},
+                               {"trim_offsets", true},
+                               {"use_regex", true}};
+  return {
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens",
+       {{{"id", eot},
+         {"content", "<|endoftext|>"},
+         {"single_word", false},
+         {"lstrip", false},
+         {"rstrip", false},
+         {"normalized", false},
+         {"special", true}}}},
+      {"normalizer", {{"type", "NFC"}}},
+      {"pre_tokenizer", byte_level},
+      {"post_processor", byte_level},
+      {"decoder", byte_level},
+      {"model",
+       {{"type", "BPE"},
+        {"dropout", nullptr},
+        {"unk_token", nullptr},
+        {"continuing_subword_prefix", nullptr},
+        {"end_of_word_suffix", nullptr},
+        {"fuse_unk", false},
+        {"vocab", vocab},
+        {"merges", merge_list}}},
+  };
+}
+
+// Merges that build " the", "the", "he", "in", "ing", " a", " an", " and": enough for the tests
+// to see words merge, stop merging, and merge by rank rather than by position.
+inline std::vector<std::pair<std::string, std::string>> SmallMerges() {
+  return {{"h", "e"}, {"t", "he"}, {" ", "the"}, {"i", "n"}, {"in", "g"},
+          {" ", "a"}, {" a", "n"}, {" an", "d"}, {"\xC3", "\xA9"}};
+}
+
+// The id SmallTokenizerJson(SmallMerges()) gives to the result of merge `rank`.
+inline int SmallMergeId(int rank) { return 256 + rank; }
+
+}  // namespace mlkv::testing
+
+#endif  // MLKV_ENGINE_TOKENIZER_TEST_TOKENIZER_JSON_H_

@@ -1,0 +1,103 @@
+// `mlkv tokenize`: text to token ids with a tokenizer.json, for one text or, with --jsonl-in,
+// one JSON string per line (what the conformance tests use to check thousands of strings).
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "nlohmann/json.hpp"
+#include "tools/mlkv/commands.h"
+#include "tools/mlkv/flags.h"
+#include "tools/mlkv/model_flags.h"
+
+namespace mlkv::cli {
+namespace {
+
+// The bytes of a file, or of standard input for "-".
+absl::StatusOr<std::string> ReadInput(const std::string& flag, const std::string& path) {
+  std::stringstream buffer;
+  if (path == "-") {
+    buffer << std::cin.rdbuf();
+    return buffer.str();
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("--", flag, ": cannot open ", path));
+  buffer << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(absl::StrCat("--", flag, ": cannot read ", path));
+  return buffer.str();
+}
+
+// "[1,2,3]" or "1 2 3".
+std::string FormatIds(const std::vector<int32_t>& ids, bool json) {
+  std::string out = json ? "[" : "";
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) out += json ? "," : " ";
+    absl::StrAppend(&out, ids[i]);
+  }
+  if (json) out += "]";
+  return out;
+}
+
+// Each line a JSON string; prints each encoding as a JSON array, a line each, in order.
+absl::Status TokenizeJsonLines(const Tokenizer& tokenizer, const std::string& input) {
+  std::istringstream lines(input);
+  std::string line, out;
+  for (int64_t number = 1; std::getline(lines, line); ++number) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const nlohmann::json value = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (value.is_discarded() || !value.is_string()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--jsonl-in: line ", number, " is not a JSON string"));
+    }
+    auto ids = tokenizer.Encode(value.get_ref<const std::string&>());
+    if (!ids.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--jsonl-in: line ", number, ": ", ids.status().message()));
+    }
+    out += FormatIds(*ids, /*json=*/true);
+    out += '\n';
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status RunTokenize(const Args& args) {
+  ASSIGN_OR_RETURN(Flags flags,
+                   Flags::Parse(args, {"tokenizer", "text", "text-file", "jsonl-in", "format"}));
+  ASSIGN_OR_RETURN(std::string path, flags.RequiredString("tokenizer"));
+  const int inputs = flags.Has("text") + flags.Has("text-file") + flags.Has("jsonl-in");
+  if (inputs != 1) {
+    return absl::InvalidArgumentError("give exactly one of --text, --text-file and --jsonl-in");
+  }
+  ASSIGN_OR_RETURN(bool json, JsonFormatFromFlags(flags));
+  if (flags.Has("jsonl-in") && flags.Has("format")) {
+    return absl::InvalidArgumentError("--format: --jsonl-in always prints JSON lines");
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::FromFile(path));
+  if (flags.Has("jsonl-in")) {
+    ASSIGN_OR_RETURN(std::string input, ReadInput("jsonl-in", flags.String("jsonl-in", "")));
+    return TokenizeJsonLines(*tokenizer, input);
+  }
+  std::string text;
+  if (flags.Has("text")) {
+    text = flags.String("text", "");
+  } else {
+    ASSIGN_OR_RETURN(text, ReadInput("text-file", flags.String("text-file", "")));
+  }
+  auto ids = tokenizer->Encode(text);
+  if (!ids.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(flags.Has("text") ? "--text: " : "--text-file: ",
+                                                   ids.status().message()));
+  }
+  const std::string out = json ? absl::StrCat("{\"token_ids\": ", FormatIds(*ids, true), "}\n")
+                               : FormatIds(*ids, false) + "\n";
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return absl::OkStatus();
+}
+
+}  // namespace mlkv::cli
