@@ -13,8 +13,16 @@ APT_PACKAGES=(
   # C++ libraries (see docs/dependencies.md for why each was chosen).
   libabsl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libopenblas-openmp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # The tokenizer: RE2 runs the GPT-2 split pattern, utf8proc does NFC and character classes.
+  libre2-dev libutf8proc-dev
+  # clang and its sanitizer/libFuzzer runtimes build tests/fuzz (skipped without them).
+  clang libclang-rt-14-dev
+  # The gRPC server (mlkv-server): gRPC C++ with reflection, protobuf, and the code generators.
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   # Python reference for the conformance tests (independent forward of the model contract).
   python3 python3-numpy python3-torch python3-pytest python3-venv python3-pip
+  # A second, independent gRPC client for the server's integration tests.
+  python3-grpcio python3-protobuf
 )
 
 export DEBIAN_FRONTEND=noninteractive
@@ -37,4 +45,12 @@ if ! "$VENV_DIR/bin/python" -c "import transformers" 2>/dev/null; then
   # 4.36 is the last line that supports Debian's torch 1.13 and still ships GPTNeoX unchanged.
   "$VENV_DIR/bin/pip" install -q "transformers==4.36.2" "safetensors<0.5" \
     || echo "install-deps: transformers could not be installed; its tests will report skipped" >&2
+fi
+
+# Hugging Face tokenizers is the outside reference of the tokenizer conformance tests (skipped
+# without it). 0.15.2 is what transformers 4.36.2 pulls in; the same release everywhere keeps the
+# comparison the same.
+if ! "$VENV_DIR/bin/python" -c "import tokenizers" 2>/dev/null; then
+  "$VENV_DIR/bin/pip" install -q "tokenizers==0.15.2" \
+    || echo "install-deps: tokenizers could not be installed; its tests will report skipped" >&2
 fi

@@ -1,0 +1,47 @@
+// Engine construction and warm-up for mlkv-server; see model_loader.h.
+#include "server/model_loader.h"
+
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "engine/collecting_observer.h"
+#include "tools/mlkv/model_flags.h"
+
+namespace mlkv::server {
+
+absl::StatusOr<ServedModel> LoadServedModel(const ServerFlags& flags) {
+  ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromFile(flags.model_dir + "/config.json"));
+  ServedModel served;
+  // The server has no known requests to size the cache for: the KV budget flag (given, or the
+  // default ParseServerFlags adds) sizes it, and tokens_needed goes unused.
+  ASSIGN_OR_RETURN(served.options,
+                   cli::EngineOptionsFromFlags(flags.flags, config, /*tokens_needed=*/0));
+  served.options.scheduler.max_waiting = flags.max_waiting;
+  ASSIGN_OR_RETURN(cli::LoadedModel loaded, cli::LoadModelFromFlags(flags.flags));
+  ASSIGN_OR_RETURN(served.engine, Engine::Create(served.options, std::move(loaded.backend),
+                                                 std::move(loaded.model)));
+  served.model_name = flags.served_model_name;
+  return served;
+}
+
+absl::Status WarmUp(Engine* engine) {
+  auto observer = std::make_shared<CollectingObserver>();
+  EngineRequest request;
+  request.request_id = "warm-up";
+  request.prompt_token_ids = {static_cast<int32_t>(engine->model_config().bos_token_id)};
+  request.max_tokens = 1;
+  request.ignore_eos = true;
+  request.sampling.temperature = 0.0f;
+  request.observer = observer;
+  ASSIGN_OR_RETURN(std::string id, engine->Submit(std::move(request)));
+  const RequestResult result = observer->Wait();
+  if (!result.status.ok()) {
+    return absl::Status(result.status.code(),
+                        absl::StrCat("warm-up request failed: ", result.status.message()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace mlkv::server

@@ -1,0 +1,23 @@
+// Making the engine mlkv-server serves from its flags, and warming it up before the server
+// listens (health is SERVING only once a request has run).
+#ifndef MLKV_SERVER_MODEL_LOADER_H_
+#define MLKV_SERVER_MODEL_LOADER_H_
+
+#include "absl/status/statusor.h"
+#include "engine/engine.h"
+#include "server/mlkv_server.h"
+#include "server/server_flags.h"
+
+namespace mlkv::server {
+
+// Reads config.json first, so that a bad engine flag fails before the weights load; then loads
+// the weights, plans the KV cache and starts the engine.
+absl::StatusOr<ServedModel> LoadServedModel(const ServerFlags& flags);
+
+// Generates one token from a one-token prompt and waits for it: the first step runs every
+// kernel once, and a model that cannot run fails here rather than on a client's request.
+absl::Status WarmUp(Engine* engine);
+
+}  // namespace mlkv::server
+
+#endif  // MLKV_SERVER_MODEL_LOADER_H_

@@ -1,0 +1,98 @@
+// Parsing mlkv-server's flags; see server_flags.h.
+#include "server/server_flags.h"
+
+#include <filesystem>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "tools/mlkv/model_flags.h"
+
+namespace mlkv::server {
+
+const char kServerUsage[] = R"(usage: mlkv-server --model DIR [FLAGS]
+
+Serves a GPT-NeoX/MLKV model over gRPC: the native API mlkv.v1.MlkvService (docs/api.md),
+grpc.health.v1 and server reflection. SIGTERM or SIGINT: health turns NOT_SERVING, new requests
+get UNAVAILABLE, running ones finish within --shutdown-grace-seconds, then the server exits 0.
+
+server:
+  --model DIR                  the model directory (config.json, model.safetensors); required
+  --served-model-name NAME     the name GetModelInfo reports (default: the directory's name)
+  --host ADDR                  address to listen on (127.0.0.1; 0.0.0.0 for every interface)
+  --port N                     port to listen on (50051; 0: any free port, logged)
+  --shutdown-grace-seconds S   how long a drain waits for running requests (30)
+  --max-waiting N              queued requests at most; beyond, RESOURCE_EXHAUSTED (4096)
+  --max-message-bytes N        largest request message; beyond, RESOURCE_EXHAUSTED (4194304)
+  --max-concurrent-streams N   calls at once per client connection (0: no limit)
+  --keepalive-time-seconds S   ping idle connections this often (0: gRPC's 2 hours)
+  --keepalive-timeout-seconds S  close a connection whose ping is not answered in S (0: 20)
+
+engine:
+  --kv-cache-bytes B | --kv-cache-fraction F [--memory-limit-bytes M]
+                               KV budget (default: --kv-cache-bytes 1073741824); the fraction
+                               is of the memory left after the weights
+  --max-model-len N            longest prompt + output (the model's max_position_embeddings)
+  --block-size N (16)  --kv-dtype f32|bf16 (f32)  --threads N (all cores)
+  --max-num-seqs N (256)       sequences running at once
+  --max-num-batched-tokens N (2048)  tokens computed per engine step
+  --prefill-chunk N            most prompt tokens of one sequence per step (0: no limit)
+  --no-prefix-caching          do not reuse the KV blocks of earlier prompts
+)";
+
+absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& args) {
+  ServerFlags out;
+  for (const std::string& arg : args) {
+    if (arg == "--help" || arg == "-h") {
+      out.help = true;
+      return out;
+    }
+  }
+  const std::set<std::string> allowed = cli::Union(
+      {cli::kModelFlags,
+       {"host", "port", "served-model-name", "shutdown-grace-seconds", "max-waiting",
+        "max-message-bytes", "max-concurrent-streams", "keepalive-time-seconds",
+        "keepalive-timeout-seconds"}});
+  std::vector<std::string> all = args;
+  ASSIGN_OR_RETURN(cli::Flags given, cli::Flags::Parse(all, allowed, cli::kModelSwitches));
+  if (!given.Has("kv-cache-bytes") && !given.Has("kv-cache-fraction")) {
+    all.push_back(absl::StrCat("--kv-cache-bytes=", kDefaultKvCacheBytes));
+  }
+  ASSIGN_OR_RETURN(out.flags, cli::Flags::Parse(all, allowed, cli::kModelSwitches));
+  const cli::Flags& f = out.flags;
+
+  ASSIGN_OR_RETURN(out.model_dir, f.RequiredString("model"));
+  std::string default_name =
+      std::filesystem::path(out.model_dir).lexically_normal().filename().string();
+  if (default_name.empty()) {  // "dir/" normalises to a path with an empty file name
+    default_name = std::filesystem::path(out.model_dir).lexically_normal().parent_path()
+                       .filename().string();
+  }
+  out.served_model_name = f.String("served-model-name", default_name);
+  if (out.served_model_name.empty()) {
+    return absl::InvalidArgumentError("--served-model-name: must not be empty");
+  }
+  out.server.host = f.String("host", "127.0.0.1");
+  if (out.server.host.empty()) return absl::InvalidArgumentError("--host: must not be empty");
+  ASSIGN_OR_RETURN(int64_t port, f.Int("port", 50051, 0, 65535));
+  out.server.port = static_cast<int>(port);
+  ASSIGN_OR_RETURN(double grace, f.Double("shutdown-grace-seconds", 30.0, 0.0, 86400.0));
+  out.shutdown_grace = absl::Seconds(grace);
+  ASSIGN_OR_RETURN(int64_t max_waiting,
+                   f.Int("max-waiting", 4096, 1, std::numeric_limits<int32_t>::max()));
+  out.max_waiting = static_cast<int32_t>(max_waiting);
+  constexpr int64_t kIntMax = std::numeric_limits<int>::max();
+  ASSIGN_OR_RETURN(int64_t message_bytes, f.Int("max-message-bytes", 4 << 20, 1, kIntMax));
+  out.server.max_receive_message_bytes = static_cast<int>(message_bytes);
+  ASSIGN_OR_RETURN(int64_t streams, f.Int("max-concurrent-streams", 0, 0, kIntMax));
+  out.server.max_concurrent_streams = static_cast<int>(streams);
+  // Seconds, kept within what gRPC's int milliseconds can hold.
+  ASSIGN_OR_RETURN(int64_t keepalive, f.Int("keepalive-time-seconds", 0, 0, kIntMax / 1000));
+  out.server.keepalive_time_seconds = static_cast<int>(keepalive);
+  ASSIGN_OR_RETURN(int64_t keepalive_timeout,
+                   f.Int("keepalive-timeout-seconds", 0, 0, kIntMax / 1000));
+  out.server.keepalive_timeout_seconds = static_cast<int>(keepalive_timeout);
+  return out;
+}
+
+}  // namespace mlkv::server

@@ -1,0 +1,41 @@
+// mlkv-server's command line: its own flags (address, name, shutdown grace, queue limit) plus
+// the engine flags it shares with the `mlkv` tool (tools/mlkv/model_flags.h).
+#ifndef MLKV_SERVER_SERVER_FLAGS_H_
+#define MLKV_SERVER_SERVER_FLAGS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/mlkv_server.h"
+#include "tools/mlkv/flags.h"
+
+namespace mlkv::server {
+
+// The KV budget when no --kv-cache-bytes or --kv-cache-fraction is given: a server has no
+// known set of requests to size its cache for, and a fixed modest budget starts anywhere.
+inline constexpr int64_t kDefaultKvCacheBytes = int64_t{1} << 30;
+
+extern const char kServerUsage[];
+
+struct ServerFlags {
+  bool help = false;  // --help: print kServerUsage and exit; nothing else is set
+  ServerOptions server;
+  std::string model_dir;
+  std::string served_model_name;  // default: the model directory's name
+  absl::Duration shutdown_grace;
+  int32_t max_waiting = 0;
+  // Every flag, for LoadModelFromFlags / EngineOptionsFromFlags (with the default KV budget
+  // added when none was given).
+  cli::Flags flags;
+};
+
+// Parses argv[1:]. Errors (InvalidArgument) name the flag: an unknown flag, a missing --model,
+// a value of the wrong type or out of range. Engine flags are checked when the engine is made.
+absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& args);
+
+}  // namespace mlkv::server
+
+#endif  // MLKV_SERVER_SERVER_FLAGS_H_
