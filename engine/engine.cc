@@ -189,6 +189,7 @@ void Engine::TakeInbox(std::deque<EngineRequest>* submissions, std::vector<std::
 }
 
 void Engine::Loop() {
+  backend_->AttachThread();
   bool idle_step = false;  // the last step scheduled nothing although requests are live
   while (true) {
     std::deque<EngineRequest> submissions;

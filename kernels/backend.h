@@ -25,6 +25,10 @@ class Backend {
 
   virtual std::string name() const = 0;
 
+  // Called on a thread before it issues ops, for settings that are per thread (the CPU backend's
+  // OpenMP thread count; a CUDA backend's current device).
+  virtual void AttachThread() {}
+
   // Memory. Allocate returns zeroed memory, or RESOURCE_EXHAUSTED.
   virtual absl::StatusOr<std::unique_ptr<DeviceBuffer>> Allocate(size_t bytes) = 0;
   virtual void CopyToDevice(void* dst, const void* host_src, size_t bytes) = 0;

@@ -17,7 +17,13 @@ namespace {
 
 class CpuBackend final : public Backend {
  public:
+  explicit CpuBackend(int num_threads) : num_threads_(num_threads) {}
+
   std::string name() const override { return "cpu"; }
+  // OpenMP keeps the thread count per thread: set it on every thread that runs ops.
+  void AttachThread() override {
+    if (num_threads_ > 0) omp_set_num_threads(num_threads_);
+  }
 
   absl::StatusOr<std::unique_ptr<DeviceBuffer>> Allocate(size_t bytes) override {
     return CpuBuffer::Create(bytes);
@@ -61,13 +67,17 @@ class CpuBackend final : public Backend {
                       float* out) override {
     cpu::PagedAttention(q, batch, cache, rotary, params, out);
   }
+
+ private:
+  const int num_threads_;  // <= 0: OpenMP's default
 };
 
 }  // namespace
 
 std::unique_ptr<Backend> CreateCpuBackend(int num_threads) {
-  if (num_threads > 0) omp_set_num_threads(num_threads);
-  return std::make_unique<CpuBackend>();
+  auto backend = std::make_unique<CpuBackend>(num_threads);
+  backend->AttachThread();  // the creating thread usually loads the model and may run it
+  return backend;
 }
 
 }  // namespace mlkv

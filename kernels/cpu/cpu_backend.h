@@ -8,7 +8,8 @@
 
 namespace mlkv {
 
-// `num_threads` <= 0 keeps OpenMP's default (one per core, or OMP_NUM_THREADS).
+// `num_threads` <= 0 keeps OpenMP's default (one per core, or OMP_NUM_THREADS); it applies to the
+// creating thread and to every thread that calls AttachThread().
 std::unique_ptr<Backend> CreateCpuBackend(int num_threads = 0);
 
 }  // namespace mlkv
