@@ -15,10 +15,12 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "engine/engine_monitor.h"
 #include "engine/engine_request.h"
 #include "engine/kv_cache.h"
 #include "engine/model.h"
 #include "engine/model_runner.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "kernels/backend.h"
 #include "scheduler/scheduler.h"
 
@@ -30,6 +32,11 @@ struct EngineOptions {
   SchedulerConfig scheduler;
   DType kv_dtype = DType::kF32;
   uint64_t seed = 0;  // sampling seed of requests that set none (mixed with an arrival counter)
+  // The model's tokenizer: text prompts, text deltas and stop strings. Null: token ids only
+  // (a text prompt or a stop string is then InvalidArgument).
+  std::shared_ptr<const Tokenizer> tokenizer;
+  // Sees every request's tokens and end (metrics, logs). Null: none.
+  std::shared_ptr<EngineMonitor> monitor;
 };
 
 struct EngineStats {
@@ -70,6 +77,8 @@ class Engine {
 
   EngineStats GetStats() const;
   const ModelConfig& model_config() const { return model_->config(); }
+  // Null when the engine has no tokenizer.
+  const Tokenizer* tokenizer() const { return options_.tokenizer.get(); }
 
  private:
   struct LiveRequest;
