@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "engine/engine_request.h"
@@ -17,6 +18,7 @@ class CollectingObserver final : public RequestObserver {
     std::lock_guard<std::mutex> lock(mu_);
     token_ids_.insert(token_ids_.end(), delta.token_ids.begin(), delta.token_ids.end());
     logprobs_.insert(logprobs_.end(), delta.logprobs.begin(), delta.logprobs.end());
+    text_ += delta.text;
     ++num_deltas_;
   }
   void OnFinished(const RequestResult& result) override {
@@ -41,6 +43,11 @@ class CollectingObserver final : public RequestObserver {
     std::lock_guard<std::mutex> lock(mu_);
     return logprobs_;
   }
+  // The streamed text, all deltas' texts concatenated.
+  std::string text() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return text_;
+  }
   int num_deltas() const {
     std::lock_guard<std::mutex> lock(mu_);
     return num_deltas_;
@@ -51,6 +58,7 @@ class CollectingObserver final : public RequestObserver {
   std::condition_variable done_cv_;
   std::vector<int32_t> token_ids_;
   std::vector<TokenLogprob> logprobs_;
+  std::string text_;
   int num_deltas_ = 0;
   RequestResult result_;
   bool done_ = false;

@@ -17,18 +17,28 @@ constexpr int32_t kMaxTopLogprobs = 20;
 }  // namespace
 
 struct Engine::LiveRequest {
-  LiveRequest(const EngineRequest& r)
-      : observer(r.observer),
-        sampler(r.sampling, /*default_seed=*/0),  // Submit always sets sampling.seed
-        top_logprobs(r.top_logprobs),
-        wants_prompt_logprobs(r.prompt_logprobs) {}
+  explicit LiveRequest(Submission& s)
+      : id(s.request.request_id),
+        observer(s.request.observer),
+        sampler(s.request.sampling, /*default_seed=*/0),  // Submit always sets sampling.seed
+        top_logprobs(s.request.top_logprobs),
+        wants_prompt_logprobs(s.request.prompt_logprobs),
+        text(std::move(s.text)),
+        last_token_time(s.arrival) {
+    timings.arrival = s.arrival;
+  }
 
+  std::string id;
   std::shared_ptr<RequestObserver> observer;
   SequenceSampler sampler;
   std::optional<int32_t> top_logprobs;
   bool wants_prompt_logprobs;
   std::vector<float> prompt_logprobs;  // grows in position order; survives preemption
   absl::Status error;                  // why the engine failed it, if it did
+  std::optional<OutputText> text;      // when the engine has a tokenizer
+  std::optional<std::string> stop_string;  // the stop string that ended it, once one matched
+  RequestTimings timings;
+  absl::Time last_token_time;  // when its latest tokens were sampled (arrival before any)
 };
 
 Engine::Engine(const EngineOptions& options, std::unique_ptr<Backend> backend,
@@ -60,6 +70,34 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
 }
 
 Engine::~Engine() { Shutdown(); }
+
+absl::StatusOr<std::optional<OutputText>> Engine::PrepareText(EngineRequest* r) const {
+  const Tokenizer* tokenizer = options_.tokenizer.get();
+  if (r->prompt_text) {
+    if (!r->prompt_token_ids.empty()) {
+      return absl::InvalidArgumentError(
+          "prompt_text: give either prompt_text or prompt token ids, not both");
+    }
+    if (tokenizer == nullptr) {
+      return absl::InvalidArgumentError(
+          "prompt_text: the model has no tokenizer; send prompt token ids instead");
+    }
+    absl::StatusOr<std::vector<int32_t>> ids = tokenizer->Encode(*r->prompt_text);
+    if (!ids.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("prompt_text: ", ids.status().message()));
+    }
+    if (ids->empty()) return absl::InvalidArgumentError("prompt_text: is empty");
+    r->prompt_token_ids = *std::move(ids);
+  }
+  if (tokenizer == nullptr) {
+    if (!r->stop_strings.empty()) {
+      return absl::InvalidArgumentError(
+          "stop: stop strings need a tokenizer, and the model has none (use stop token ids)");
+    }
+    return std::nullopt;
+  }
+  return OutputText::Create(tokenizer, r->stop_strings);
+}
 
 absl::Status Engine::ValidateRequest(const EngineRequest& r) const {
   const ModelConfig& config = model_->config();
@@ -95,6 +133,10 @@ absl::Status Engine::ValidateRequest(const EngineRequest& r) const {
 }
 
 absl::StatusOr<std::string> Engine::Submit(EngineRequest request) {
+  const absl::Time arrival = absl::Now();
+  // Encoding is the slow part of a submission: done before taking mu_, which the engine thread
+  // needs every step.
+  ASSIGN_OR_RETURN(std::optional<OutputText> text, PrepareText(&request));
   RETURN_IF_ERROR(ValidateRequest(request));
   std::lock_guard<std::mutex> lock(mu_);
   if (!accepting_) return absl::UnavailableError("the engine is shutting down");
@@ -112,7 +154,7 @@ absl::StatusOr<std::string> Engine::Submit(EngineRequest request) {
   if (!request.sampling.seed) request.sampling.seed = options_.seed + static_cast<uint64_t>(number);
   live_ids_.insert(request.request_id);
   std::string id = request.request_id;
-  inbox_.push_back(std::move(request));
+  inbox_.push_back(Submission{std::move(request), arrival, std::move(text)});
   wake_.notify_one();
   return id;
 }
@@ -155,7 +197,8 @@ EngineStats Engine::GetStats() const {
   return stats_;
 }
 
-void Engine::Admit(EngineRequest request) {
+void Engine::Admit(Submission submission) {
+  EngineRequest& request = submission.request;
   RequestParams params;
   params.max_tokens = request.max_tokens;
   params.eos_token_id = static_cast<int32_t>(model_->config().eos_token_id);
@@ -164,24 +207,22 @@ void Engine::Admit(EngineRequest request) {
   params.priority = request.priority;
   // Prompt logprobs need a row for every prompt token, so cached blocks cannot stand in.
   params.skip_prefix_cache = request.prompt_logprobs;
-  auto live = std::make_unique<LiveRequest>(request);
-  const std::string id = request.request_id;
-  absl::Status added = scheduler_->AddRequest(
-      std::make_unique<Request>(id, std::move(request.prompt_token_ids), std::move(params)));
+  auto live = std::make_unique<LiveRequest>(submission);
+  const int32_t num_prompt_tokens = static_cast<int32_t>(request.prompt_token_ids.size());
+  absl::Status added = scheduler_->AddRequest(std::make_unique<Request>(
+      live->id, std::move(request.prompt_token_ids), std::move(params)));
   if (!added.ok()) {
     RequestResult result;
     result.status = added;
-    live->observer->OnFinished(result);
-    std::lock_guard<std::mutex> lock(mu_);
-    live_ids_.erase(id);
-    idle_.notify_all();
+    result.num_prompt_tokens = num_prompt_tokens;
+    Finish(*live, std::move(result));
     return;
   }
-  live_.emplace(id, std::move(live));
+  live_.emplace(live->id, std::move(live));
 }
 
-void Engine::TakeInbox(std::deque<EngineRequest>* submissions, std::vector<std::string>* aborts) {
-  for (EngineRequest& r : *submissions) Admit(std::move(r));
+void Engine::TakeInbox(std::deque<Submission>* submissions, std::vector<std::string>* aborts) {
+  for (Submission& s : *submissions) Admit(std::move(s));
   for (const std::string& id : *aborts) {
     // The request may have finished since Abort() was called: nothing left to do then.
     scheduler_->AbortRequest(id).IgnoreError();
@@ -192,7 +233,7 @@ void Engine::Loop() {
   backend_->AttachThread();
   bool idle_step = false;  // the last step scheduled nothing although requests are live
   while (true) {
-    std::deque<EngineRequest> submissions;
+    std::deque<Submission> submissions;
     std::vector<std::string> aborts;
     bool stop = false;
     {
@@ -241,6 +282,7 @@ void Engine::Loop() {
 
 absl::StatusOr<bool> Engine::RunStep() {
   const auto start = std::chrono::steady_clock::now();
+  const absl::Time step_start = absl::Now();
   const SchedulerOutput output = scheduler_->Schedule();
   if (output.empty()) return false;
 
@@ -249,6 +291,9 @@ absl::StatusOr<bool> Engine::RunStep() {
   for (size_t i = 0; i < output.scheduled.size(); ++i) {
     LiveRequest* live = live_.at(output.scheduled[i].request->id()).get();
     lives[i] = live;
+    if (live->timings.first_scheduled == absl::InfinitePast()) {
+      live->timings.first_scheduled = step_start;
+    }
     if (live->wants_prompt_logprobs) {
       rows[i].prompt_logprobs_from = static_cast<int32_t>(live->prompt_logprobs.size());
     }
@@ -295,13 +340,30 @@ absl::StatusOr<bool> Engine::RunStep() {
     }
   }
   ASSIGN_OR_RETURN(std::vector<NewToken> new_tokens, scheduler_->UpdateFromOutput(output, sampled));
+  const absl::Time now = absl::Now();
+  // One new token per sampled request: a step samples each request at most once.
   for (const NewToken& t : new_tokens) {
+    LiveRequest& live = *live_.at(t.request->id());
     TokenDelta delta;
     delta.token_ids.push_back(t.token_id);
     if (auto it = logprobs.find(t.request); it != logprobs.end()) {
       delta.logprobs.push_back(std::move(it->second));
     }
-    live_.at(t.request->id())->observer->OnTokens(delta);
+    if (live.text) {
+      OutputText::Piece piece = live.text->Add(t.token_id);
+      delta.text = std::move(piece.text);
+      if (piece.stop_string) {
+        live.stop_string = std::move(piece.stop_string);
+        // NotFound when this update already finished it (max_tokens, EOS): the stop string is
+        // still what ReportFinished gives as the reason.
+        scheduler_->FinishRequest(live.id, FinishReason::kStop).IgnoreError();
+      }
+    }
+    const bool first = live.timings.first_token == absl::InfinitePast();
+    if (first) live.timings.first_token = now;
+    if (options_.monitor) options_.monitor->OnTokens(1, first, live.last_token_time, now);
+    live.last_token_time = now;
+    live.observer->OnTokens(delta);
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -318,6 +380,16 @@ void Engine::ReportFinished() {
     auto it = live_.find(request->id());
     if (it == live_.end()) continue;
     LiveRequest& live = *it->second;
+    if (live.text) {
+      // The text held back is final now; it goes in a last delta without tokens.
+      OutputText::Piece piece = live.text->Finish();
+      if (piece.stop_string) live.stop_string = std::move(piece.stop_string);
+      if (!piece.text.empty()) {
+        TokenDelta last;
+        last.text = std::move(piece.text);
+        live.observer->OnTokens(last);
+      }
+    }
     RequestResult result;
     result.finish_reason = request->finish_reason().value_or(FinishReason::kError);
     result.status = live.error;
@@ -326,20 +398,31 @@ void Engine::ReportFinished() {
     }
     const auto output = request->output_token_ids();
     result.output_token_ids.assign(output.begin(), output.end());
-    if (result.finish_reason == FinishReason::kStop && !output.empty()) {
+    if (live.stop_string && result.status.ok()) {
+      result.finish_reason = FinishReason::kStop;
+      result.stop_string = std::move(live.stop_string);
+    } else if (result.finish_reason == FinishReason::kStop && !output.empty()) {
       result.stop_token_id = output.back();
     }
     result.prompt_logprobs = std::move(live.prompt_logprobs);
     result.num_prompt_tokens = request->num_prompt_tokens();
     result.num_cached_prompt_tokens = request->num_cached_prompt_tokens();
     result.num_preemptions = request->num_preemptions();
-    live.observer->OnFinished(result);
-    const std::string id = request->id();
+    Finish(live, std::move(result));
     live_.erase(it);
-    std::lock_guard<std::mutex> lock(mu_);
-    live_ids_.erase(id);
-    idle_.notify_all();
   }
+}
+
+void Engine::Finish(LiveRequest& live, RequestResult result) {
+  result.request_id = live.id;
+  result.timings = live.timings;
+  result.timings.finished = absl::Now();
+  // The monitor first, as with the stats: a client that saw its request end finds it counted.
+  if (options_.monitor) options_.monitor->OnFinished(result);
+  live.observer->OnFinished(result);
+  std::lock_guard<std::mutex> lock(mu_);
+  live_ids_.erase(live.id);
+  idle_.notify_all();
 }
 
 void Engine::FailAll(const absl::Status& status) {

@@ -8,8 +8,10 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -20,6 +22,7 @@
 #include "engine/kv_cache.h"
 #include "engine/model.h"
 #include "engine/model_runner.h"
+#include "engine/output_text.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "kernels/backend.h"
 #include "scheduler/scheduler.h"
@@ -63,7 +66,8 @@ class Engine {
   // Queues a request; returns its id. Errors, with nothing queued: InvalidArgument naming the
   // field, AlreadyExists (a live request has the id), ResourceExhausted (the waiting queue is
   // full), Unavailable (the engine no longer accepts requests). A request that fails later
-  // (e.g. it can never fit the cache) ends with OnFinished and an error status. Thread-safe.
+  // (e.g. it can never fit the cache) ends with OnFinished and an error status. A prompt_text
+  // is encoded here, on the caller's thread and outside the engine's lock. Thread-safe.
   absl::StatusOr<std::string> Submit(EngineRequest request);
   // Ends a live request with kAbort within one step; NotFound for an unknown id. Thread-safe.
   absl::Status Abort(const std::string& request_id);
@@ -82,17 +86,27 @@ class Engine {
 
  private:
   struct LiveRequest;
+  // A request Submit accepted, on its way to the engine thread.
+  struct Submission {
+    EngineRequest request;
+    absl::Time arrival;
+    std::optional<OutputText> text;  // set when the engine has a tokenizer
+  };
   Engine(const EngineOptions& options, std::unique_ptr<Backend> backend,
          std::unique_ptr<Model> model);
 
+  // Encodes prompt_text into prompt_token_ids and checks the text fields (any thread).
+  absl::StatusOr<std::optional<OutputText>> PrepareText(EngineRequest* request) const;
   absl::Status ValidateRequest(const EngineRequest& request) const;
   void Loop();
   // Moves submissions and aborts from the inbox into the scheduler (engine thread).
-  void TakeInbox(std::deque<EngineRequest>* submissions, std::vector<std::string>* aborts);
-  void Admit(EngineRequest request);
+  void TakeInbox(std::deque<Submission>* submissions, std::vector<std::string>* aborts);
+  void Admit(Submission submission);
   // One schedule -> run -> sample -> update step; false when nothing could be scheduled.
   absl::StatusOr<bool> RunStep();
   void ReportFinished();
+  // Reports the end of `live` (request id and finish time filled in here) and forgets it.
+  void Finish(LiveRequest& live, RequestResult result);
   void FailAll(const absl::Status& status);
 
   const EngineOptions options_;
@@ -106,7 +120,7 @@ class Engine {
   mutable std::mutex mu_;
   std::condition_variable wake_;   // work arrived, or stop
   std::condition_variable idle_;   // a request finished
-  std::deque<EngineRequest> inbox_;                    // guarded by mu_
+  std::deque<Submission> inbox_;                       // guarded by mu_
   std::vector<std::string> abort_inbox_;               // guarded by mu_
   absl::flat_hash_set<std::string> live_ids_;          // guarded by mu_: submitted, not finished
   int64_t num_waiting_ = 0;                            // guarded by mu_: last step's count

@@ -19,7 +19,8 @@ class EngineMonitor {
   // request's previous tokens were sampled, or its arrival for its first tokens (`first`), so
   // now - previous is the time to first token or an inter-token latency.
   virtual void OnTokens(int32_t num_tokens, bool first, absl::Time previous, absl::Time now) = 0;
-  // The request ended (any reason, errors included): its counts and timings.
+  // The request ended (any reason, errors included): its counts and timings. Requests that
+  // Engine::Submit refuses never start, so they come here not at all (the caller has the error).
   virtual void OnFinished(const RequestResult& result) = 0;
 };
 

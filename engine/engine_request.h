@@ -30,7 +30,9 @@ struct TokenDelta {
   // The text that became final with these tokens, when the engine has a tokenizer: never a
   // partial UTF-8 character, and never text that might still turn out to start a stop string
   // (such text is held back until it is known not to). All deltas' texts concatenated are the
-  // request's output text, cut before the matched stop string.
+  // request's output text, cut before the matched stop string. Text held back when the request
+  // ends comes in one last delta with no token ids, just before OnFinished. Special tokens (the
+  // EOS) and ids the tokenizer lacks add no text, as in Hugging Face's decode (output_text.h).
   std::string text;
 };
 

@@ -23,6 +23,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/model_writer.h"
+#include "engine/tokenizer/byte_level.h"
+#include "engine/tokenizer/byte_level_bpe_json.h"
 #include "spdlog/spdlog.h"
 
 namespace mlkv {
@@ -61,24 +63,6 @@ class NormalSource {
   bool has_spare_ = false;
   double spare_ = 0.0;
 };
-
-// The GPT-2 byte-level alphabet (engine/tokenizer/byte_level.h, which this library cannot link):
-// printable Latin-1 bytes stand for themselves, the other 68 for U+0100.. in byte order. The
-// tokenizer tests load this file, so the two cannot drift apart unnoticed.
-std::string ByteLevelToken(int byte) {
-  static const std::vector<std::string> tokens = [] {
-    std::vector<std::string> out(256);
-    int next = 0;
-    for (int b = 0; b < 256; ++b) {
-      const bool itself = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
-      const int cp = itself ? b : 256 + next++;
-      out[b] = cp < 0x80 ? std::string(1, char(cp))
-                         : std::string{char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))};
-    }
-    return out;
-  }();
-  return tokens[byte];
-}
 
 constexpr double kBiasStd = 0.1;
 constexpr double kLayerNormStd = 0.1;
@@ -133,34 +117,9 @@ std::optional<nlohmann::json> ByteLevelTokenizerJson(const ModelConfig& config) 
   vocab["<|endoftext|>"] = eos;
   for (int64_t b = 0, id = 0; b < 256; ++b, ++id) {
     if (id == eos) ++id;
-    vocab[ByteLevelToken(static_cast<int>(b))] = id;
+    vocab[byte_level::BytesToToken(std::string(1, static_cast<char>(b)))] = id;
   }
-  const nlohmann::json byte_level = {
-      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
-      {"use_regex", true}};
-  nlohmann::json end_of_text = {{"id", eos},          {"content", "<|endoftext|>"},
-                                {"single_word", false}, {"lstrip", false},
-                                {"rstrip", false},      {"normalized", false},
-                                {"special", true}};
-  return nlohmann::json{
-      {"version", "1.0"},
-      {"truncation", nullptr},
-      {"padding", nullptr},
-      {"added_tokens", nlohmann::json::array({end_of_text})},
-      {"normalizer", {{"type", "NFC"}}},
-      {"pre_tokenizer", byte_level},
-      {"post_processor", byte_level},
-      {"decoder", byte_level},
-      {"model",
-       {{"type", "BPE"},
-        {"dropout", nullptr},
-        {"unk_token", nullptr},
-        {"continuing_subword_prefix", nullptr},
-        {"end_of_word_suffix", nullptr},
-        {"fuse_unk", false},
-        {"vocab", vocab},
-        {"merges", nlohmann::json::array()}}},
-  };
+  return ByteLevelBpeJson(std::move(vocab), nlohmann::json::array(), {{eos, "<|endoftext|>"}});
 }
 
 absl::Status WriteRandomModel(const ModelConfig& config, uint64_t seed, DType dtype,

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/tokenizer/byte_level.h"
+#include "engine/tokenizer/byte_level_bpe_json.h"
 #include "nlohmann/json.hpp"
 
 namespace mlkv::testing {
@@ -29,36 +30,7 @@ inline nlohmann::json SmallTokenizerJson(
   }
   const int eot = next_id;
   vocab["<|endoftext|>"] = eot;
-  nlohmann::json byte_level = {{"type", "ByteLevel"},
-                               {"add_prefix_space", false},
-                               {"trim_offsets", true},
-                               {"use_regex", true}};
-  return {
-      {"version", "1.0"},
-      {"truncation", nullptr},
-      {"padding", nullptr},
-      {"added_tokens",
-       {{{"id", eot},
-         {"content", "<|endoftext|>"},
-         {"single_word", false},
-         {"lstrip", false},
-         {"rstrip", false},
-         {"normalized", false},
-         {"special", true}}}},
-      {"normalizer", {{"type", "NFC"}}},
-      {"pre_tokenizer", byte_level},
-      {"post_processor", byte_level},
-      {"decoder", byte_level},
-      {"model",
-       {{"type", "BPE"},
-        {"dropout", nullptr},
-        {"unk_token", nullptr},
-        {"continuing_subword_prefix", nullptr},
-        {"end_of_word_suffix", nullptr},
-        {"fuse_unk", false},
-        {"vocab", vocab},
-        {"merges", merge_list}}},
-  };
+  return ByteLevelBpeJson(std::move(vocab), std::move(merge_list), {{eot, "<|endoftext|>"}});
 }
 
 // Merges that build " the", "the", "he", "in", "ing", " a", " an", " and": enough for the tests

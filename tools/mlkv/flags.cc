@@ -2,6 +2,9 @@
 #include "tools/mlkv/flags.h"
 
 #include <cmath>
+#include <fstream>
+#include <iostream>
+#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -140,6 +143,19 @@ absl::StatusOr<std::vector<std::vector<int64_t>>> Flags::IntLists(const std::str
     lists.push_back(*std::move(list));
   }
   return lists;
+}
+
+absl::StatusOr<std::string> ReadFlagInput(const std::string& flag, const std::string& path) {
+  std::stringstream buffer;
+  if (path == "-") {
+    buffer << std::cin.rdbuf();
+    return buffer.str();
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("--", flag, ": cannot open ", path));
+  buffer << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(absl::StrCat("--", flag, ": cannot read ", path));
+  return buffer.str();
 }
 
 }  // namespace mlkv::cli

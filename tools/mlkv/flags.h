@@ -49,6 +49,10 @@ class Flags {
   std::map<std::string, std::vector<std::string>> repeated_;  // every occurrence, in order
 };
 
+// The bytes of the file `path` that flag --`flag` names, or of standard input for "-"; errors
+// name the flag and the path.
+absl::StatusOr<std::string> ReadFlagInput(const std::string& flag, const std::string& path);
+
 }  // namespace mlkv::cli
 
 #endif  // MLKV_TOOLS_MLKV_FLAGS_H_

@@ -1,5 +1,6 @@
-// `mlkv generate`: continues one or more prompts of token ids, all at once through the engine
-// loop (each --token-ids is one prompt).
+// `mlkv generate`: continues one or more prompts, all at once through the engine loop. Each
+// --token-ids is one prompt of ids, each --prompt one of text (encoded with the model's
+// tokenizer); the outputs come in that order: the --token-ids prompts, then the --prompt ones.
 #include <cstdio>
 
 #include "absl/strings/str_join.h"
@@ -11,27 +12,54 @@
 #include "tools/mlkv/model_flags.h"
 
 namespace mlkv::cli {
+namespace {
+
+// The prompts of the command line as engine requests, missing only sampling and the observer.
+absl::StatusOr<std::vector<EngineRequest>> PromptsFromFlags(const Flags& flags) {
+  if (!flags.Has("token-ids") && !flags.Has("prompt")) {
+    return absl::InvalidArgumentError("--token-ids or --prompt: give at least one prompt");
+  }
+  std::vector<EngineRequest> requests;
+  if (flags.Has("token-ids")) {
+    ASSIGN_OR_RETURN(auto prompts, TokenIdsFromFlags(flags));
+    for (auto& ids : prompts) requests.emplace_back().prompt_token_ids = std::move(ids);
+  }
+  for (std::string& text : flags.Strings("prompt")) {
+    requests.emplace_back().prompt_text = std::move(text);
+  }
+  return requests;
+}
+
+}  // namespace
 
 absl::Status RunGenerate(const Args& args) {
-  ASSIGN_OR_RETURN(Flags flags,
-                   Flags::Parse(args, Union({kModelFlags, kSamplingFlags,
-                                             {"token-ids", "max-tokens", "format", "priority"}}),
-                                Union({kModelSwitches, {"ignore-eos"}}), {"token-ids"}));
+  ASSIGN_OR_RETURN(
+      Flags flags,
+      Flags::Parse(args,
+                   Union({kModelFlags, kSamplingFlags,
+                          {"token-ids", "prompt", "stop", "max-tokens", "format", "priority"}}),
+                   Union({kModelSwitches, {"ignore-eos"}}), {"token-ids", "prompt", "stop"}));
   ASSIGN_OR_RETURN(bool json, JsonFormatFromFlags(flags));
-  ASSIGN_OR_RETURN(auto prompts, TokenIdsFromFlags(flags));
+  ASSIGN_OR_RETURN(std::vector<EngineRequest> requests, PromptsFromFlags(flags));
   ASSIGN_OR_RETURN(int64_t max_tokens, flags.Int("max-tokens", 16, 1, 1 << 20));
   ASSIGN_OR_RETURN(SamplingParams sampling, SamplingFromFlags(flags));
+  // A text prompt's length is known only once the engine encodes it. A byte-level BPE token is
+  // at least one byte of NFC text, and NFC makes UTF-8 at most 3x longer (UAX #15), so 3 tokens
+  // per byte is enough to size the cache.
   int64_t tokens_needed = 0;
-  for (const auto& p : prompts) tokens_needed += static_cast<int64_t>(p.size()) + max_tokens;
+  for (const EngineRequest& r : requests) {
+    const size_t prompt = r.prompt_text ? 3 * r.prompt_text->size() : r.prompt_token_ids.size();
+    tokens_needed += static_cast<int64_t>(prompt) + max_tokens;
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, CreateEngineFromFlags(flags, tokens_needed));
 
   std::vector<std::shared_ptr<CollectingObserver>> observers;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    EngineRequest request;
-    request.prompt_token_ids = prompts[i];
+  for (size_t i = 0; i < requests.size(); ++i) {
+    EngineRequest& request = requests[i];
     request.max_tokens = static_cast<int32_t>(max_tokens);
     request.sampling = sampling;
     request.ignore_eos = flags.Switch("ignore-eos");
+    request.stop_strings = flags.Strings("stop");
     request.top_logprobs = 0;
     request.observer = observers.emplace_back(std::make_shared<CollectingObserver>());
     absl::StatusOr<std::string> id = engine->Submit(std::move(request));
@@ -40,6 +68,7 @@ absl::Status RunGenerate(const Args& args) {
                           absl::StrCat("prompt ", i + 1, ": ", id.status().message()));
     }
   }
+  const bool has_text = engine->tokenizer() != nullptr;
   nlohmann::json outputs = nlohmann::json::array();
   for (size_t i = 0; i < observers.size(); ++i) {
     const RequestResult result = observers[i]->Wait();
@@ -49,18 +78,24 @@ absl::Status RunGenerate(const Args& args) {
     }
     std::vector<float> logprobs;
     for (const TokenLogprob& lp : observers[i]->logprobs()) logprobs.push_back(lp.logprob);
-    outputs.push_back({{"token_ids", result.output_token_ids},
-                       {"logprobs", logprobs},
-                       {"finish_reason", FinishReasonName(result.finish_reason)},
-                       {"cached_prompt_tokens", result.num_cached_prompt_tokens}});
+    nlohmann::json output = {{"token_ids", result.output_token_ids},
+                             {"logprobs", logprobs},
+                             {"finish_reason", FinishReasonName(result.finish_reason)},
+                             {"cached_prompt_tokens", result.num_cached_prompt_tokens}};
+    if (has_text) output["text"] = observers[i]->text();
+    if (result.stop_string) output["stop_string"] = *result.stop_string;
+    outputs.push_back(std::move(output));
   }
   if (json) {
     // One prompt prints its output object; several print {"outputs": [...]}, in prompt order.
     const nlohmann::json out = outputs.size() == 1 ? outputs[0] : nlohmann::json{{"outputs", outputs}};
     std::printf("%s\n", out.dump().c_str());
   } else {
+    // Per prompt a line of ids and, with a tokenizer, the text as a JSON string (one line,
+    // whatever newlines the text holds).
     for (const auto& o : outputs) {
       std::printf("%s\n", absl::StrJoin(o["token_ids"].get<std::vector<int32_t>>(), " ").c_str());
+      if (has_text) std::printf("%s\n", o["text"].dump().c_str());
     }
   }
   return absl::OkStatus();

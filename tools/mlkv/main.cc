@@ -13,12 +13,15 @@ namespace {
 constexpr char kUsage[] = R"(usage: mlkv COMMAND [FLAGS]
 
 commands:
-  generate      --model DIR --token-ids 1,2,3 [--token-ids 4,5 ...] --max-tokens N
+  generate      --model DIR (--token-ids 1,2,3 | --prompt TEXT) [more --token-ids / --prompt]
+                --max-tokens N [--stop STRING ...]
                 [--temperature T --top-k K --top-p P --min-p P --repetition-penalty R
                 --presence-penalty P --frequency-penalty F --seed S --ignore-eos]
-                [--format text|json]; several prompts run concurrently
-  score         --model DIR --token-ids 1,2,3 [--format text|json]
-                log-probability of each token given those before it, and the perplexity
+                [--format text|json]; several prompts run concurrently (--token-ids ones
+                first); text: per prompt a line of ids, then the text as a JSON string
+  score         --model DIR (--token-ids 1,2,3 | --text-file FILE) [--format text|json]
+                log-probability of each token given those before it, total, perplexity;
+                longer than --max-model-len: windows overlapping by one token
   inspect       --model DIR [--kv-dtype f32|bf16] [--format text|json]
                 [--kv-cache-bytes B | --kv-cache-fraction F [--memory-limit-bytes M]]
                 [--max-model-len L] [--block-size N]: with a budget, also the KV blocks and
@@ -41,6 +44,8 @@ flags of generate and score (the engine):
   --prefill-chunk N    most prompt tokens of one sequence per step (0: no limit)
   --max-num-batched-tokens N (2048)  --max-num-seqs N (256)  --no-prefix-caching
   --max-model-len N (the model's max_position_embeddings)
+  --tokenizer FILE     text prompts, output text, stop strings (default: the model
+                       directory's tokenizer.json if any, else token ids only)
   --kv-cache-bytes B | --kv-cache-fraction F [--memory-limit-bytes M]
                        KV budget (default: what the given prompts need)
 )";

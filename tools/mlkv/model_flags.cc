@@ -9,6 +9,9 @@
 #include "engine/host_memory.h"
 #include "engine/kv_capacity.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cuda/attention_plan.h"
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_info.h"
 #include "spdlog/spdlog.h"
 
 namespace mlkv::cli {
@@ -16,7 +19,7 @@ namespace mlkv::cli {
 const std::set<std::string> kModelFlags = {
     "model",         "threads",           "block-size",         "kv-dtype",
     "prefill-chunk", "kv-cache-bytes",    "kv-cache-fraction",  "memory-limit-bytes",
-    "max-model-len", "max-num-batched-tokens", "max-num-seqs"};
+    "max-model-len", "max-num-batched-tokens", "max-num-seqs", "tokenizer", "device"};
 const std::set<std::string> kModelSwitches = {"no-prefix-caching"};
 const std::set<std::string> kSamplingFlags = {
     "temperature",      "top-k",           "top-p", "min-p", "repetition-penalty",
@@ -28,6 +31,75 @@ std::set<std::string> Union(std::initializer_list<std::set<std::string>> sets) {
   return all;
 }
 
+namespace {
+
+// --device cpu|cuda; by default cuda when this build has CUDA and a device is visible, else cpu.
+absl::StatusOr<std::string> DeviceFromFlags(const Flags& flags) {
+  const std::string device = flags.String("device", CudaDeviceCount() > 0 ? "cuda" : "cpu");
+  if (device != "cpu" && device != "cuda") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--device: must be cpu or cuda, got \"", device, "\""));
+  }
+  return device;
+}
+
+absl::StatusOr<std::unique_ptr<Backend>> BackendFromFlags(const Flags& flags, int threads) {
+  ASSIGN_OR_RETURN(std::string device, DeviceFromFlags(flags));
+  if (device == "cpu") return CreateCpuBackend(threads);
+  absl::StatusOr<std::unique_ptr<Backend>> cuda = CreateCudaBackend();
+  if (!cuda.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("--device cuda: ", cuda.status().message()));
+  }
+  return cuda;
+}
+
+// The CUDA attention kernel serves up to 16 query heads per KV head and head_dim up to 256.
+absl::Status CheckBackendServes(const Backend& backend, const ModelConfig& config) {
+  if (backend.name() != "cuda") return absl::OkStatus();
+  return cuda::CheckAttentionShape(config.num_attention_heads, config.num_key_value_heads,
+                                   config.head_dim);
+}
+
+// --memory-limit-bytes by default: on the CPU the host's memory; on a GPU what it has free now
+// (other processes' use and the CUDA context already taken out), from which the KV planner
+// subtracts the weights. mlkv-server asks before loading the weights, so that is exact; mlkv
+// generate/score ask after, so their weights count twice and the budget errs on the small side.
+absl::StatusOr<int64_t> DefaultMemoryLimitBytes(const Flags& flags) {
+  ASSIGN_OR_RETURN(std::string device, DeviceFromFlags(flags));
+  if (device == "cpu") return HostMemoryBytes();
+  ASSIGN_OR_RETURN(DeviceMemory memory, QueryDeviceMemory(0));
+  return memory.free_bytes;
+}
+
+}  // namespace
+
+namespace {
+
+// --tokenizer, else <model dir>/tokenizer.json when there is one; null when neither.
+absl::StatusOr<std::shared_ptr<const Tokenizer>> LoadTokenizer(const Flags& flags,
+                                                               const std::string& model_dir,
+                                                               const ModelConfig& config) {
+  std::string path = flags.String("tokenizer", "");
+  if (path.empty()) {
+    path = model_dir + "/tokenizer.json";
+    if (!std::filesystem::exists(path)) return nullptr;
+  }
+  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer = Tokenizer::FromFile(path);
+  if (!tokenizer.ok()) {  // the message starts with the path
+    return absl::Status(tokenizer.status().code(),
+                        absl::StrCat("tokenizer: ", tokenizer.status().message()));
+  }
+  // A tokenizer of another model would encode prompts into ids the model does not have.
+  if ((*tokenizer)->vocab_size() > config.vocab_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tokenizer: ", path, " has ids up to ", (*tokenizer)->vocab_size() - 1,
+        ", beyond the model's vocab_size ", config.vocab_size, ": is it this model's?"));
+  }
+  return std::shared_ptr<const Tokenizer>(*std::move(tokenizer));
+}
+
+}  // namespace
+
 absl::StatusOr<LoadedModel> LoadModelFromFlags(const Flags& flags) {
   ASSIGN_OR_RETURN(std::string dir, flags.RequiredString("model"));
   if (!std::filesystem::is_directory(dir)) {
@@ -35,8 +107,10 @@ absl::StatusOr<LoadedModel> LoadModelFromFlags(const Flags& flags) {
   }
   ASSIGN_OR_RETURN(int64_t threads, flags.Int("threads", 0, 0, 1024));
   LoadedModel loaded;
-  loaded.backend = CreateCpuBackend(static_cast<int>(threads));
+  ASSIGN_OR_RETURN(loaded.backend, BackendFromFlags(flags, static_cast<int>(threads)));
   ASSIGN_OR_RETURN(loaded.model, Model::Load(dir, loaded.backend.get()));
+  RETURN_IF_ERROR(CheckBackendServes(*loaded.backend, loaded.model->config()));
+  ASSIGN_OR_RETURN(loaded.tokenizer, LoadTokenizer(flags, dir, loaded.model->config()));
   return loaded;
 }
 
@@ -67,10 +141,11 @@ absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const Flags& flags, const M
     if (flags.Has("kv-cache-fraction")) {
       ASSIGN_OR_RETURN(budget.kv_cache_fraction, flags.Double("kv-cache-fraction", 0.0, 0.0, 1.0));
     }
+    ASSIGN_OR_RETURN(int64_t default_limit, DefaultMemoryLimitBytes(flags));
     ASSIGN_OR_RETURN(budget.memory_limit_bytes,
-                     flags.Int("memory-limit-bytes", HostMemoryBytes(), 1,
+                     flags.Int("memory-limit-bytes", default_limit, 1,
                                std::numeric_limits<int64_t>::max()));
-    budget.weight_bytes = config.num_parameters() * 4;  // the CPU backend holds float32 weights
+    budget.weight_bytes = config.num_parameters() * 4;  // both backends hold float32 weights
     ASSIGN_OR_RETURN(KvCapacity capacity,
                      PlanKvCapacity(config, kv_dtype, block_size, max_model_len, budget));
     spdlog::info("{}", DescribeKvCapacity(capacity));
@@ -94,6 +169,7 @@ absl::StatusOr<std::unique_ptr<Engine>> CreateEngineFromFlags(const Flags& flags
   ASSIGN_OR_RETURN(LoadedModel loaded, LoadModelFromFlags(flags));
   ASSIGN_OR_RETURN(EngineOptions options,
                    EngineOptionsFromFlags(flags, loaded.model->config(), tokens_needed));
+  options.tokenizer = std::move(loaded.tokenizer);
   return Engine::Create(options, std::move(loaded.backend), std::move(loaded.model));
 }
 

@@ -17,7 +17,8 @@ namespace mlkv::cli {
 
 // --model, --threads, --block-size, --kv-dtype, --prefill-chunk, the KV budget
 // (--kv-cache-bytes, --kv-cache-fraction, --memory-limit-bytes), --max-model-len,
-// --max-num-batched-tokens, --max-num-seqs, --no-prefix-caching (a switch).
+// --max-num-batched-tokens, --max-num-seqs, --tokenizer, --device (cpu|cuda; default cuda when
+// built with CUDA and a GPU is visible), --no-prefix-caching (a switch).
 extern const std::set<std::string> kModelFlags;
 extern const std::set<std::string> kModelSwitches;
 // --temperature, --top-k, --top-p, --min-p, the three penalties, --seed.
@@ -26,8 +27,11 @@ extern const std::set<std::string> kSamplingFlags;
 struct LoadedModel {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Model> model;
+  std::shared_ptr<const Tokenizer> tokenizer;  // null: the model takes token ids only
 };
 
+// The model of --model, and its tokenizer: --tokenizer FILE, else <model dir>/tokenizer.json when
+// present (a malformed one is an error naming it), else none.
 absl::StatusOr<LoadedModel> LoadModelFromFlags(const Flags& flags);
 // The engine options the flags ask for, for a model of `config` (which bounds --max-model-len
 // and sizes the KV budget). Without a KV budget flag the cache is sized to hold

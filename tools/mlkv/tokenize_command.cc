@@ -1,8 +1,6 @@
 // `mlkv tokenize`: text to token ids with a tokenizer.json, for one text or, with --jsonl-in,
 // one JSON string per line (what the conformance tests use to check thousands of strings).
 #include <cstdio>
-#include <fstream>
-#include <iostream>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -15,20 +13,6 @@
 
 namespace mlkv::cli {
 namespace {
-
-// The bytes of a file, or of standard input for "-".
-absl::StatusOr<std::string> ReadInput(const std::string& flag, const std::string& path) {
-  std::stringstream buffer;
-  if (path == "-") {
-    buffer << std::cin.rdbuf();
-    return buffer.str();
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("--", flag, ": cannot open ", path));
-  buffer << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat("--", flag, ": cannot read ", path));
-  return buffer.str();
-}
 
 // "[1,2,3]" or "1 2 3".
 std::string FormatIds(const std::vector<int32_t>& ids, bool json) {
@@ -80,14 +64,14 @@ absl::Status RunTokenize(const Args& args) {
   }
   ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::FromFile(path));
   if (flags.Has("jsonl-in")) {
-    ASSIGN_OR_RETURN(std::string input, ReadInput("jsonl-in", flags.String("jsonl-in", "")));
+    ASSIGN_OR_RETURN(std::string input, ReadFlagInput("jsonl-in", flags.String("jsonl-in", "")));
     return TokenizeJsonLines(*tokenizer, input);
   }
   std::string text;
   if (flags.Has("text")) {
     text = flags.String("text", "");
   } else {
-    ASSIGN_OR_RETURN(text, ReadInput("text-file", flags.String("text-file", "")));
+    ASSIGN_OR_RETURN(text, ReadFlagInput("text-file", flags.String("text-file", "")));
   }
   auto ids = tokenizer->Encode(text);
   if (!ids.ok()) {
