@@ -1,0 +1,85 @@
+// Paged-attention launch planning; see attention_plan.h and the layout notes in
+// paged_attention.cu.
+#include "kernels/cuda/attention_plan.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace mlkv::cuda {
+namespace {
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t RoundUp(int64_t a, int64_t b) { return CeilDiv(a, b) * b; }
+
+}  // namespace
+
+absl::Status CheckAttentionShape(int64_t num_heads, int64_t num_kv_heads, int64_t head_dim) {
+  if (num_heads <= 0 || num_kv_heads <= 0 || num_heads % num_kv_heads != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("CUDA attention: ", num_heads,
+                                                   " query heads do not divide into ",
+                                                   num_kv_heads, " KV heads"));
+  }
+  if (num_heads / num_kv_heads > kMaxGroupSize) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "CUDA attention: ", num_heads / num_kv_heads, " query heads per KV head; at most ",
+        kMaxGroupSize, " are supported"));
+  }
+  if (head_dim <= 0 || head_dim > kMaxHeadDim) {
+    return absl::InvalidArgumentError(absl::StrCat("CUDA attention: head_dim ", head_dim,
+                                                   " outside 1..", kMaxHeadDim));
+  }
+  return absl::OkStatus();
+}
+
+AttentionPlan PlanAttention(const AttentionShape& shape, int64_t num_sms,
+                            int64_t forced_split_tokens) {
+  AttentionPlan plan;
+  const int64_t d = shape.head_dim;
+  plan.group = shape.num_heads / shape.num_kv_heads;
+  // A 16-byte vector holds 4 floats or 8 bf16; every token row starts at a multiple of d
+  // elements, so d a multiple of the vector keeps every load aligned.
+  const int64_t vector_elems = shape.kv_dtype == DType::kF32 ? 4 : 8;
+  plan.vectorized = shape.pools_aligned && d % vector_elems == 0;
+  // Staged rows are read down a column by the 32 lanes of a warp (one token each). With float4
+  // reads a quarter warp covers all 32 banks when the row stride is an odd number of float4s;
+  // with scalar reads, when it is an odd number of floats.
+  if (plan.vectorized) {
+    const int64_t quads = d / 4;
+    plan.smem_stride = 4 * (quads % 2 == 1 ? quads : quads + 1);
+  } else {
+    plan.smem_stride = d % 2 == 1 ? d : d + 1;
+  }
+  const int64_t g = plan.group;
+  plan.accumulators =
+      g * d <= kAttentionThreads * kSmallAccumulators ? kSmallAccumulators : kMaxAccumulators;
+  // Floats: queries [g][d], K and V tiles [tile][stride], probabilities [g][tile], and the
+  // running max, sum and rescale factor per head; then one int64 row offset per tile token.
+  const int64_t floats = g * d + 2 * kAttentionTile * plan.smem_stride + g * kAttentionTile + 3 * g;
+  plan.smem_bytes = RoundUp(floats * 4, 8) + kAttentionTile * 8;
+
+  const int64_t context = std::max<int64_t>(shape.max_context, 1);
+  int64_t split_tokens;
+  if (forced_split_tokens > 0) {
+    split_tokens = RoundUp(forced_split_tokens, kAttentionTile);
+  } else {
+    // Split only as far as needed to give the device kTargetBlocksPerSm blocks per SM, and never
+    // below kMinSplitTokens per split: a long context then gets more splits than a short one.
+    const int64_t blocks = std::max<int64_t>(shape.num_tokens * shape.num_kv_heads, 1);
+    const int64_t wanted = CeilDiv(std::max<int64_t>(num_sms, 1) * kTargetBlocksPerSm, blocks);
+    const int64_t by_length = CeilDiv(context, kMinSplitTokens);
+    const int64_t splits = std::clamp<int64_t>(std::min(wanted, by_length), 1, kMaxSplits);
+    split_tokens = RoundUp(CeilDiv(context, splits), kAttentionTile);
+  }
+  // Cap the count (and so the workspace) by lengthening splits.
+  split_tokens = std::max(split_tokens, RoundUp(CeilDiv(context, kMaxSplits), kAttentionTile));
+  plan.num_splits = CeilDiv(context, split_tokens);
+  plan.split_tokens = split_tokens;
+  if (plan.num_splits > 1) {
+    // Per split, row and query head: the normalised partial output (d floats), its max and sum.
+    plan.workspace_bytes = plan.num_splits * shape.num_tokens * shape.num_heads * (d + 2) * 4;
+  }
+  return plan;
+}
+
+}  // namespace mlkv::cuda

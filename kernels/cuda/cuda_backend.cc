@@ -1,0 +1,210 @@
+// The CUDA Backend: every op is queued on one stream in issue order (so ops need no
+// synchronisation between them); CopyToHost and Synchronize wait for the stream. Shapes are the
+// caller's responsibility (Backend contract); attention shapes the kernel cannot serve, or a
+// failed CUDA call inside an op, abort with the reason (see cuda_check.h).
+#include "kernels/cuda/cuda_backend.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <climits>
+#include <cstdint>
+
+#include "absl/strings/str_cat.h"
+#include "common/check.h"
+#include "kernels/cuda/attention_plan.h"
+#include "kernels/cuda/cuda_buffer.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_info.h"
+#include "kernels/cuda/launchers.h"
+
+namespace mlkv {
+namespace {
+
+absl::Status Unavailable(const char* what, cudaError_t error) {
+  static_cast<void>(cudaGetLastError());
+  return absl::UnavailableError(absl::StrCat("CUDA backend: ", what, ": ", cudaGetErrorString(error)));
+}
+
+int ToInt(int64_t v, const char* what) {
+  MLKV_CHECK(v >= 0 && v <= INT_MAX, "{} = {} does not fit cuBLAS's int", what, v);
+  return static_cast<int>(v);
+}
+
+class CudaBackend final : public Backend {
+ public:
+  static absl::StatusOr<std::unique_ptr<Backend>> Create(const CudaBackendOptions& options) {
+    const int count = CudaDeviceCount();
+    if (count == 0) {
+      return absl::UnavailableError("no CUDA device is visible (no GPU, or no driver)");
+    }
+    if (options.device < 0 || options.device >= count) {
+      return absl::UnavailableError(absl::StrCat("no CUDA device ", options.device, " (", count,
+                                                 " visible)"));
+    }
+    std::unique_ptr<CudaBackend> backend(new CudaBackend(options));
+    if (cudaError_t e = cudaSetDevice(options.device); e != cudaSuccess) {
+      return Unavailable("cudaSetDevice", e);
+    }
+    if (cudaError_t e = cudaDeviceGetAttribute(&backend->num_sms_, cudaDevAttrMultiProcessorCount,
+                                               options.device);
+        e != cudaSuccess) {
+      return Unavailable("multiprocessor count", e);
+    }
+    if (cudaError_t e = cudaStreamCreateWithFlags(&backend->stream_, cudaStreamNonBlocking);
+        e != cudaSuccess) {
+      return Unavailable("cudaStreamCreate", e);
+    }
+    if (cublasCreate(&backend->cublas_) != CUBLAS_STATUS_SUCCESS) {
+      backend->cublas_ = nullptr;
+      return absl::UnavailableError("CUDA backend: cublasCreate failed");
+    }
+    MLKV_CUBLAS_CHECK(cublasSetStream(backend->cublas_, backend->stream_));
+    MLKV_CUBLAS_CHECK(cublasSetMathMode(
+        backend->cublas_, options.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    return std::unique_ptr<Backend>(std::move(backend));
+  }
+
+  ~CudaBackend() override {
+    // Errors are ignored: a destructor has no one to report to, and the process may be exiting.
+    if (stream_ != nullptr) static_cast<void>(cudaStreamSynchronize(stream_));
+    if (workspace_ != nullptr) static_cast<void>(cudaFree(workspace_));
+    if (cublas_ != nullptr) static_cast<void>(cublasDestroy(cublas_));
+    if (stream_ != nullptr) static_cast<void>(cudaStreamDestroy(stream_));
+  }
+
+  std::string name() const override { return "cuda"; }
+  // The current device is per host thread.
+  void AttachThread() override { MLKV_CUDA_CHECK(cudaSetDevice(options_.device)); }
+
+  absl::StatusOr<std::unique_ptr<DeviceBuffer>> Allocate(size_t bytes) override {
+    if (bytes == 0) return std::unique_ptr<DeviceBuffer>(new CudaBuffer(nullptr, 0));
+    void* data = nullptr;
+    if (cudaError_t e = cudaMalloc(&data, bytes); e != cudaSuccess) {
+      static_cast<void>(cudaGetLastError());  // out of memory is not sticky; keep it from the next check
+      size_t free_bytes = 0, total_bytes = 0;
+      static_cast<void>(cudaMemGetInfo(&free_bytes, &total_bytes));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("CUDA device ", options_.device, ": cannot allocate ", bytes, " bytes (",
+                       free_bytes, " of ", total_bytes, " bytes free): ", cudaGetErrorString(e)));
+    }
+    // Queued on the stream like every op, so it is zero before any later op reads it.
+    MLKV_CUDA_CHECK(cudaMemsetAsync(data, 0, bytes, stream_));
+    return std::unique_ptr<DeviceBuffer>(new CudaBuffer(data, bytes));
+  }
+  // From pageable host memory the call returns once the source has been staged, so the caller
+  // may reuse it at once.
+  void CopyToDevice(void* dst, const void* host_src, size_t bytes) override {
+    if (bytes == 0) return;
+    MLKV_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
+  }
+  void CopyToHost(void* host_dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return;
+    MLKV_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    MLKV_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void Synchronize() override { MLKV_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+  void Embedding(const float* table, int64_t cols, const int32_t* ids, int64_t rows,
+                 float* out) override {
+    cuda::LaunchGatherRows(table, cols, ids, rows, out, stream_);
+  }
+  void GatherRows(const float* in, int64_t cols, const int32_t* indices, int64_t rows,
+                  float* out) override {
+    cuda::LaunchGatherRows(in, cols, indices, rows, out, stream_);
+  }
+  void LayerNorm(const float* in, const float* gamma, const float* beta, float eps, int64_t rows,
+                 int64_t cols, float* out) override {
+    cuda::LaunchLayerNorm(in, gamma, beta, eps, rows, cols, out, stream_);
+  }
+
+  // Row-major out[rows, n] = in[rows, k] W[n, k]^T is column-major out^T = W^T' in^T', i.e. a
+  // column-major GEMM with A = W (k x n, transposed) and B = in (k x rows). The bias is
+  // broadcast into out first and the GEMM accumulates onto it (beta = 1).
+  void Linear(const float* in, int64_t rows, int64_t k, const float* weight, const float* bias,
+              int64_t n, float* out) override {
+    if (rows == 0 || n == 0) return;
+    float beta = 0.0f;
+    if (bias != nullptr) {
+      cuda::LaunchBroadcastRows(bias, rows, n, out, stream_);
+      beta = 1.0f;
+    }
+    const float alpha = 1.0f;
+    MLKV_CUBLAS_CHECK(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, ToInt(n, "n"),
+                                  ToInt(rows, "rows"), ToInt(k, "k"), &alpha, weight,
+                                  ToInt(k, "k"), in, ToInt(k, "k"), &beta, out, ToInt(n, "n")));
+  }
+  void Gelu(float* x, int64_t count, GeluKind kind) override {
+    cuda::LaunchGelu(x, count, kind == GeluKind::kExact, stream_);
+  }
+  void Add(float* x, const float* y, int64_t count) override {
+    cuda::LaunchAdd(x, y, count, stream_);
+  }
+  void Rotary(float* x, int64_t rows, int64_t num_heads, int64_t head_dim,
+              const int32_t* positions, const RotaryView& rotary) override {
+    cuda::LaunchRotary(x, rows, num_heads, head_dim, positions, rotary, stream_);
+  }
+  void WriteKvCache(const float* k, const float* v, const StepBatchView& batch,
+                    const KvCacheView& cache) override {
+    CheckKvDtype(cache);
+    cuda::LaunchWriteKvCache(k, v, batch, cache, stream_);
+  }
+  void PagedAttention(const float* q, const StepBatchView& batch, const KvCacheView& cache,
+                      const RotaryView& rotary, const AttentionParams& params,
+                      float* out) override {
+    if (batch.num_tokens == 0) return;
+    CheckKvDtype(cache);
+    const absl::Status supported =
+        cuda::CheckAttentionShape(params.num_heads, cache.num_kv_heads, cache.head_dim);
+    MLKV_CHECK(supported.ok(), "{}", supported.ToString());
+    cuda::AttentionShape shape;
+    shape.num_tokens = batch.num_tokens;
+    shape.num_heads = params.num_heads;
+    shape.num_kv_heads = cache.num_kv_heads;
+    shape.head_dim = cache.head_dim;
+    shape.max_context = batch.max_blocks_per_seq * cache.block_size;
+    shape.kv_dtype = cache.dtype;
+    shape.pools_aligned = reinterpret_cast<uintptr_t>(cache.k_cache) % 16 == 0 &&
+                          reinterpret_cast<uintptr_t>(cache.v_cache) % 16 == 0;
+    const cuda::AttentionPlan plan =
+        cuda::PlanAttention(shape, num_sms_, options_.attention_split_tokens);
+    cuda::LaunchPagedAttention(q, batch, cache, rotary, params, plan,
+                               Workspace(plan.workspace_bytes), out, stream_);
+  }
+
+ private:
+  explicit CudaBackend(const CudaBackendOptions& options) : options_(options) {}
+
+  static void CheckKvDtype(const KvCacheView& cache) {
+    MLKV_CHECK(cache.dtype == DType::kF32 || cache.dtype == DType::kBF16,
+               "CUDA KV cache dtype {} (f32 or bf16 only)", DTypeName(cache.dtype));
+  }
+
+  // Scratch for split-KV partial results, grown on demand. Reusing it across ops is safe because
+  // they all run in order on stream_; cudaFree of the old one waits for its users.
+  void* Workspace(int64_t bytes) {
+    if (bytes <= workspace_bytes_) return workspace_;
+    if (workspace_ != nullptr) MLKV_CUDA_CHECK(cudaFree(workspace_));
+    workspace_ = nullptr;
+    constexpr int64_t kGranule = int64_t{1} << 20;  // round up so that small growth reallocates rarely
+    const int64_t rounded = (bytes + kGranule - 1) / kGranule * kGranule;
+    MLKV_CUDA_CHECK(cudaMalloc(&workspace_, static_cast<size_t>(rounded)));
+    workspace_bytes_ = rounded;
+    return workspace_;
+  }
+
+  const CudaBackendOptions options_;
+  int num_sms_ = 0;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  void* workspace_ = nullptr;
+  int64_t workspace_bytes_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const CudaBackendOptions& options) {
+  return CudaBackend::Create(options);
+}
+
+}  // namespace mlkv

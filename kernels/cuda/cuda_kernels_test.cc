@@ -1,0 +1,401 @@
+// Every CUDA op against the CPU backend (kernels/cpu, itself tested against double-precision
+// sums in cpu_kernels_test.cc) on the same random inputs: odd sizes, shuffled block tables,
+// contexts of 1 and block_size +- 1, NaN in every unused cache slot, group sizes 1-16, forced and
+// planned split-KV, f32 and bf16 caches. Without a visible CUDA device every test is skipped.
+//
+// The CUDA cache layout differs from the CPU's, so caches are never compared directly: both
+// backends write the same keys and values through their own WriteKvCache and attention outputs
+// are compared.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_info.h"
+
+namespace mlkv {
+namespace {
+
+std::vector<float> RandomVector(size_t n, std::mt19937& rng, float scale = 1.0f,
+                                float mean = 0.0f) {
+  std::normal_distribution<float> dist(mean, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// Both backends, and host vectors moved onto either. A test fixture so that SetUp can skip.
+class CudaKernelsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (CudaDeviceCount() == 0) {
+      GTEST_SKIP() << "no CUDA device visible (cudaGetDeviceCount reports none, or this build "
+                      "has no CUDA): the CUDA kernels were NOT run";
+    }
+    cpu_ = CreateCpuBackend();
+    auto cuda = CreateCudaBackend();
+    ASSERT_TRUE(cuda.ok()) << cuda.status();
+    cuda_ = std::move(*cuda);
+  }
+
+  template <typename T>
+  static std::unique_ptr<DeviceBuffer> Upload(Backend& backend, const std::vector<T>& host) {
+    auto buffer = backend.Allocate(host.size() * sizeof(T));
+    EXPECT_TRUE(buffer.ok()) << buffer.status();
+    backend.CopyToDevice((*buffer)->data(), host.data(), host.size() * sizeof(T));
+    return std::move(*buffer);
+  }
+  template <typename T>
+  static std::vector<T> Download(Backend& backend, DeviceBuffer& buffer) {
+    std::vector<T> host(buffer.bytes() / sizeof(T));
+    backend.CopyToHost(host.data(), buffer.data(), host.size() * sizeof(T));
+    return host;
+  }
+
+  std::unique_ptr<Backend> cpu_, cuda_;
+};
+
+void ExpectNear(const std::vector<float>& actual, const std::vector<float>& expected, double abs,
+                double rel, const std::string& what) {
+  ASSERT_EQ(actual.size(), expected.size()) << what;
+  for (size_t i = 0; i < actual.size(); ++i) {
+    ASSERT_NEAR(actual[i], expected[i], abs + rel * std::fabs(expected[i]))
+        << what << " at element " << i;
+  }
+}
+
+TEST_F(CudaKernelsTest, AllocateZeroesAndReportsOutOfMemory) {
+  auto buffer = cuda_->Allocate(1001 * sizeof(float));
+  ASSERT_TRUE(buffer.ok()) << buffer.status();
+  for (float x : Download<float>(*cuda_, **buffer)) ASSERT_EQ(x, 0.0f);
+  auto huge = cuda_->Allocate(size_t{1} << 60);
+  ASSERT_FALSE(huge.ok());
+  EXPECT_EQ(huge.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(huge.status().message().find("bytes free"), std::string::npos) << huge.status();
+  // The failure leaves the device usable.
+  auto after = cuda_->Allocate(64);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_TRUE(cuda_->Allocate(0).ok());
+}
+
+TEST_F(CudaKernelsTest, DeviceMemoryQuery) {
+  auto memory = QueryDeviceMemory(0);
+  ASSERT_TRUE(memory.ok()) << memory.status();
+  EXPECT_GT(memory->total_bytes, 0);
+  EXPECT_GT(memory->free_bytes, 0);
+  EXPECT_LE(memory->free_bytes, memory->total_bytes);
+  EXPECT_FALSE(QueryDeviceMemory(CudaDeviceCount()).ok());
+}
+
+// Float32 GEMMs in two summation orders. An indexing mistake gives errors of order one; rounding
+// stays far below 3e-6 * k (each of the k products is ~1 and float32's epsilon is 6e-8).
+TEST_F(CudaKernelsTest, LinearMatchesCpu) {
+  std::mt19937 rng(1);
+  for (int64_t rows : {1, 3, 17, 64}) {
+    for (int64_t k : {1, 37, 256}) {
+      for (int64_t n : {1, 29, 300}) {
+        for (bool with_bias : {false, true}) {
+          auto in = RandomVector(rows * k, rng), w = RandomVector(n * k, rng),
+               b = RandomVector(n, rng);
+          std::vector<float> expected(rows * n);
+          cpu_->Linear(in.data(), rows, k, w.data(), with_bias ? b.data() : nullptr, n,
+                       expected.data());
+          auto d_in = Upload(*cuda_, in), d_w = Upload(*cuda_, w), d_b = Upload(*cuda_, b);
+          auto d_out = Upload(*cuda_, std::vector<float>(rows * n, std::nanf("")));
+          cuda_->Linear(d_in->as<float>(), rows, k, d_w->as<float>(),
+                        with_bias ? d_b->as<float>() : nullptr, n, d_out->as<float>());
+          ExpectNear(Download<float>(*cuda_, *d_out), expected, 3e-6 * k + 1e-5, 0,
+                     absl::StrCat("linear ", rows, "x", k, "x", n));
+        }
+      }
+    }
+  }
+}
+
+// TF32 rounds each input to a 10-bit mantissa (relative error 2^-11 per factor): over k products
+// of size ~1 with random signs the error grows like sqrt(k) x 1e-3.
+TEST_F(CudaKernelsTest, LinearWithTf32StaysWithinItsPrecision) {
+  CudaBackendOptions options;
+  options.allow_tf32 = true;
+  auto tf32 = CreateCudaBackend(options);
+  ASSERT_TRUE(tf32.ok()) << tf32.status();
+  std::mt19937 rng(2);
+  const int64_t rows = 33, k = 512, n = 130;
+  auto in = RandomVector(rows * k, rng), w = RandomVector(n * k, rng), b = RandomVector(n, rng);
+  std::vector<float> expected(rows * n);
+  cpu_->Linear(in.data(), rows, k, w.data(), b.data(), n, expected.data());
+  auto d_in = Upload(**tf32, in), d_w = Upload(**tf32, w), d_b = Upload(**tf32, b);
+  auto d_out = Upload(**tf32, std::vector<float>(rows * n));
+  (*tf32)->Linear(d_in->as<float>(), rows, k, d_w->as<float>(), d_b->as<float>(), n,
+                  d_out->as<float>());
+  ExpectNear(Download<float>(**tf32, *d_out), expected, 4e-3 * std::sqrt(double(k)), 0, "tf32");
+}
+
+// The CPU sums in double, CUDA in float32 over a block reduction: with rows of mean 5 and scale 3
+// the normalised values are ~1 and float32 keeps them to ~1e-6; 5e-5 leaves room for long rows.
+TEST_F(CudaKernelsTest, LayerNormMatchesCpu) {
+  std::mt19937 rng(3);
+  for (int64_t rows : {1, 5, 33}) {
+    for (int64_t cols : {1, 7, 64, 1000, 2049}) {
+      auto in = RandomVector(rows * cols, rng, 3.0f, 5.0f), gamma = RandomVector(cols, rng),
+           beta = RandomVector(cols, rng);
+      std::vector<float> expected(rows * cols);
+      cpu_->LayerNorm(in.data(), gamma.data(), beta.data(), 1e-5f, rows, cols, expected.data());
+      auto d_in = Upload(*cuda_, in), d_g = Upload(*cuda_, gamma), d_b = Upload(*cuda_, beta);
+      auto d_out = Upload(*cuda_, std::vector<float>(rows * cols));
+      cuda_->LayerNorm(d_in->as<float>(), d_g->as<float>(), d_b->as<float>(), 1e-5f, rows, cols,
+                       d_out->as<float>());
+      ExpectNear(Download<float>(*cuda_, *d_out), expected, 5e-5, 1e-5,
+                 absl::StrCat("layernorm ", rows, "x", cols));
+    }
+  }
+}
+
+// The CPU's polynomial erf/tanh are within 5e-7 absolute of libm, CUDA's erff/tanhf within a
+// few ulps. GELU scales that error by 0.5 |x|, up to ~8 for these N(0, 3) inputs (5 sigma):
+// 5e-6 absolute plus 1e-6 relative covers both.
+TEST_F(CudaKernelsTest, GeluAndAddMatchCpu) {
+  std::mt19937 rng(4);
+  for (int64_t count : {1, 1000, 100003}) {
+    for (GeluKind kind : {GeluKind::kExact, GeluKind::kTanh}) {
+      auto x = RandomVector(count, rng, 3.0f);
+      auto expected = x;
+      cpu_->Gelu(expected.data(), count, kind);
+      auto d_x = Upload(*cuda_, x);
+      cuda_->Gelu(d_x->as<float>(), count, kind);
+      ExpectNear(Download<float>(*cuda_, *d_x), expected, 5e-6, 1e-6, "gelu");
+    }
+    auto x = RandomVector(count, rng), y = RandomVector(count, rng);
+    auto expected = x;
+    cpu_->Add(expected.data(), y.data(), count);
+    auto d_x = Upload(*cuda_, x), d_y = Upload(*cuda_, y);
+    cuda_->Add(d_x->as<float>(), d_y->as<float>(), count);
+    EXPECT_EQ(Download<float>(*cuda_, *d_x), expected);  // one rounding each: identical
+  }
+}
+
+TEST_F(CudaKernelsTest, EmbeddingAndGatherRowsCopyExactly) {
+  std::mt19937 rng(5);
+  for (int64_t cols : {1, 33, 768}) {
+    const int64_t vocab = 50, rows = 13;
+    auto table = RandomVector(vocab * cols, rng);
+    std::vector<int32_t> ids(rows);
+    for (auto& id : ids) id = static_cast<int32_t>(rng() % vocab);
+    std::vector<float> expected(rows * cols);
+    cpu_->Embedding(table.data(), cols, ids.data(), rows, expected.data());
+    auto d_table = Upload(*cuda_, table);
+    auto d_ids = Upload(*cuda_, ids);
+    auto d_out = Upload(*cuda_, std::vector<float>(rows * cols));
+    cuda_->Embedding(d_table->as<float>(), cols, d_ids->as<int32_t>(), rows, d_out->as<float>());
+    EXPECT_EQ(Download<float>(*cuda_, *d_out), expected);
+    cpu_->GatherRows(table.data(), cols, ids.data(), rows, expected.data());
+    cuda_->GatherRows(d_table->as<float>(), cols, d_ids->as<int32_t>(), rows, d_out->as<float>());
+    EXPECT_EQ(Download<float>(*cuda_, *d_out), expected);
+  }
+}
+
+// A rotary table as the model builds it: [position][rotary_dims / 2][cos, sin].
+std::vector<float> CosSinTable(int64_t positions, int64_t rotary_dims) {
+  std::vector<float> table(positions * rotary_dims);
+  for (int64_t p = 0; p < positions; ++p) {
+    for (int64_t i = 0; i < rotary_dims / 2; ++i) {
+      const double angle = p * std::pow(10000.0, -2.0 * i / rotary_dims);
+      table[p * rotary_dims + 2 * i] = static_cast<float>(std::cos(angle));
+      table[p * rotary_dims + 2 * i + 1] = static_cast<float>(std::sin(angle));
+    }
+  }
+  return table;
+}
+
+// Two products and a sum per element; CUDA may fuse one product into an FMA, so results differ by
+// an ulp or so of values ~1.
+TEST_F(CudaKernelsTest, RotaryMatchesCpu) {
+  std::mt19937 rng(6);
+  const int64_t rows = 7, max_pos = 4096;
+  for (int64_t heads : {1, 3}) {
+    for (int64_t head_dim : {16, 17, 64}) {
+      for (int64_t rotary_dims : {0, 8, 16}) {
+        auto cos_sin = CosSinTable(max_pos, rotary_dims);
+        std::vector<int32_t> positions(rows);
+        for (auto& p : positions) p = static_cast<int32_t>(rng() % max_pos);
+        auto x = RandomVector(rows * heads * head_dim, rng);
+        auto expected = x;
+        cpu_->Rotary(expected.data(), rows, heads, head_dim, positions.data(),
+                     {rotary_dims, max_pos, cos_sin.data()});
+        auto d_x = Upload(*cuda_, x), d_pos = Upload(*cuda_, positions);
+        auto d_table = Upload(*cuda_, cos_sin.empty() ? std::vector<float>(1) : cos_sin);
+        cuda_->Rotary(d_x->as<float>(), rows, heads, head_dim, d_pos->as<int32_t>(),
+                      {rotary_dims, max_pos, d_table->as<float>()});
+        ExpectNear(Download<float>(*cuda_, *d_x), expected, 1e-6, 1e-6, "rotary");
+      }
+    }
+  }
+}
+
+struct AttentionCase {
+  int64_t num_heads, num_kv_heads, head_dim, block_size;
+  DType dtype;
+  bool rotate_keys_on_read;
+  int64_t split_tokens;  // 0: the planner's choice (which splits this test's 600-token row)
+};
+
+constexpr int64_t kNoSplit = int64_t{1} << 20;  // a split longer than any context here
+
+std::string CaseName(const ::testing::TestParamInfo<AttentionCase>& info) {
+  const AttentionCase& c = info.param;
+  return absl::StrCat("h", c.num_heads, "kv", c.num_kv_heads, "d", c.head_dim, "bs",
+                      c.block_size, DTypeName(c.dtype), c.rotate_keys_on_read ? "rot" : "",
+                      "split", c.split_tokens);
+}
+
+class CudaAttentionTest : public CudaKernelsTest,
+                          public ::testing::WithParamInterface<AttentionCase> {};
+
+// One step over six sequences: decodes at context 1, block_size - 1, block_size, block_size + 1
+// and 600 (long enough for the planner to split), and a prompt chunk of 7 rows on top of a
+// 2 x block_size + 3 token prefix. Blocks are scattered over a larger pool in random order; every
+// slot first holds NaN, so reading any slot past a sequence's end would show.
+//
+// Both backends read the same cached values (bf16 rounding is round-to-nearest-even on both), so
+// the only differences are float32 summation order and the CPU's polynomial exp (relative error
+// 3e-7). Outputs are convex combinations of values ~N(0, 1): 5e-5 is tens of ulps of headroom,
+// while a wrong or missing token moves outputs by ~1e-2 or more.
+TEST_P(CudaAttentionTest, MatchesCpu) {
+  const AttentionCase c = GetParam();
+  CudaBackendOptions options;
+  options.attention_split_tokens = c.split_tokens;
+  auto cuda = CreateCudaBackend(options);
+  ASSERT_TRUE(cuda.ok()) << cuda.status();
+  Backend& gpu = **cuda;
+  std::mt19937 rng(7);
+  const int64_t d = c.head_dim, bs = c.block_size, rotary_dims = std::min<int64_t>(d / 2 * 2, 16);
+  const std::vector<int32_t> context = {1, static_cast<int32_t>(std::max<int64_t>(bs - 1, 1)),
+                                        static_cast<int32_t>(bs), static_cast<int32_t>(bs + 1),
+                                        600, static_cast<int32_t>(2 * bs + 3 + 7)};
+  const std::vector<int32_t> new_tokens = {1, 1, 1, 1, 1, 7};
+  const int64_t num_seqs = static_cast<int64_t>(context.size());
+  const int64_t max_pos = *std::max_element(context.begin(), context.end());
+  const int64_t max_blocks = (max_pos + bs - 1) / bs;
+
+  std::vector<int32_t> blocks_needed(num_seqs);
+  int64_t total_blocks = 0;
+  for (int64_t s = 0; s < num_seqs; ++s) {
+    blocks_needed[s] = static_cast<int32_t>((context[s] + bs - 1) / bs);
+    total_blocks += blocks_needed[s];
+  }
+  const int64_t num_blocks = total_blocks + 5;
+  std::vector<int32_t> physical(num_blocks);
+  std::iota(physical.begin(), physical.end(), 0);
+  std::shuffle(physical.begin(), physical.end(), rng);
+  std::vector<int32_t> block_tables(num_seqs * max_blocks, 0);
+  for (int64_t s = 0, next = 0; s < num_seqs; ++s) {
+    for (int64_t b = 0; b < blocks_needed[s]; ++b) block_tables[s * max_blocks + b] = physical[next++];
+  }
+
+  const int64_t kv_elems = c.num_kv_heads * d;
+  const size_t pool_bytes = num_blocks * bs * kv_elems * DTypeBytes(c.dtype);
+  auto cpu_k = *cpu_->Allocate(pool_bytes), cpu_v = *cpu_->Allocate(pool_bytes);
+  auto gpu_k = *gpu.Allocate(pool_bytes), gpu_v = *gpu.Allocate(pool_bytes);
+  KvCacheView cpu_cache{cpu_k->data(), cpu_v->data(), c.dtype, num_blocks, bs, c.num_kv_heads, d};
+  KvCacheView gpu_cache{gpu_k->data(), gpu_v->data(), c.dtype, num_blocks, bs, c.num_kv_heads, d};
+
+  // Writes rows of k and v at `slots` through both backends.
+  auto write = [&](const std::vector<float>& k, const std::vector<float>& v,
+                   const std::vector<int64_t>& slots) {
+    StepBatchView host{static_cast<int64_t>(slots.size()), nullptr, slots.data()};
+    cpu_->WriteKvCache(k.data(), v.data(), host, cpu_cache);
+    auto d_k = Upload(gpu, k), d_v = Upload(gpu, v), d_slots = Upload(gpu, slots);
+    StepBatchView device{host.num_tokens, nullptr, d_slots->as<int64_t>()};
+    gpu.WriteKvCache(d_k->as<float>(), d_v->as<float>(), device, gpu_cache);
+    gpu.Synchronize();  // the uploads are freed on return
+  };
+  {
+    std::vector<int64_t> all_slots(num_blocks * bs);
+    std::iota(all_slots.begin(), all_slots.end(), 0);
+    std::vector<float> nan_rows(all_slots.size() * kv_elems, std::nanf(""));
+    write(nan_rows, nan_rows, all_slots);
+  }
+  for (int64_t s = 0; s < num_seqs; ++s) {
+    std::vector<int64_t> slots(context[s]);
+    for (int64_t t = 0; t < context[s]; ++t) {
+      slots[t] = int64_t{block_tables[s * max_blocks + t / bs]} * bs + t % bs;
+    }
+    write(RandomVector(context[s] * kv_elems, rng), RandomVector(context[s] * kv_elems, rng),
+          slots);
+  }
+
+  std::vector<int32_t> positions, query_start = {0};
+  for (int64_t s = 0; s < num_seqs; ++s) {
+    for (int32_t p = context[s] - new_tokens[s]; p < context[s]; ++p) positions.push_back(p);
+    query_start.push_back(static_cast<int32_t>(positions.size()));
+  }
+  const int64_t rows = static_cast<int64_t>(positions.size()), q_elems = c.num_heads * d;
+  auto q = RandomVector(rows * q_elems, rng);
+  auto cos_sin = CosSinTable(max_pos, rotary_dims);
+  const AttentionParams params{c.num_heads, 1.0f / std::sqrt(static_cast<float>(d)),
+                               c.rotate_keys_on_read};
+
+  std::vector<float> expected(rows * q_elems);
+  StepBatchView cpu_batch{rows, positions.data(), nullptr, num_seqs, query_start.data(),
+                          context.data(), block_tables.data(), max_blocks};
+  cpu_->PagedAttention(q.data(), cpu_batch, cpu_cache, {rotary_dims, max_pos, cos_sin.data()},
+                       params, expected.data());
+
+  auto d_q = Upload(gpu, q), d_pos = Upload(gpu, positions), d_qs = Upload(gpu, query_start),
+       d_ctx = Upload(gpu, context), d_tables = Upload(gpu, block_tables),
+       d_table = Upload(gpu, cos_sin);
+  auto d_out = Upload(gpu, std::vector<float>(rows * q_elems, std::nanf("")));
+  StepBatchView gpu_batch{rows, d_pos->as<int32_t>(), nullptr, num_seqs, d_qs->as<int32_t>(),
+                          d_ctx->as<int32_t>(), d_tables->as<int32_t>(), max_blocks};
+  gpu.PagedAttention(d_q->as<float>(), gpu_batch, gpu_cache,
+                     {rotary_dims, max_pos, d_table->as<float>()}, params, d_out->as<float>());
+  ExpectNear(Download<float>(gpu, *d_out), expected, 5e-5, 0, CaseName({c, 0}));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaAttentionTest,
+    ::testing::Values(
+        // A single pass over each context (no merge kernel).
+        AttentionCase{4, 4, 64, 16, DType::kF32, false, kNoSplit},
+        AttentionCase{12, 1, 64, 16, DType::kBF16, true, kNoSplit},
+        AttentionCase{6, 3, 17, 7, DType::kF32, true, kNoSplit},
+        // Group sizes 1, 2, 4, 8, 12, 16 at head_dim 64 (float4 path), block size 16.
+        AttentionCase{4, 4, 64, 16, DType::kF32, false, 0},
+        AttentionCase{8, 4, 64, 16, DType::kF32, true, 0},
+        AttentionCase{8, 2, 64, 16, DType::kBF16, false, 0},
+        AttentionCase{16, 2, 64, 16, DType::kF32, false, 0},
+        AttentionCase{12, 1, 64, 16, DType::kF32, true, 0},
+        AttentionCase{12, 1, 64, 16, DType::kBF16, true, 0},
+        AttentionCase{16, 1, 64, 16, DType::kBF16, false, 0},
+        // Odd and tiny block sizes; blocks larger than a tile.
+        AttentionCase{12, 3, 64, 1, DType::kF32, false, 0},
+        AttentionCase{12, 3, 64, 5, DType::kBF16, true, 0},
+        AttentionCase{4, 1, 64, 17, DType::kF32, true, 0},
+        AttentionCase{4, 2, 64, 33, DType::kF32, false, 0},
+        // Head dims: 128 and 256 (opt-in shared memory), 12 (float4 for f32, scalar for bf16),
+        // 17 and 5 (scalar path).
+        AttentionCase{8, 2, 128, 16, DType::kF32, true, 0},
+        AttentionCase{16, 1, 256, 16, DType::kBF16, false, 0},
+        AttentionCase{6, 3, 12, 16, DType::kF32, false, 0},
+        AttentionCase{6, 3, 12, 16, DType::kBF16, true, 0},
+        AttentionCase{6, 3, 17, 7, DType::kF32, true, 0},
+        AttentionCase{16, 1, 5, 16, DType::kBF16, false, 0},
+        // group x head_dim above 1024: the kernel built with 32 accumulators per thread (the
+        // others use 8), vectorised and scalar.
+        AttentionCase{16, 1, 128, 16, DType::kF32, true, 0},
+        AttentionCase{12, 1, 127, 16, DType::kF32, false, 0},
+        // Forced split-KV: one tile per split, and two tiles per split.
+        AttentionCase{12, 1, 64, 16, DType::kF32, true, 32},
+        AttentionCase{12, 12, 64, 16, DType::kBF16, false, 32},
+        AttentionCase{8, 2, 17, 5, DType::kF32, false, 64},
+        AttentionCase{16, 16, 128, 32, DType::kBF16, true, 64}),
+    CaseName);
+
+}  // namespace
+}  // namespace mlkv

@@ -1,0 +1,47 @@
+// Host entry points of the CUDA kernels, one .cu file each; the CudaBackend calls these on its
+// stream. Pointers are device memory; sizes are validated by the caller (the Backend contract).
+#ifndef MLKV_KERNELS_CUDA_LAUNCHERS_H_
+#define MLKV_KERNELS_CUDA_LAUNCHERS_H_
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/attention_plan.h"
+#include "kernels/paged_kv.h"
+
+namespace mlkv::cuda {
+
+// activation.cu
+// exact: 0.5 x (1 + erf(x / sqrt 2)); else the tanh approximation.
+void LaunchGelu(float* x, int64_t count, bool exact, cudaStream_t stream);
+void LaunchAdd(float* x, const float* y, int64_t count, cudaStream_t stream);
+// out[r, :] = bias for r < rows: the starting value of a GEMM with bias (beta = 1).
+void LaunchBroadcastRows(const float* bias, int64_t rows, int64_t cols, float* out,
+                         cudaStream_t stream);
+
+// gather.cu: out[t, :] = in[indices[t], :] (embedding lookup and row gather).
+void LaunchGatherRows(const float* in, int64_t cols, const int32_t* indices, int64_t rows,
+                      float* out, cudaStream_t stream);
+
+// layernorm.cu
+void LaunchLayerNorm(const float* in, const float* gamma, const float* beta, float eps,
+                     int64_t rows, int64_t cols, float* out, cudaStream_t stream);
+
+// rotary.cu
+void LaunchRotary(float* x, int64_t rows, int64_t num_heads, int64_t head_dim,
+                  const int32_t* positions, const RotaryView& rotary, cudaStream_t stream);
+
+// kv_cache_write.cu
+void LaunchWriteKvCache(const float* k, const float* v, const StepBatchView& batch,
+                        const KvCacheView& cache, cudaStream_t stream);
+
+// paged_attention.cu: `workspace` holds plan.workspace_bytes (unused when plan.num_splits == 1).
+void LaunchPagedAttention(const float* q, const StepBatchView& batch, const KvCacheView& cache,
+                          const RotaryView& rotary, const AttentionParams& params,
+                          const AttentionPlan& plan, void* workspace, float* out,
+                          cudaStream_t stream);
+
+}  // namespace mlkv::cuda
+
+#endif  // MLKV_KERNELS_CUDA_LAUNCHERS_H_

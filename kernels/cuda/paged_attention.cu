@@ -1,0 +1,423 @@
+// Causal attention over one sharing group's paged KV cache (layout in kv_layout.h), for decode
+// rows and prompt chunks alike: every row attends to its sequence's tokens 0..position.
+//
+// Grid: (row, KV head, split). One thread block serves all `group` query heads that read one KV
+// head, so each cached key and value is loaded from memory once per group (MQA/MLKV groups of
+// 12 make this the difference between reading the cache once and twelve times). Per tile of 32
+// cached tokens:
+//
+//   1. K and V rows -> shared memory as float32 (16-byte loads; bf16 widened on the way), keys
+//      rotated in place when the layer attends to rotated keys but the cache holds unrotated ones
+//   2. scores[h][t] = q_h . k_t * scale     lane = token t, warp = every 4th head h
+//   3. online softmax per head (float32): running max m and sum l, rescale factor alpha
+//   4. acc[h][dims] = acc * alpha + sum_t p[h][t] v_t   thread = (head, 4 dims), all tile tokens
+//
+// Shared memory, in floats (stride: see attention_plan.cc, chosen so a warp reading one column of
+// the tile hits 32 different banks):
+//
+//   q [group][d] | K [32][stride] | V [32][stride] | p [group][32] | m, l, alpha [group] | int64
+//   row offsets [32]
+//
+// When a step has too few (row, KV head) pairs to fill the GPU, the context is cut into splits
+// (blockIdx.z); each writes its normalised partial output with its max and sum, and a merge kernel
+// combines them: out = sum_s w_s o_s / sum_s w_s, w_s = l_s exp(m_s - max_s m_s).
+//
+// Unused slots of a block are never loaded (a NaN there cannot leak in through 0 * NaN).
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/kv_layout.h"
+#include "kernels/cuda/launchers.h"
+#include "kernels/cuda/reduce.cuh"
+
+namespace mlkv::cuda {
+namespace {
+
+constexpr int kThreads = kAttentionThreads;
+constexpr int kTile = kAttentionTile;
+constexpr int kWarps = kThreads / 32;
+constexpr int kHeadsPerWarp = kMaxGroupSize / kWarps;  // score phase: heads per thread
+static_assert(kTile == 32, "the softmax phase maps one tile token to each lane of a warp");
+
+struct AttentionArgs {
+  const float* q;
+  float* out;
+  const void* k_cache;
+  const void* v_cache;
+  const int32_t* positions;
+  const int32_t* query_start;
+  const int32_t* block_tables;
+  int64_t num_tokens, num_seqs, max_blocks_per_seq;
+  int64_t num_heads, num_kv_heads, head_dim, block_size, group;
+  float scale;
+  const float* cos_sin;
+  int64_t rotary_dims;
+  bool rotate_keys;
+  int64_t smem_stride, row_offsets_byte;  // layout of the dynamic shared memory
+  int64_t split_tokens, num_splits;
+  float* partial_out;  // [split][row][head][d], when num_splits > 1
+  float* partial_ml;   // [split][row][head][2]: max, sum
+};
+
+// Loads one unit of a cache row (kElems elements) and stores it as float32 in shared memory.
+// Vector units are 16 bytes: 4 floats or 8 bf16. bf16 is the upper half of a float32.
+template <typename T, bool kVec>
+struct CacheUnit;
+
+template <>
+struct CacheUnit<float, true> {
+  static constexpr int kElems = 4;
+  __device__ static void Stage(const float* src, float* dst) {
+    *reinterpret_cast<float4*>(dst) = __ldg(reinterpret_cast<const float4*>(src));
+  }
+};
+
+template <>
+struct CacheUnit<uint16_t, true> {
+  static constexpr int kElems = 8;
+  __device__ static void Stage(const uint16_t* src, float* dst) {
+    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(src));
+    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+    float4* out = reinterpret_cast<float4*>(dst);
+    // Little endian: element 2i is the low half of word i.
+    out[0] = make_float4(__uint_as_float(words[0] << 16), __uint_as_float(words[0] & 0xffff0000u),
+                         __uint_as_float(words[1] << 16), __uint_as_float(words[1] & 0xffff0000u));
+    out[1] = make_float4(__uint_as_float(words[2] << 16), __uint_as_float(words[2] & 0xffff0000u),
+                         __uint_as_float(words[3] << 16), __uint_as_float(words[3] & 0xffff0000u));
+  }
+};
+
+template <>
+struct CacheUnit<float, false> {
+  static constexpr int kElems = 1;
+  __device__ static void Stage(const float* src, float* dst) { *dst = __ldg(src); }
+};
+
+template <>
+struct CacheUnit<uint16_t, false> {
+  static constexpr int kElems = 1;
+  __device__ static void Stage(const uint16_t* src, float* dst) {
+    *dst = __uint_as_float(static_cast<uint32_t>(__ldg(src)) << 16);
+  }
+};
+
+// The sequence that owns `row`: the last s with query_start[s] <= row.
+__device__ int64_t SequenceOfRow(const int32_t* query_start, int64_t num_seqs, int64_t row) {
+  int64_t lo = 0, hi = num_seqs - 1;
+  while (lo < hi) {
+    const int64_t mid = (lo + hi + 1) / 2;
+    if (query_start[mid] <= row) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
+// kAccFloats: output accumulators per thread (AttentionPlan::accumulators).
+template <typename T, bool kVec, int kAccFloats>
+__global__ void __launch_bounds__(kThreads) PagedAttentionKernel(const AttentionArgs a) {
+  using Unit = CacheUnit<T, kVec>;
+  // Shared-memory reads of staged rows: float4 when vectorised, else single floats.
+  constexpr int kW = kVec ? 4 : 1;
+  constexpr int kAccUnits = kAccFloats / kW;
+
+  extern __shared__ __align__(16) unsigned char smem[];
+  __shared__ int64_t seq_shared;
+  const int64_t g = a.group, d = a.head_dim, stride = a.smem_stride;
+  float* qs = reinterpret_cast<float*>(smem);
+  float* ks = qs + g * d;
+  float* vs = ks + kTile * stride;
+  float* ps = vs + kTile * stride;
+  float* m_s = ps + g * kTile;
+  float* l_s = m_s + g;
+  float* alpha_s = l_s + g;
+  int64_t* row_offset = reinterpret_cast<int64_t*>(smem + a.row_offsets_byte);
+
+  const int64_t row = blockIdx.x, kv_head = blockIdx.y, split = blockIdx.z;
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int64_t context = static_cast<int64_t>(a.positions[row]) + 1;
+  const int64_t begin = split * a.split_tokens;
+  const int64_t end = context < begin + a.split_tokens ? context : begin + a.split_tokens;
+
+  if (tid == 0) seq_shared = SequenceOfRow(a.query_start, a.num_seqs, row);
+  // The group's query heads are adjacent in q: heads kv_head * g .. kv_head * g + g - 1.
+  const float* q_group = a.q + (row * a.num_heads + kv_head * g) * d;
+  for (int64_t i = tid; i < g * d; i += kThreads) qs[i] = q_group[i] * a.scale;
+  for (int64_t h = tid; h < g; h += kThreads) {
+    m_s[h] = -INFINITY;
+    l_s[h] = 0.0f;
+  }
+  __syncthreads();
+  const int32_t* block_table = a.block_tables + seq_shared * a.max_blocks_per_seq;
+  const T* k_pool = static_cast<const T*>(a.k_cache);
+  const T* v_pool = static_cast<const T*>(a.v_cache);
+  const int64_t units_per_head = d / kW;
+
+  float acc[kAccFloats];
+#pragma unroll
+  for (int i = 0; i < kAccFloats; ++i) acc[i] = 0.0f;
+
+  for (int64_t tile_start = begin; tile_start < end; tile_start += kTile) {
+    const int n = static_cast<int>(end - tile_start < kTile ? end - tile_start : kTile);
+    if (tid < n) {
+      const int64_t token = tile_start + tid;
+      const int64_t block = block_table[token / a.block_size];
+      row_offset[tid] = KvRowOffset(block, kv_head, token % a.block_size, a.num_kv_heads,
+                                    a.block_size, d);
+    }
+    __syncthreads();
+
+    // 1. Stage the tile's keys and values (both issued before waiting, for more loads in flight).
+    // Unrolled so that several iterations' loads are in flight before their shared stores.
+    const int64_t units = d / Unit::kElems;
+#pragma unroll 4
+    for (int64_t idx = tid; idx < n * units; idx += kThreads) {
+      const int64_t t = idx / units, e = (idx % units) * Unit::kElems;
+      Unit::Stage(k_pool + row_offset[t] + e, ks + t * stride + e);
+      Unit::Stage(v_pool + row_offset[t] + e, vs + t * stride + e);
+    }
+    __syncthreads();
+    if (a.rotate_keys) {
+      const int64_t half = a.rotary_dims / 2;
+      for (int64_t idx = tid; idx < n * half; idx += kThreads) {
+        const int64_t t = idx / half, i = idx % half;
+        const float* cs = a.cos_sin + (tile_start + t) * a.rotary_dims + 2 * i;
+        float* key = ks + t * stride;
+        const float x = key[i], y = key[i + half];
+        key[i] = x * cs[0] - y * cs[1];
+        key[i + half] = y * cs[0] + x * cs[1];
+      }
+      __syncthreads();
+    }
+
+    // 2. Scores. A warp's lanes read one column of the tile (32 banks) and the same query
+    //    element (a broadcast).
+    {
+      float dot[kHeadsPerWarp];
+#pragma unroll
+      for (int j = 0; j < kHeadsPerWarp; ++j) dot[j] = 0.0f;
+      if (lane < n) {
+        const float* key = ks + lane * stride;
+        for (int64_t i = 0; i < d; i += kW) {
+          if constexpr (kVec) {
+            const float4 k4 = *reinterpret_cast<const float4*>(key + i);
+#pragma unroll
+            for (int j = 0; j < kHeadsPerWarp; ++j) {
+              const int64_t h = warp + j * kWarps;
+              if (h < g) {
+                const float4 q4 = *reinterpret_cast<const float4*>(qs + h * d + i);
+                dot[j] += q4.x * k4.x + q4.y * k4.y + q4.z * k4.z + q4.w * k4.w;
+              }
+            }
+          } else {
+            const float k1 = key[i];
+#pragma unroll
+            for (int j = 0; j < kHeadsPerWarp; ++j) {
+              const int64_t h = warp + j * kWarps;
+              if (h < g) dot[j] += qs[h * d + i] * k1;
+            }
+          }
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < kHeadsPerWarp; ++j) {
+        const int64_t h = warp + j * kWarps;
+        if (h < g) ps[h * kTile + lane] = lane < n ? dot[j] : -INFINITY;
+      }
+    }
+    __syncthreads();
+
+    // 3. Online softmax, one warp per head. Every tile holds at least one real token, so the new
+    //    maximum is finite and exp(-inf - max) = 0 drops the empty lanes.
+    for (int64_t h = warp; h < g; h += kWarps) {
+      const float s = ps[h * kTile + lane];
+      const float m_old = m_s[h];
+      const float m_new = fmaxf(m_old, WarpMax(s));
+      const float p = expf(s - m_new);
+      const float sum = WarpSum(p);  // also orders every lane's read of m_s before the write
+      ps[h * kTile + lane] = p;
+      if (lane == 0) {
+        const float alpha = expf(m_old - m_new);  // 0 on the first tile (m_old = -inf)
+        alpha_s[h] = alpha;
+        l_s[h] = l_s[h] * alpha + sum;
+        m_s[h] = m_new;
+      }
+    }
+    __syncthreads();
+
+    // 4. Weighted values. Unit u = (head h, dims [c, c + kW)); consecutive threads take
+    //    consecutive dims, so a warp reads contiguous shared memory.
+#pragma unroll
+    for (int k = 0; k < kAccUnits; ++k) {
+      const int64_t u = tid + static_cast<int64_t>(k) * kThreads;
+      if (u < g * units_per_head) {
+        const int64_t h = u / units_per_head, c = (u % units_per_head) * kW;
+        const float alpha = alpha_s[h];
+        const float* p = ps + h * kTile;
+        float* my = acc + k * kW;
+#pragma unroll
+        for (int w = 0; w < kW; ++w) my[w] *= alpha;
+        for (int t = 0; t < n; ++t) {
+          const float pt = p[t];
+          if constexpr (kVec) {
+            const float4 v4 = *reinterpret_cast<const float4*>(vs + t * stride + c);
+            my[0] += pt * v4.x;
+            my[1] += pt * v4.y;
+            my[2] += pt * v4.z;
+            my[3] += pt * v4.w;
+          } else {
+            my[0] += pt * vs[t * stride + c];
+          }
+        }
+      }
+    }
+    __syncthreads();  // the next tile overwrites K, V, p and the row offsets
+  }
+
+  // Epilogue: the final output, or this split's partial result. l_s and m_s were last written
+  // before a barrier. An empty split (begin >= context) leaves l = 0 and writes zeros.
+#pragma unroll
+  for (int k = 0; k < kAccUnits; ++k) {
+    const int64_t u = tid + static_cast<int64_t>(k) * kThreads;
+    if (u < g * units_per_head) {
+      const int64_t h = u / units_per_head, c = (u % units_per_head) * kW;
+      const int64_t head = kv_head * g + h;
+      const float l = l_s[h];
+      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+      float* dst;
+      if (a.num_splits == 1) {
+        dst = a.out + (row * a.num_heads + head) * d + c;
+      } else {
+        const int64_t rh = (split * a.num_tokens + row) * a.num_heads + head;
+        dst = a.partial_out + rh * d + c;
+        if (c == 0) {
+          a.partial_ml[2 * rh] = m_s[h];
+          a.partial_ml[2 * rh + 1] = l;
+        }
+      }
+#pragma unroll
+      for (int w = 0; w < kW; ++w) dst[w] = acc[k * kW + w] * inv;
+    }
+  }
+}
+
+// out[row][head] from the splits' partial results; grid (row, head).
+__global__ void __launch_bounds__(kThreads)
+    MergeSplitsKernel(const float* partial_out, const float* partial_ml, int64_t num_splits,
+                      int64_t num_tokens, int64_t num_heads, int64_t head_dim, float* out) {
+  __shared__ float weight[kMaxSplits];
+  __shared__ float total_shared;
+  const int64_t rh = blockIdx.x * num_heads + blockIdx.y;
+  const int64_t plane = num_tokens * num_heads;
+  if (threadIdx.x < 32) {
+    // Split 0 always holds token 0, so the maximum is finite.
+    float m = -INFINITY;
+    for (int64_t s = threadIdx.x; s < num_splits; s += 32) {
+      m = fmaxf(m, partial_ml[2 * (s * plane + rh)]);
+    }
+    m = WarpMax(m);
+    float total = 0.0f;
+    for (int64_t s = threadIdx.x; s < num_splits; s += 32) {
+      const float* ml = partial_ml + 2 * (s * plane + rh);
+      weight[s] = ml[1] * expf(ml[0] - m);  // an empty split: 0 * exp(-inf) = 0
+      total += weight[s];
+    }
+    total = WarpSum(total);
+    if (threadIdx.x == 0) total_shared = total;
+  }
+  __syncthreads();
+  const float inv = 1.0f / total_shared;
+  for (int64_t i = threadIdx.x; i < head_dim; i += blockDim.x) {
+    float sum = 0.0f;
+    for (int64_t s = 0; s < num_splits; ++s) {
+      sum += weight[s] * partial_out[(s * plane + rh) * head_dim + i];
+    }
+    out[rh * head_dim + i] = sum * inv;
+  }
+}
+
+template <typename T, bool kVec, int kAccFloats>
+void LaunchKernel(const AttentionArgs& args, const AttentionPlan& plan, cudaStream_t stream) {
+  const auto kernel = PagedAttentionKernel<T, kVec, kAccFloats>;
+  // Above 48 KiB (head_dim > 128 at large groups) dynamic shared memory must be opted into.
+  constexpr int64_t kDefaultSmem = 48 * 1024;
+  if (plan.smem_bytes > kDefaultSmem) {
+    MLKV_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(plan.smem_bytes)));
+  }
+  const dim3 grid(static_cast<unsigned>(args.num_tokens), static_cast<unsigned>(args.num_kv_heads),
+                  static_cast<unsigned>(plan.num_splits));
+  kernel<<<grid, kThreads, plan.smem_bytes, stream>>>(args);
+  MLKV_CUDA_CHECK_LAUNCH();
+}
+
+template <int kAccFloats>
+void LaunchForDtype(const AttentionArgs& args, const AttentionPlan& plan, DType dtype,
+                    cudaStream_t stream) {
+  const bool bf16 = dtype == DType::kBF16;
+  if (bf16 && plan.vectorized) {
+    LaunchKernel<uint16_t, true, kAccFloats>(args, plan, stream);
+  } else if (bf16) {
+    LaunchKernel<uint16_t, false, kAccFloats>(args, plan, stream);
+  } else if (plan.vectorized) {
+    LaunchKernel<float, true, kAccFloats>(args, plan, stream);
+  } else {
+    LaunchKernel<float, false, kAccFloats>(args, plan, stream);
+  }
+}
+
+}  // namespace
+
+void LaunchPagedAttention(const float* q, const StepBatchView& batch, const KvCacheView& cache,
+                          const RotaryView& rotary, const AttentionParams& params,
+                          const AttentionPlan& plan, void* workspace, float* out,
+                          cudaStream_t stream) {
+  if (batch.num_tokens <= 0) return;
+  AttentionArgs args{};
+  args.q = q;
+  args.out = out;
+  args.k_cache = cache.k_cache;
+  args.v_cache = cache.v_cache;
+  args.positions = batch.positions;
+  args.query_start = batch.query_start;
+  args.block_tables = batch.block_tables;
+  args.num_tokens = batch.num_tokens;
+  args.num_seqs = batch.num_seqs;
+  args.max_blocks_per_seq = batch.max_blocks_per_seq;
+  args.num_heads = params.num_heads;
+  args.num_kv_heads = cache.num_kv_heads;
+  args.head_dim = cache.head_dim;
+  args.block_size = cache.block_size;
+  args.group = plan.group;
+  args.scale = params.scale;
+  args.cos_sin = rotary.cos_sin;
+  args.rotary_dims = rotary.rotary_dims;
+  args.rotate_keys = params.rotate_keys_on_read && rotary.rotary_dims > 0;
+  args.smem_stride = plan.smem_stride;
+  args.row_offsets_byte = plan.smem_bytes - kTile * static_cast<int64_t>(sizeof(int64_t));
+  args.split_tokens = plan.split_tokens;
+  args.num_splits = plan.num_splits;
+  if (plan.num_splits > 1) {
+    args.partial_out = static_cast<float*>(workspace);
+    args.partial_ml = args.partial_out + plan.num_splits * batch.num_tokens * params.num_heads *
+                                             cache.head_dim;
+  }
+  if (plan.accumulators == kSmallAccumulators) {
+    LaunchForDtype<kSmallAccumulators>(args, plan, cache.dtype, stream);
+  } else {
+    LaunchForDtype<kMaxAccumulators>(args, plan, cache.dtype, stream);
+  }
+  if (plan.num_splits > 1) {
+    const dim3 grid(static_cast<unsigned>(batch.num_tokens),
+                    static_cast<unsigned>(params.num_heads));
+    MergeSplitsKernel<<<grid, kThreads, 0, stream>>>(args.partial_out, args.partial_ml,
+                                                     plan.num_splits, batch.num_tokens,
+                                                     params.num_heads, cache.head_dim, out);
+    MLKV_CUDA_CHECK_LAUNCH();
+  }
+}
+
+}  // namespace mlkv::cuda
