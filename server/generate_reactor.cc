@@ -20,6 +20,8 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateReactor::Start(Engine* e
   absl::StatusOr<std::string> submitted = engine->Submit(std::move(request));
   if (!submitted.ok()) {
     // Nothing reached the engine: the call ends here, and OnDone drops the last reference.
+    // The engine's monitor logs every request the engine ran; this one it never saw.
+    spdlog::info("request {}: refused: {}", reactor->request_id_, submitted.status().ToString());
     GenerateReactor* raw = reactor.get();
     {
       absl::MutexLock lock(&raw->mu_);
@@ -41,8 +43,6 @@ void GenerateReactor::OnTokens(const TokenDelta& delta) {
   {
     absl::MutexLock lock(&mu_);
     if (done_ || cancelled_) return;
-    if (!first_token_) first_token_ = Clock::now();
-    num_tokens_ += static_cast<int64_t>(delta.token_ids.size());
     AppendDelta(delta, pending_.mutable_delta());
     has_pending_ = true;
   }
@@ -53,10 +53,6 @@ void GenerateReactor::OnFinished(const RequestResult& result) {
   {
     absl::MutexLock lock(&mu_);
     engine_finished_ = true;
-    RequestResult summary = result;
-    summary.output_token_ids.clear();
-    summary.prompt_logprobs.clear();
-    result_ = std::move(summary);
     if (done_) return;
     if (result.status.ok()) {
       v1::GenerateResponse response;
@@ -95,7 +91,6 @@ void GenerateReactor::OnDone() {
     done_ = true;
   }
   AbortInEngine();  // a no-op unless the call ended before the request did
-  LogFinished();
   // The last use of what the server owns: after this a shutdown may go ahead.
   streams_->Closed();
   // May delete this (when the engine has already let go): nothing may follow.
@@ -155,32 +150,6 @@ void GenerateReactor::AbortInEngine() {
   }
   // NotFound means the request finished meanwhile: nothing left to free.
   engine_->Abort(request_id_).IgnoreError();
-}
-
-void GenerateReactor::LogFinished() {
-  absl::MutexLock lock(&mu_);
-  const auto ms = [&](Clock::time_point t) {
-    return std::chrono::duration<double, std::milli>(t - start_).count();
-  };
-  const double e2e_ms = ms(Clock::now());
-  const std::string ttft =
-      first_token_ ? fmt::format("ttft {:.1f} ms", ms(*first_token_)) : "no tokens";
-  if (!result_) {
-    spdlog::info("request {}: call ended before the request ({}) after {:.1f} ms, {} tokens sent",
-                 request_id_, cancelled_ ? "cancelled" : "refused", e2e_ms, num_tokens_);
-    return;
-  }
-  if (!result_->status.ok()) {
-    spdlog::warn("request {}: failed after {:.1f} ms: {}", request_id_, e2e_ms,
-                 result_->status.ToString());
-    return;
-  }
-  spdlog::info(
-      "request {}: {}{}, {} prompt tokens ({} cached), {} generated, {} preemptions, "
-      "{}, e2e {:.1f} ms",
-      request_id_, FinishReasonName(result_->finish_reason), cancelled_ ? " (client gone)" : "",
-      result_->num_prompt_tokens, result_->num_cached_prompt_tokens, num_tokens_,
-      result_->num_preemptions, ttft, e2e_ms);
 }
 
 }  // namespace mlkv::server

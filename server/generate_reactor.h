@@ -3,7 +3,6 @@
 #ifndef MLKV_SERVER_GENERATE_REACTOR_H_
 #define MLKV_SERVER_GENERATE_REACTOR_H_
 
-#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,18 +51,14 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   GenerateReactor(Engine* engine, StreamCounter* streams, std::string request_id);
 
  private:
-  using Clock = std::chrono::steady_clock;
-
   // Starts the next write or the finish, if one is due and nothing is in flight.
   void Pump() ABSL_LOCKS_EXCLUDED(mu_);
   // Asks the engine to abort the request unless it already ended (or was asked to).
   void AbortInEngine() ABSL_LOCKS_EXCLUDED(mu_);
-  void LogFinished() ABSL_LOCKS_EXCLUDED(mu_);
 
   Engine* const engine_;           // not owned
   StreamCounter* const streams_;   // not owned
   const std::string request_id_;
-  const Clock::time_point start_ = Clock::now();
   // Keeps this alive until OnDone; reset there.
   std::shared_ptr<GenerateReactor> self_;
 
@@ -81,10 +76,6 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   bool done_ ABSL_GUARDED_BY(mu_) = false;       // OnDone ran: gRPC has let go
   bool engine_finished_ ABSL_GUARDED_BY(mu_) = false;  // OnFinished ran
   bool abort_sent_ ABSL_GUARDED_BY(mu_) = false;
-  // For the request's log line.
-  std::optional<Clock::time_point> first_token_ ABSL_GUARDED_BY(mu_);
-  int64_t num_tokens_ ABSL_GUARDED_BY(mu_) = 0;
-  std::optional<RequestResult> result_ ABSL_GUARDED_BY(mu_);  // without its token list
 };
 
 }  // namespace mlkv::server

@@ -44,32 +44,34 @@ absl::StatusOr<EngineRequest> ToEngineRequest(const v1::GenerateRequest& request
     return FieldError("prompt_token_ids", "give either prompt_token_ids or prompt_text, not both");
   }
   if (has_text) {
-    return FieldError("prompt_text",
-                      "text prompts need a tokenizer, which this server does not have yet; "
-                      "send prompt_token_ids");
+    // The engine encodes it (and refuses it when the model has no tokenizer).
+    out.prompt_text = request.prompt_text();
+  } else {
+    if (!has_ids) return FieldError("prompt_token_ids", "the prompt is empty");
+    if (auto s = CheckTokenIds("prompt_token_ids", request.prompt_token_ids(), config.vocab_size);
+        !s.ok()) {
+      return s;
+    }
+    out.prompt_token_ids.assign(request.prompt_token_ids().begin(),
+                                request.prompt_token_ids().end());
   }
-  if (!has_ids) return FieldError("prompt_token_ids", "the prompt is empty");
-  if (auto s = CheckTokenIds("prompt_token_ids", request.prompt_token_ids(), config.vocab_size);
-      !s.ok()) {
-    return s;
-  }
-  out.prompt_token_ids.assign(request.prompt_token_ids().begin(),
-                              request.prompt_token_ids().end());
 
   // Stopping.
   out.max_tokens = request.has_max_tokens() ? request.max_tokens() : 16;
   if (out.max_tokens < 1) {
     return FieldError("max_tokens", absl::StrCat("must be at least 1, got ", out.max_tokens));
   }
+  // A text prompt's length is known once the engine has encoded it; the engine checks it then
+  // (max_model_len at Submit, the cache when it admits the request).
   const int64_t total = static_cast<int64_t>(out.prompt_token_ids.size()) + out.max_tokens;
-  if (total > limits.max_model_len) {
+  if (has_ids && total > limits.max_model_len) {
     return FieldError("max_tokens",
                       absl::StrCat("the prompt (", out.prompt_token_ids.size(), " tokens) plus ",
                                    "max_tokens (", out.max_tokens, ") exceeds the server's ",
                                    "max_model_len ", limits.max_model_len));
   }
   // The last sampled token is never written to the cache, hence total - 1.
-  if (total - 1 > limits.kv_capacity_tokens) {
+  if (has_ids && total - 1 > limits.kv_capacity_tokens) {
     return FieldError("max_tokens",
                       absl::StrCat("the prompt (", out.prompt_token_ids.size(), " tokens) plus ",
                                    "max_tokens (", out.max_tokens, ") needs ", total - 1,
@@ -82,11 +84,18 @@ absl::StatusOr<EngineRequest> ToEngineRequest(const v1::GenerateRequest& request
     return s;
   }
   out.stop_token_ids.assign(request.stop_token_ids().begin(), request.stop_token_ids().end());
-  if (!request.stop().empty()) {
-    return FieldError("stop",
-                      "stop strings need a tokenizer, which this server does not have yet; "
-                      "use stop_token_ids");
+  // The engine refuses empty and ill-formed ones, and any when the model has no tokenizer.
+  if (request.stop().size() > kMaxStopStrings) {
+    return FieldError("stop", absl::StrCat("at most ", kMaxStopStrings, " strings, got ",
+                                           request.stop().size()));
   }
+  for (int i = 0; i < request.stop().size(); ++i) {
+    if (request.stop(i).size() > kMaxStopStringBytes) {
+      return FieldError("stop", absl::StrCat("string ", i, " is longer than ",
+                                             kMaxStopStringBytes, " bytes"));
+    }
+  }
+  out.stop_strings.assign(request.stop().begin(), request.stop().end());
 
   // Sampling: unset fields keep SamplingParams' defaults, which are the documented ones.
   SamplingParams& p = out.sampling;
@@ -130,6 +139,7 @@ v1::FinishReason ToProto(FinishReason reason) {
 
 void AppendDelta(const TokenDelta& delta, v1::TokenDelta* out) {
   for (int32_t id : delta.token_ids) out->add_token_ids(id);
+  out->mutable_text()->append(delta.text);
   for (const TokenLogprob& lp : delta.logprobs) {
     v1::TokenLogprob* entry = out->add_logprobs();
     entry->set_token_id(lp.token_id);
@@ -147,6 +157,7 @@ v1::GenerateResult ToGenerateResult(const std::string& request_id, const Request
   out.set_request_id(request_id);
   out.set_finish_reason(ToProto(result.finish_reason));
   if (result.stop_token_id) out.set_stop_token_id(*result.stop_token_id);
+  if (result.stop_string) out.set_stop_string(*result.stop_string);
   v1::Usage* usage = out.mutable_usage();
   usage->set_prompt_tokens(result.num_prompt_tokens);
   usage->set_completion_tokens(static_cast<int32_t>(result.output_token_ids.size()));

@@ -17,6 +17,10 @@ namespace mlkv::server {
 inline constexpr int32_t kMaxLogprobs = 20;
 // Longest request_id accepted: ids go into every log line about the request.
 inline constexpr size_t kMaxRequestIdLength = 256;
+// Most stop strings per request, and their longest: each generated token is matched against
+// every stop string's prefixes, so both bound the work a request adds to each engine step.
+inline constexpr int kMaxStopStrings = 16;
+inline constexpr size_t kMaxStopStringBytes = 256;
 
 // What the server accepts: fixed at start-up.
 struct RequestLimits {
@@ -26,8 +30,9 @@ struct RequestLimits {
 
 // The engine request for `request` on a model of `config`, without an observer.
 // InvalidArgument naming the field for anything the engine would refuse (including a request
-// that could never fit the whole cache), and for the text fields, which need a tokenizer the
-// server does not have yet. Pure; thread-safe.
+// that could never fit the whole cache), except what needs the tokenizer: a text prompt's
+// length, stop strings' contents and whether the model has a tokenizer at all are the engine's
+// to check (its errors name the field too). Pure; thread-safe.
 absl::StatusOr<EngineRequest> ToEngineRequest(const v1::GenerateRequest& request,
                                               const ModelConfig& config,
                                               const RequestLimits& limits);

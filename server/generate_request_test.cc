@@ -13,7 +13,6 @@ namespace mlkv::server {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
 ModelConfig SmallConfig() {
@@ -134,17 +133,15 @@ void SetLongRequestId(v1::GenerateRequest* r) {
   r->set_request_id(id);
 }
 
+void AddTooManyStopStrings(v1::GenerateRequest* r) {
+  for (int i = 0; i <= kMaxStopStrings; ++i) r->add_stop("stop" + std::to_string(i));
+}
+
 INSTANTIATE_TEST_SUITE_P(
     AllFields, BadFieldTest,
     ::testing::Values(
         BadCase{"NoPrompt", [](auto* r) { r->clear_prompt_token_ids(); }, "prompt_token_ids"},
         BadCase{"BothPrompts", [](auto* r) { r->set_prompt_text("hi"); }, "prompt_token_ids"},
-        BadCase{"TextPrompt",
-                [](auto* r) {
-                  r->clear_prompt_token_ids();
-                  r->set_prompt_text("hi");
-                },
-                "prompt_text"},
         BadCase{"TokenBeyondVocab", [](auto* r) { r->add_prompt_token_ids(100); },
                 "prompt_token_ids"},
         BadCase{"NegativeToken", [](auto* r) { r->add_prompt_token_ids(-1); }, "prompt_token_ids"},
@@ -154,7 +151,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"BeyondTheWholeCache", [](auto* r) { r->set_max_tokens(100); }, "max_tokens"},
         BadCase{"StopTokenBeyondVocab", [](auto* r) { r->add_stop_token_ids(1000); },
                 "stop_token_ids"},
-        BadCase{"StopStrings", [](auto* r) { r->add_stop(std::string("END")); }, "stop"},
+        BadCase{"TooManyStopStrings", AddTooManyStopStrings, "stop"},
+        BadCase{"LongStopString",
+                [](auto* r) { r->add_stop(std::string(kMaxStopStringBytes + 1, 'x')); }, "stop"},
         BadCase{"NegativeTemperature", [](auto* r) { r->set_temperature(-1.0f); }, "temperature"},
         BadCase{"NaNTemperature", [](auto* r) { r->set_temperature(kNaN); }, "temperature"},
         BadCase{"NegativeTopK", [](auto* r) { r->set_top_k(-1); }, "top_k"},
@@ -172,12 +171,18 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"LongRequestId", SetLongRequestId, "request_id"}),
     [](const ::testing::TestParamInfo<BadCase>& info) { return info.param.name; });
 
-TEST(GenerateRequestTest, TextPromptErrorSaysATokenizerIsNeeded) {
+// Text is the engine's to encode, so its length limits are the engine's to check too.
+TEST(GenerateRequestTest, TextPromptAndStopStringsAreCarried) {
   v1::GenerateRequest in;
-  in.set_prompt_text("hello");
+  in.set_prompt_text(std::string(1000, 'x'));
+  in.set_max_tokens(120);
+  for (int i = 0; i < kMaxStopStrings; ++i) in.add_stop(std::string(kMaxStopStringBytes, 'a' + i));
   auto r = ToEngineRequest(in, SmallConfig(), kLimits);
-  ASSERT_FALSE(r.ok());
-  EXPECT_THAT(std::string(r.status().message()), HasSubstr("need a tokenizer"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->prompt_text, std::string(1000, 'x'));
+  EXPECT_TRUE(r->prompt_token_ids.empty());
+  ASSERT_EQ(r->stop_strings.size(), static_cast<size_t>(kMaxStopStrings));
+  EXPECT_EQ(r->stop_strings[1], std::string(kMaxStopStringBytes, 'b'));
 }
 
 TEST(GenerateRequestTest, LimitsAreInclusive) {
@@ -190,8 +195,8 @@ TEST(GenerateRequestTest, LimitsAreInclusive) {
 
 TEST(GenerateRequestTest, DeltasMergeInOrder) {
   v1::TokenDelta out;
-  AppendDelta(TokenDelta{{4}, {TokenLogprob{4, -0.5f, {{4, -0.5f}, {9, -1.5f}}}}}, &out);
-  AppendDelta(TokenDelta{{7}, {TokenLogprob{7, -0.25f, {{7, -0.25f}, {1, -2.0f}}}}}, &out);
+  AppendDelta(TokenDelta{{4}, {TokenLogprob{4, -0.5f, {{4, -0.5f}, {9, -1.5f}}}}, ""}, &out);
+  AppendDelta(TokenDelta{{7}, {TokenLogprob{7, -0.25f, {{7, -0.25f}, {1, -2.0f}}}}, ""}, &out);
   EXPECT_THAT(out.token_ids(), ElementsAre(4, 7));
   ASSERT_EQ(out.logprobs_size(), 2);
   EXPECT_EQ(out.logprobs(1).token_id(), 7);
@@ -199,6 +204,13 @@ TEST(GenerateRequestTest, DeltasMergeInOrder) {
   ASSERT_EQ(out.logprobs(0).top_size(), 2);
   EXPECT_EQ(out.logprobs(0).top(1).token_id(), 9);
   EXPECT_EQ(out.logprobs(0).top(1).logprob(), -1.5f);
+  // Text appends; a delta with text and no tokens (the held-back text at the end) adds text only.
+  v1::TokenDelta text;
+  AppendDelta(TokenDelta{{4}, {}, "Hel"}, &text);
+  AppendDelta(TokenDelta{{7}, {}, ""}, &text);
+  AppendDelta(TokenDelta{{}, {}, "lo"}, &text);
+  EXPECT_THAT(text.token_ids(), ElementsAre(4, 7));
+  EXPECT_EQ(text.text(), "Hello");
 }
 
 TEST(GenerateRequestTest, ResultCarriesReasonStopTokenAndUsage) {
@@ -225,6 +237,11 @@ TEST(GenerateRequestTest, ResultCarriesReasonStopTokenAndUsage) {
   result.stop_token_id.reset();
   EXPECT_FALSE(ToGenerateResult("r1", result).has_stop_token_id());
   EXPECT_EQ(ToGenerateResult("r1", result).finish_reason(), v1::FINISH_REASON_LENGTH);
+  EXPECT_TRUE(ToGenerateResult("r1", result).stop_string().empty());
+  result.finish_reason = FinishReason::kStop;
+  result.stop_string = "\n\n";
+  EXPECT_EQ(ToGenerateResult("r1", result).stop_string(), "\n\n");
+  EXPECT_FALSE(ToGenerateResult("r1", result).has_stop_token_id());
   EXPECT_EQ(ToProto(FinishReason::kAbort), v1::FINISH_REASON_ABORT);
   EXPECT_EQ(ToProto(FinishReason::kError), v1::FINISH_REASON_ERROR);
 }

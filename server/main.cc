@@ -7,9 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "server/metrics/engine_stats_collector.h"
+#include "server/metrics/metrics_server.h"
+#include "server/metrics/request_metrics.h"
 #include "server/mlkv_server.h"
 #include "server/model_loader.h"
+#include "server/model_reports.h"
 #include "server/server_flags.h"
+#include "server/startup_summary.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
@@ -51,14 +56,33 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  absl::StatusOr<ServedModel> model = LoadServedModel(*flags);
+  auto request_metrics = std::make_shared<metrics::RequestMetrics>();
+  absl::StatusOr<ServedModel> model = LoadServedModel(*flags, request_metrics);
   if (!model.ok()) return Fail("cannot start the engine", model.status());
   if (absl::Status warm = WarmUp(model->engine.get()); !warm.ok()) {
     return Fail("the model does not run", warm);
   }
+  // Reported once serving; taken now, while the model's options are still at hand.
+  const mlkv::v1::KvCacheInfo kv =
+      BuildModelInfo(model->model_name, model->engine->model_config(), model->options,
+                     model->engine->GetStats())
+          .kv_cache();
   absl::StatusOr<std::unique_ptr<MlkvServer>> server =
       MlkvServer::Start(flags->server, *std::move(model));
   if (!server.ok()) return Fail("cannot serve", server.status());
+  // Declared after the server, so destroyed first: no scrape reads the engine once it is gone.
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  if (flags->metrics_port) {
+    auto started = metrics::MetricsServer::Start(
+        flags->server.host, *flags->metrics_port,
+        {std::make_shared<metrics::EngineStatsCollector>((*server)->engine()),
+         request_metrics->registry()});
+    if (!started.ok()) return Fail("cannot serve metrics", started.status());
+    metrics_server = *std::move(started);
+  }
+  spdlog::info("{}", StartupSummary(kv, flags->server,
+                                    metrics_server ? std::optional(metrics_server->port())
+                                                   : std::nullopt));
 
   int signal = 0;
   sigwait(&stop_signals, &signal);

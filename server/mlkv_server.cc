@@ -3,27 +3,19 @@
 
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "server/listen_address.h"
 #include "spdlog/spdlog.h"
 
 namespace mlkv::server {
-namespace {
 
-std::string ListenAddress(const std::string& host, int port) {
-  // An IPv6 literal needs brackets to keep its colons apart from the port's.
-  const bool bare_ipv6 = absl::StrContains(host, ':') && !absl::StartsWith(host, "[");
-  return bare_ipv6 ? absl::StrCat("[", host, "]:", port) : absl::StrCat(host, ":", port);
-}
-
-}  // namespace
-
-MlkvServer::MlkvServer(ServedModel model) : model_(std::move(model)) {}
+MlkvServer::MlkvServer(ServedModel model, ApiKeyAuth auth)
+    : model_(std::move(model)), auth_(std::move(auth)) {}
 
 absl::StatusOr<std::unique_ptr<MlkvServer>> MlkvServer::Start(const ServerOptions& options,
                                                                ServedModel model) {
@@ -35,9 +27,12 @@ absl::StatusOr<std::unique_ptr<MlkvServer>> MlkvServer::Start(const ServerOption
   if (options.max_receive_message_bytes < 1) {
     return absl::InvalidArgumentError("max_receive_message_bytes: must be at least 1");
   }
-  std::unique_ptr<MlkvServer> server(new MlkvServer(std::move(model)));
+  std::unique_ptr<MlkvServer> server(new MlkvServer(std::move(model), options.auth));
   server->service_ = std::make_unique<MlkvService>(
-      server->model_.engine.get(), server->model_.options, server->model_.model_name);
+      server->model_.engine.get(), server->model_.options, server->model_.model_name,
+      &server->auth_);
+  server->kserve_service_ = std::make_unique<kserve::KServeService>(
+      server->model_.engine.get(), server->model_.model_name, &server->auth_);
 
   // Both are process-wide switches that ServerBuilder reads when it builds.
   grpc::EnableDefaultHealthCheckService(true);
@@ -58,8 +53,9 @@ absl::StatusOr<std::unique_ptr<MlkvServer>> MlkvServer::Start(const ServerOption
     builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
                                options.keepalive_timeout_seconds * 1000);
   }
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(address, MakeServerCredentials(options.tls), &server->port_);
   builder.RegisterService(server->service_.get());
+  builder.RegisterService(server->kserve_service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("could not listen on ", address));
@@ -68,6 +64,8 @@ absl::StatusOr<std::unique_ptr<MlkvServer>> MlkvServer::Start(const ServerOption
   // model is loaded. Name the API's service too, for per-service probes.
   server->server_->GetHealthCheckService()->SetServingStatus(
       v1::MlkvService::service_full_name(), true);
+  server->server_->GetHealthCheckService()->SetServingStatus(
+      inference::GRPCInferenceService::service_full_name(), true);
   spdlog::info("mlkv-server: serving {} on {}", server->model_.model_name,
                ListenAddress(options.host, server->port_));
   return server;
@@ -101,7 +99,9 @@ void MlkvServer::Shutdown(absl::Duration flush) {
   // never do: wait for the streams instead, then stop with a short linger for the transports
   // to flush, cancelling whatever is left. The engine stays alive until after this: reactors
   // call it (Abort) until their OnDone.
-  if (!service_->WaitForStreams(flush)) {
+  const absl::Time flushed = absl::Now() + flush;
+  if (!service_->WaitForStreams(flush) ||
+      !kserve_service_->WaitForRequests(flushed - absl::Now())) {
     spdlog::warn("streams still open after {}: cancelling them", absl::FormatDuration(flush));
   }
   server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Milliseconds(100)));

@@ -10,7 +10,10 @@
 #include "absl/time/time.h"
 #include "engine/engine.h"
 #include "grpcpp/server.h"
+#include "server/api_key_auth.h"
+#include "server/kserve/kserve_service.h"
 #include "server/mlkv_service.h"
+#include "server/tls_options.h"
 
 namespace mlkv::server {
 
@@ -28,6 +31,8 @@ struct ServerOptions {
   // (2 hours, 20 seconds).
   int keepalive_time_seconds = 0;
   int keepalive_timeout_seconds = 0;
+  TlsOptions tls;    // off by default: plaintext
+  ApiKeyAuth auth;   // off by default: every call is let through
 };
 
 // The engine and what it serves: the server takes ownership.
@@ -62,12 +67,14 @@ class MlkvServer {
   void Shutdown(absl::Duration flush = absl::Seconds(2));
 
  private:
-  explicit MlkvServer(ServedModel model);
+  MlkvServer(ServedModel model, ApiKeyAuth auth);
 
   // Declared in order of dependence: the gRPC server (and its calls) goes first, then the
   // service, then the engine the calls use.
   ServedModel model_;
+  const ApiKeyAuth auth_;  // the services check every call against it
   std::unique_ptr<MlkvService> service_;
+  std::unique_ptr<kserve::KServeService> kserve_service_;  // KServe v2, on the same port
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;

@@ -20,14 +20,38 @@ grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context, grpc
 }
 
 grpc::Status NoTokenizer() {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      "the server has no tokenizer yet: send and read token ids");
+  return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                      "the model has no tokenizer (no tokenizer.json, no --tokenizer): send and "
+                      "read token ids");
+}
+
+// Text to ids, BOS first when asked; errors name the field.
+absl::Status EncodeText(const Tokenizer& tokenizer, const ModelConfig& config,
+                        const v1::TokenizeRequest& request, v1::TokenizeResponse* response) {
+  absl::StatusOr<std::vector<int32_t>> ids = tokenizer.Encode(request.text());
+  if (!ids.ok()) return absl::InvalidArgumentError(absl::StrCat("text: ", ids.status().message()));
+  if (request.add_bos()) response->add_token_ids(static_cast<int32_t>(config.bos_token_id));
+  response->mutable_token_ids()->Add(ids->begin(), ids->end());
+  return absl::OkStatus();
+}
+
+absl::Status DecodeIds(const Tokenizer& tokenizer, const v1::DetokenizeRequest& request,
+                       v1::DetokenizeResponse* response) {
+  absl::StatusOr<std::string> text =
+      tokenizer.Decode(request.token_ids(), {.skip_special_tokens = request.skip_special_tokens()});
+  if (!text.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("token_ids: ", text.status().message()));
+  }
+  response->set_text(*std::move(text));
+  return absl::OkStatus();
 }
 
 }  // namespace
 
-MlkvService::MlkvService(Engine* engine, const EngineOptions& options, std::string model_name)
+MlkvService::MlkvService(Engine* engine, const EngineOptions& options, std::string model_name,
+                         const ApiKeyAuth* auth)
     : engine_(engine),
+      auth_(auth),
       limits_{options.scheduler.max_model_len,
               static_cast<int64_t>(options.scheduler.num_blocks) * options.scheduler.block_size},
       model_info_(BuildModelInfo(model_name, engine->model_config(), options,
@@ -36,6 +60,7 @@ MlkvService::MlkvService(Engine* engine, const EngineOptions& options, std::stri
 grpc::ServerWriteReactor<v1::GenerateResponse>* MlkvService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
   using Refused = FinishedWriteReactor<v1::GenerateResponse>;
+  if (grpc::Status auth = auth_->Check(*context); !auth.ok()) return new Refused(auth);
   if (!accepting_.load()) {
     return new Refused(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                     "the server is shutting down and admits no new requests"));
@@ -53,18 +78,25 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* MlkvService::Generate(
 grpc::ServerUnaryReactor* MlkvService::Tokenize(grpc::CallbackServerContext* context,
                                                 const v1::TokenizeRequest* request,
                                                 v1::TokenizeResponse* response) {
-  return FinishUnary(context, NoTokenizer());
+  if (grpc::Status auth = auth_->Check(*context); !auth.ok()) return FinishUnary(context, auth);
+  if (engine_->tokenizer() == nullptr) return FinishUnary(context, NoTokenizer());
+  return FinishUnary(context, ToGrpcStatus(EncodeText(*engine_->tokenizer(),
+                                                      engine_->model_config(), *request,
+                                                      response)));
 }
 
 grpc::ServerUnaryReactor* MlkvService::Detokenize(grpc::CallbackServerContext* context,
                                                   const v1::DetokenizeRequest* request,
                                                   v1::DetokenizeResponse* response) {
-  return FinishUnary(context, NoTokenizer());
+  if (grpc::Status auth = auth_->Check(*context); !auth.ok()) return FinishUnary(context, auth);
+  if (engine_->tokenizer() == nullptr) return FinishUnary(context, NoTokenizer());
+  return FinishUnary(context, ToGrpcStatus(DecodeIds(*engine_->tokenizer(), *request, response)));
 }
 
 grpc::ServerUnaryReactor* MlkvService::GetModelInfo(grpc::CallbackServerContext* context,
                                                     const v1::GetModelInfoRequest* request,
                                                     v1::ModelInfo* response) {
+  if (grpc::Status auth = auth_->Check(*context); !auth.ok()) return FinishUnary(context, auth);
   *response = model_info_;
   return FinishUnary(context, grpc::Status::OK);
 }
@@ -72,6 +104,7 @@ grpc::ServerUnaryReactor* MlkvService::GetModelInfo(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* MlkvService::GetLoad(grpc::CallbackServerContext* context,
                                                const v1::GetLoadRequest* request,
                                                v1::Load* response) {
+  if (grpc::Status auth = auth_->Check(*context); !auth.ok()) return FinishUnary(context, auth);
   // GetStats copies the figures the engine publishes after each step under a short lock: it
   // never waits for a step.
   *response = BuildLoad(engine_->GetStats());

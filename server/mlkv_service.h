@@ -9,16 +9,19 @@
 
 #include "engine/engine.h"
 #include "mlkv/v1/mlkv.grpc.pb.h"
+#include "server/api_key_auth.h"
 #include "server/generate_request.h"
 #include "server/stream_counter.h"
 
 namespace mlkv::server {
 
 // Thread-safety: handlers run concurrently on gRPC's threads; StopAccepting may be called from
-// any thread. `engine` is not owned and must outlive the gRPC server the service is part of.
+// any thread. `engine` and `auth` are not owned and must outlive the gRPC server the service is
+// part of.
 class MlkvService final : public v1::MlkvService::CallbackService {
  public:
-  MlkvService(Engine* engine, const EngineOptions& options, std::string model_name);
+  MlkvService(Engine* engine, const EngineOptions& options, std::string model_name,
+              const ApiKeyAuth* auth);
 
   // From now on Generate answers UNAVAILABLE (the server is draining); the rest still answer.
   void StopAccepting() { accepting_.store(false); }
@@ -43,6 +46,7 @@ class MlkvService final : public v1::MlkvService::CallbackService {
 
  private:
   Engine* const engine_;  // not owned
+  const ApiKeyAuth* const auth_;  // not owned; checked first in every handler
   const RequestLimits limits_;
   const v1::ModelInfo model_info_;  // built once: the configuration does not change
   std::atomic<bool> accepting_{true};

@@ -11,7 +11,8 @@
 
 namespace mlkv::server {
 
-absl::StatusOr<ServedModel> LoadServedModel(const ServerFlags& flags) {
+absl::StatusOr<ServedModel> LoadServedModel(const ServerFlags& flags,
+                                            std::shared_ptr<EngineMonitor> monitor) {
   ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromFile(flags.model_dir + "/config.json"));
   ServedModel served;
   // The server has no known requests to size the cache for: the KV budget flag (given, or the
@@ -19,7 +20,9 @@ absl::StatusOr<ServedModel> LoadServedModel(const ServerFlags& flags) {
   ASSIGN_OR_RETURN(served.options,
                    cli::EngineOptionsFromFlags(flags.flags, config, /*tokens_needed=*/0));
   served.options.scheduler.max_waiting = flags.max_waiting;
+  served.options.monitor = std::move(monitor);
   ASSIGN_OR_RETURN(cli::LoadedModel loaded, cli::LoadModelFromFlags(flags.flags));
+  served.options.tokenizer = std::move(loaded.tokenizer);
   ASSIGN_OR_RETURN(served.engine, Engine::Create(served.options, std::move(loaded.backend),
                                                  std::move(loaded.model)));
   served.model_name = flags.served_model_name;

@@ -11,8 +11,10 @@
 namespace mlkv::server {
 
 // Reads config.json first, so that a bad engine flag fails before the weights load; then loads
-// the weights, plans the KV cache and starts the engine.
-absl::StatusOr<ServedModel> LoadServedModel(const ServerFlags& flags);
+// the weights, plans the KV cache and starts the engine. `monitor` (may be null) sees every
+// request, the warm-up included.
+absl::StatusOr<ServedModel> LoadServedModel(const ServerFlags& flags,
+                                            std::shared_ptr<EngineMonitor> monitor = nullptr);
 
 // Generates one token from a one-token prompt and waits for it: the first step runs every
 // kernel once, and a model that cannot run fails here rather than on a client's request.

@@ -6,9 +6,51 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "server/tls_options.h"
 #include "tools/mlkv/model_flags.h"
 
 namespace mlkv::server {
+namespace {
+
+// A file flag's error starts with the flag: the operator sees what to fix.
+template <typename T>
+absl::StatusOr<T> ForFlag(absl::string_view flag, absl::StatusOr<T> value) {
+  if (value.ok()) return value;
+  return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", value.status().message()));
+}
+
+// --tls-*-file: read and checked here, so that a bad file stops the server before the model
+// loads rather than at the first handshake.
+absl::StatusOr<TlsOptions> ParseTlsFlags(const cli::Flags& f) {
+  TlsOptions tls;
+  if (f.Has("tls-cert-file") != f.Has("tls-key-file")) {
+    return absl::InvalidArgumentError("--tls-cert-file and --tls-key-file: give both or neither");
+  }
+  if (!f.Has("tls-cert-file")) {
+    if (f.Has("tls-client-ca-file")) {
+      return absl::InvalidArgumentError(
+          "--tls-client-ca-file: needs --tls-cert-file and --tls-key-file");
+    }
+    return tls;
+  }
+  ASSIGN_OR_RETURN(tls.cert_chain_pem,
+                   ForFlag("tls-cert-file", ReadPemCertificates(f.String("tls-cert-file", ""))));
+  ASSIGN_OR_RETURN(tls.private_key_pem,
+                   ForFlag("tls-key-file", ReadPemPrivateKey(f.String("tls-key-file", ""))));
+  if (absl::Status match = CheckKeyMatchesCertificate(tls.private_key_pem, tls.cert_chain_pem);
+      !match.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--tls-key-file, --tls-cert-file: ", match.message()));
+  }
+  if (f.Has("tls-client-ca-file")) {
+    ASSIGN_OR_RETURN(tls.client_ca_pem,
+                     ForFlag("tls-client-ca-file",
+                             ReadPemCertificates(f.String("tls-client-ca-file", ""))));
+  }
+  return tls;
+}
+
+}  // namespace
 
 const char kServerUsage[] = R"(usage: mlkv-server --model DIR [FLAGS]
 
@@ -28,6 +70,18 @@ server:
   --keepalive-time-seconds S   ping idle connections this often (0: gRPC's 2 hours)
   --keepalive-timeout-seconds S  close a connection whose ping is not answered in S (0: 20)
 
+security (docs/api.md, "TLS and API keys"):
+  --tls-cert-file FILE         serve TLS with this PEM certificate chain (with --tls-key-file)
+  --tls-key-file FILE          the certificate's unencrypted PEM private key
+  --tls-client-ca-file FILE    mutual TLS: require client certificates signed by these PEM CAs
+  --api-keys-file FILE         require 'authorization: Bearer <key>' with a key from FILE (one
+                               per line; blank lines and # comments skipped); health stays open
+
+metrics (docs/api.md, "Metrics"):
+  --metrics-port N             Prometheus GET /metrics over HTTP on --host (8002; 0: any free
+                               port, logged)
+  --no-metrics                 serve no metrics
+
 engine:
   --kv-cache-bytes B | --kv-cache-fraction F [--memory-limit-bytes M]
                                KV budget (default: --kv-cache-bytes 1073741824); the fraction
@@ -38,6 +92,8 @@ engine:
   --max-num-batched-tokens N (2048)  tokens computed per engine step
   --prefill-chunk N            most prompt tokens of one sequence per step (0: no limit)
   --no-prefix-caching          do not reuse the KV blocks of earlier prompts
+  --tokenizer FILE             text prompts, output text, stop strings, Tokenize (default:
+                               the model directory's tokenizer.json if any, else ids only)
 )";
 
 absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& args) {
@@ -52,13 +108,15 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
       {cli::kModelFlags,
        {"host", "port", "served-model-name", "shutdown-grace-seconds", "max-waiting",
         "max-message-bytes", "max-concurrent-streams", "keepalive-time-seconds",
-        "keepalive-timeout-seconds"}});
+        "keepalive-timeout-seconds", "tls-cert-file", "tls-key-file", "tls-client-ca-file",
+        "api-keys-file", "metrics-port", "no-metrics"}});
+  const std::set<std::string> switches = cli::Union({cli::kModelSwitches, {"no-metrics"}});
   std::vector<std::string> all = args;
-  ASSIGN_OR_RETURN(cli::Flags given, cli::Flags::Parse(all, allowed, cli::kModelSwitches));
+  ASSIGN_OR_RETURN(cli::Flags given, cli::Flags::Parse(all, allowed, switches));
   if (!given.Has("kv-cache-bytes") && !given.Has("kv-cache-fraction")) {
     all.push_back(absl::StrCat("--kv-cache-bytes=", kDefaultKvCacheBytes));
   }
-  ASSIGN_OR_RETURN(out.flags, cli::Flags::Parse(all, allowed, cli::kModelSwitches));
+  ASSIGN_OR_RETURN(out.flags, cli::Flags::Parse(all, allowed, switches));
   const cli::Flags& f = out.flags;
 
   ASSIGN_OR_RETURN(out.model_dir, f.RequiredString("model"));
@@ -92,6 +150,22 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
   ASSIGN_OR_RETURN(int64_t keepalive_timeout,
                    f.Int("keepalive-timeout-seconds", 0, 0, kIntMax / 1000));
   out.server.keepalive_timeout_seconds = static_cast<int>(keepalive_timeout);
+
+  ASSIGN_OR_RETURN(out.server.tls, ParseTlsFlags(f));
+  if (f.Has("api-keys-file")) {
+    ASSIGN_OR_RETURN(out.server.auth, ForFlag("api-keys-file",
+                                              ApiKeyAuth::FromFile(f.String("api-keys-file", ""))));
+  }
+  ASSIGN_OR_RETURN(int64_t metrics_port, f.Int("metrics-port", kDefaultMetricsPort, 0, 65535));
+  if (f.Switch("no-metrics")) {
+    if (f.Has("metrics-port")) {
+      return absl::InvalidArgumentError("--no-metrics: contradicts --metrics-port");
+    }
+  } else if (metrics_port != 0 && metrics_port == out.server.port) {
+    return absl::InvalidArgumentError("--metrics-port: must differ from --port");
+  } else {
+    out.metrics_port = static_cast<int>(metrics_port);
+  }
   return out;
 }
 

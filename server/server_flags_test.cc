@@ -1,8 +1,11 @@
 // mlkv-server's flags: defaults, the default KV budget, and a named error for each bad flag.
 #include "server/server_flags.h"
 
+#include <fstream>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/testing/test_certificates.h"
 
 namespace mlkv::server {
 namespace {
@@ -90,7 +93,81 @@ INSTANTIATE_TEST_SUITE_P(
                                "--served-model-name"},
                       BadFlags{{"--model", "/m", "--temperature", "0"}, "--temperature"},
                       BadFlags{{"--model", "/m", "--bogus"}, "--bogus"},
+                      BadFlags{{"--model", "/m", "--metrics-port", "65536"}, "--metrics-port"},
+                      BadFlags{{"--model", "/m", "--metrics-port", "-1"}, "--metrics-port"},
+                      BadFlags{{"--model", "/m", "--metrics-port", "http"}, "--metrics-port"},
+                      BadFlags{{"--model", "/m", "--metrics-port", "9000", "--no-metrics"},
+                               "--no-metrics"},
+                      BadFlags{{"--model", "/m", "--port", "8002"}, "--metrics-port"},
+                      BadFlags{{"--model", "/m", "--tls-cert-file", "/c"}, "--tls-key-file"},
+                      BadFlags{{"--model", "/m", "--tls-key-file", "/k"}, "--tls-cert-file"},
+                      BadFlags{{"--model", "/m", "--tls-client-ca-file", "/ca"},
+                               "--tls-client-ca-file"},
+                      BadFlags{{"--model", "/m", "--api-keys-file", "/no/such/keys"},
+                               "--api-keys-file"},
                       BadFlags{{"--model", "/m", "stray"}, "stray"}));
+
+TEST(ServerFlagsTest, MetricsAndSecurityDefaults) {
+  auto f = ParseServerFlags({"--model", "/m"});
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->metrics_port, kDefaultMetricsPort);
+  EXPECT_FALSE(f->server.tls.enabled());
+  EXPECT_FALSE(f->server.auth.enabled());
+  f = ParseServerFlags({"--model", "/m", "--metrics-port", "0"});
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->metrics_port, 0);
+  f = ParseServerFlags({"--model", "/m", "--no-metrics"});
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->metrics_port, std::nullopt);
+}
+
+// Flags naming files: good files load; each bad one fails naming its flag.
+class ServerFileFlagsTest : public testing::CertificatesTest {
+ protected:
+  void ExpectFailsNaming(std::vector<std::string> args, const std::string& flag) {
+    args.insert(args.begin(), {"--model", "/m"});
+    auto f = ParseServerFlags(args);
+    ASSERT_FALSE(f.ok()) << flag;
+    EXPECT_EQ(f.status().code(), absl::StatusCode::kInvalidArgument) << f.status();
+    EXPECT_THAT(std::string(f.status().message()), HasSubstr(flag));
+  }
+};
+
+TEST_F(ServerFileFlagsTest, LoadsTlsAndKeys) {
+  const testing::TestCertificates& c = *certificates_;
+  auto f = ParseServerFlags({"--model", "/m", "--tls-cert-file", c.server_cert, "--tls-key-file",
+                             c.server_key, "--api-keys-file", Write("keys", "k1\nk2\n")});
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_TRUE(f->server.tls.enabled());
+  EXPECT_TRUE(f->server.tls.client_ca_pem.empty());
+  EXPECT_EQ(f->server.auth.num_keys(), 2);
+  f = ParseServerFlags({"--model", "/m", "--tls-cert-file", c.server_cert, "--tls-key-file",
+                        c.server_key, "--tls-client-ca-file", c.client_ca});
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_FALSE(f->server.tls.client_ca_pem.empty());
+}
+
+TEST_F(ServerFileFlagsTest, BadFilesFailNamingTheFlag) {
+  const testing::TestCertificates& c = *certificates_;
+  const std::string garbage = Write("garbage", "garbage\n");
+  const std::string missing = dir_ + "/missing";
+  ExpectFailsNaming({"--tls-cert-file", missing, "--tls-key-file", c.server_key},
+                    "--tls-cert-file");
+  ExpectFailsNaming({"--tls-cert-file", garbage, "--tls-key-file", c.server_key},
+                    "--tls-cert-file");
+  ExpectFailsNaming({"--tls-cert-file", c.server_cert, "--tls-key-file", garbage},
+                    "--tls-key-file");
+  ExpectFailsNaming({"--tls-cert-file", c.server_cert, "--tls-key-file", dir_},
+                    "--tls-key-file");
+  ExpectFailsNaming({"--tls-cert-file", c.server_cert, "--tls-key-file", c.client_key},
+                    "--tls-key-file");
+  ExpectFailsNaming({"--tls-cert-file", c.server_cert, "--tls-key-file", c.server_key,
+                     "--tls-client-ca-file", garbage},
+                    "--tls-client-ca-file");
+  ExpectFailsNaming({"--api-keys-file", Write("no_keys", "# none yet\n\n")}, "--api-keys-file");
+  ExpectFailsNaming({"--api-keys-file", Write("two_on_a_line", "k1 k2\n")}, "--api-keys-file");
+  ExpectFailsNaming({"--api-keys-file", dir_}, "--api-keys-file");
+}
 
 }  // namespace
 }  // namespace mlkv::server

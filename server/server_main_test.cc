@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
 #include <mutex>
 #include <regex>
 #include <thread>
@@ -14,6 +15,7 @@
 #include "common/testing/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/testing/http_get.h"
 #include "server/testing/server_harness.h"
 
 extern char** environ;
@@ -144,7 +146,7 @@ TEST(ServerMainTest, SigtermDrainsAndExitsZero) {
   mlkv::testing::ScopedTempDir dir("server_main");
   ASSERT_TRUE(WriteRandomModel(TinyConfig(), 1, DType::kF32, dir.Join("tiny")).ok());
   ServerProcess process({"--model", dir.Join("tiny"), "--host", "127.0.0.1", "--port", "0",
-                         "--threads", "1", "--kv-cache-bytes", "20000000",
+                         "--metrics-port", "0", "--threads", "1", "--kv-cache-bytes", "20000000",
                          "--shutdown-grace-seconds", "60"});
   const int port = process.WaitForPort();
   ASSERT_GT(port, 0) << process.Output();
@@ -201,8 +203,8 @@ TEST(ServerMainTest, SigtermDrainsAndExitsZero) {
 TEST(ServerMainTest, ClientTalksToTheServer) {
   mlkv::testing::ScopedTempDir dir("server_client");
   ASSERT_TRUE(WriteRandomModel(TinyConfig(), 1, DType::kF32, dir.Join("tiny")).ok());
-  ServerProcess server({"--model", dir.Join("tiny"), "--port", "0", "--threads", "1",
-                        "--kv-cache-bytes", "20000000"});
+  ServerProcess server({"--model", dir.Join("tiny"), "--port", "0", "--no-metrics",
+                        "--threads", "1", "--kv-cache-bytes", "20000000"});
   const int port = server.WaitForPort();
   ASSERT_GT(port, 0) << server.Output();
   const std::string target = "127.0.0.1:" + std::to_string(port);
@@ -236,6 +238,52 @@ TEST(ServerMainTest, ClientTalksToTheServer) {
   EXPECT_THAT(load, HasSubstr("\"accepting\": true"));
   server.Signal(SIGINT);
   EXPECT_EQ(server.Wait(), 0) << server.Output();
+}
+
+// The operator's view of API keys and metrics on the binary: the start-up line says what is
+// on, calls need a key, health does not, and /metrics serves (the warm-up request counted).
+TEST(ServerMainTest, ApiKeysAndMetrics) {
+  mlkv::testing::ScopedTempDir dir("server_keys_metrics");
+  ASSERT_TRUE(WriteRandomModel(TinyConfig(), 1, DType::kF32, dir.Join("tiny")).ok());
+  std::ofstream(dir.Join("keys")) << "# operators\nbinary-test-key\n";
+  ServerProcess server({"--model", dir.Join("tiny"), "--port", "0", "--metrics-port", "0",
+                        "--api-keys-file", dir.Join("keys"), "--threads", "1",
+                        "--kv-cache-bytes", "20000000"});
+  const int port = server.WaitForPort();
+  ASSERT_GT(port, 0) << server.Output();
+  const std::regex summary("capacity: .*API keys on \\(1 keys\\); metrics http port ([0-9]+)");
+  std::smatch match;
+  std::string output;
+  for (int i = 0; i < 1000 && !std::regex_search(output, match, summary); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    output = server.Output();
+  }
+  ASSERT_FALSE(match.empty()) << output;
+  const int metrics_port = std::stoi(match[1]);
+
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::MlkvService::NewStub(channel);
+  const auto load = [&](const std::string& key) {
+    grpc::ClientContext context;
+    if (!key.empty()) context.AddMetadata("authorization", "Bearer " + key);
+    v1::Load response;
+    return stub->GetLoad(&context, {}, &response).error_code();
+  };
+  EXPECT_EQ(load(""), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(load("wrong"), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(load("binary-test-key"), grpc::StatusCode::OK);
+  grpc::ClientContext context;
+  grpc::health::v1::HealthCheckResponse health;
+  EXPECT_TRUE(grpc::health::v1::Health::NewStub(channel)->Check(&context, {}, &health).ok());
+
+  const std::string scrape = testing::HttpGet(metrics_port, "/metrics");
+  EXPECT_THAT(scrape, ::testing::StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(testing::MetricValue(scrape, "mlkv_request_success_total{finished_reason=\"length\"}"),
+            1);
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait(), 0) << server.Output();
+  EXPECT_THAT(server.Output(), HasSubstr("request warm-up: length"));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // mlkv-server's native API end to end on a loopback port, through the generated C++ stubs:
 // streams equal the engine's own output, model info and load are right, invalid fields are
-// refused by name, health and the tokenizer placeholders answer as documented.
+// refused by name, health answers as documented; with a tokenizer, text prompts, text deltas,
+// stop strings, Tokenize and Detokenize.
 #include <thread>
 
 #include "gmock/gmock.h"
@@ -19,8 +20,11 @@ using ::mlkv::server::testing::RunDirect;
 using ::mlkv::server::testing::SmallOptions;
 using ::mlkv::server::testing::Streamed;
 using ::mlkv::server::testing::TestServer;
+using ::mlkv::server::testing::TextConfig;
+using ::mlkv::server::testing::TextOptions;
 using ::mlkv::server::testing::TinyConfig;
 using ::testing::ElementsAreArray;
+using ::testing::HasSubstr;
 using ::testing::StartsWith;
 using HealthStatus = ::grpc::health::v1::HealthCheckResponse;
 
@@ -212,9 +216,11 @@ TEST_F(ServerTest, InvalidFieldsAreRefusedByName) {
   };
   std::vector<Case> cases;
   cases.push_back({v1::GenerateRequest(), "prompt_token_ids"});
-  v1::GenerateRequest text;
+  v1::GenerateRequest text;  // this model has no tokenizer
   text.set_prompt_text("Hello");
   cases.push_back({text, "prompt_text"});
+  text.add_prompt_token_ids(1);
+  cases.push_back({text, "prompt_token_ids"});  // both forms
   v1::GenerateRequest r = Request({1, 2, 97}, 4);
   cases.push_back({r, "prompt_token_ids"});
   r = Request({1, 2}, 0);
@@ -268,18 +274,137 @@ TEST_F(ServerTest, BusyPortIsAnError) {
   EXPECT_EQ(server_.Health(""), HealthStatus::SERVING);  // the first one is unharmed
 }
 
-TEST_F(ServerTest, TokenizerCallsAreUnimplementedForNow) {
+TEST_F(ServerTest, TokenizerCallsWithoutATokenizerAreFailedPrecondition) {
   grpc::ClientContext a, b;
   v1::TokenizeRequest tokenize;
   tokenize.set_text("hi");
   v1::TokenizeResponse tokens;
-  EXPECT_EQ(server_.stub->Tokenize(&a, tokenize, &tokens).error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+  const grpc::Status encoded = server_.stub->Tokenize(&a, tokenize, &tokens);
+  EXPECT_EQ(encoded.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(encoded.error_message(), HasSubstr("no tokenizer"));
   v1::DetokenizeRequest detokenize;
   detokenize.add_token_ids(1);
   v1::DetokenizeResponse text;
   EXPECT_EQ(server_.stub->Detokenize(&b, detokenize, &text).error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+// --- With a tokenizer ---------------------------------------------------------------------------
+
+v1::GenerateRequest TextRequest(const std::string& prompt, int max_tokens) {
+  v1::GenerateRequest r = Request({}, max_tokens);
+  r.set_prompt_text(prompt);
+  return r;
+}
+
+class ServerTextTest : public ::testing::Test {
+ protected:
+  std::string Decode(const std::vector<int32_t>& ids) {
+    auto text = reference_->tokenizer()->Decode(ids, {.skip_special_tokens = true});
+    EXPECT_TRUE(text.ok()) << text.status();
+    return text.value_or("");
+  }
+
+  TestServer server_{TextOptions(), {}, TextConfig()};
+  std::unique_ptr<Engine> reference_ = MakeEngine(TextConfig(), TextOptions());
+};
+
+TEST_F(ServerTextTest, TextPromptStreamsTheEnginesTokensAndTheirText) {
+  const std::string prompt = "Hello, w\xC3\xB6rld";
+  v1::GenerateRequest request = TextRequest(prompt, 30);
+  request.set_logprobs(2);
+  const Streamed streamed = Collect(server_.stub.get(), request);
+  ExpectSameAsEngine(streamed, RunOnEngine(reference_.get(), request), "text prompt");
+  EXPECT_EQ(streamed.result->usage().prompt_tokens(), static_cast<int>(prompt.size()));
+  EXPECT_EQ(streamed.text, Decode(streamed.token_ids));
+  // The same prompt as ids: the same tokens and text.
+  v1::GenerateRequest by_ids = Request(*reference_->tokenizer()->Encode(prompt), 30);
+  const Streamed as_ids = Collect(server_.stub.get(), by_ids);
+  EXPECT_EQ(as_ids.token_ids, streamed.token_ids);
+  EXPECT_EQ(as_ids.text, streamed.text);
+}
+
+TEST_F(ServerTextTest, StopStringEndsTheStreamBeforeIt) {
+  const v1::GenerateRequest free_request = TextRequest("Stop me", 40);
+  const Streamed free_run = Collect(server_.stub.get(), free_request);
+  ASSERT_TRUE(free_run.status.ok()) << free_run.status.error_message();
+  // Two characters from the middle of the text: at least two tokens.
+  const std::string& all = free_run.text;
+  size_t begin = all.size() / 2;
+  while (begin > 0 && (all[begin] & 0xC0) == 0x80) --begin;
+  size_t end = begin + 1;
+  while (end < all.size() && (all[end] & 0xC0) == 0x80) ++end;
+  ++end;
+  while (end < all.size() && (all[end] & 0xC0) == 0x80) ++end;
+  const std::string stop = all.substr(begin, end - begin);
+
+  v1::GenerateRequest request = free_request;
+  request.add_stop(stop);
+  const Streamed stopped = Collect(server_.stub.get(), request);
+  ASSERT_TRUE(stopped.status.ok()) << stopped.status.error_message();
+  ASSERT_TRUE(stopped.result.has_value());
+  EXPECT_EQ(stopped.result->finish_reason(), v1::FINISH_REASON_STOP);
+  EXPECT_EQ(stopped.result->stop_string(), stop);
+  EXPECT_FALSE(stopped.result->has_stop_token_id());
+  EXPECT_EQ(stopped.text, all.substr(0, all.find(stop)));
+  ASSERT_LT(stopped.token_ids.size(), free_run.token_ids.size());
+  EXPECT_TRUE(std::equal(stopped.token_ids.begin(), stopped.token_ids.end(),
+                         free_run.token_ids.begin()));
+  EXPECT_EQ(server_.GetLoad().num_used_blocks(), 0);
+}
+
+TEST_F(ServerTextTest, BadTextFieldsAreRefusedByName) {
+  std::vector<std::pair<v1::GenerateRequest, const char*>> cases;
+  v1::GenerateRequest r = TextRequest("hi", 4);
+  r.add_stop("");
+  cases.push_back({r, "stop"});
+  cases.push_back({TextRequest(std::string(5000, 'x'), 4), "prompt"});  // beyond max_model_len
+  for (const auto& [request, field] : cases) {
+    const Streamed s = Collect(server_.stub.get(), request);
+    EXPECT_EQ(s.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << field;
+    EXPECT_THAT(s.status.error_message(), StartsWith(field));
+    EXPECT_EQ(s.num_messages, 0) << field;
+  }
+}
+
+TEST_F(ServerTextTest, TokenizeAndDetokenizeRoundTrip) {
+  const Tokenizer& tokenizer = *reference_->tokenizer();
+  const std::string text = "Hi \xC3\xA9<|endoftext|>";
+  v1::TokenizeRequest tokenize;
+  tokenize.set_text(text);
+  tokenize.set_add_bos(true);
+  v1::TokenizeResponse tokens;
+  grpc::ClientContext a;
+  ASSERT_TRUE(server_.stub->Tokenize(&a, tokenize, &tokens).ok());
+  const std::vector<int32_t> ids = *tokenizer.Encode(text);
+  std::vector<int32_t> expected = {static_cast<int32_t>(TextConfig().bos_token_id)};
+  expected.insert(expected.end(), ids.begin(), ids.end());
+  EXPECT_THAT(tokens.token_ids(), ElementsAreArray(expected));
+
+  v1::DetokenizeRequest detokenize;
+  *detokenize.mutable_token_ids() = tokens.token_ids();
+  detokenize.mutable_token_ids()->erase(detokenize.mutable_token_ids()->begin());  // the BOS
+  for (bool skip : {false, true}) {
+    detokenize.set_skip_special_tokens(skip);
+    v1::DetokenizeResponse decoded;
+    grpc::ClientContext b;
+    ASSERT_TRUE(server_.stub->Detokenize(&b, detokenize, &decoded).ok());
+    EXPECT_EQ(decoded.text(), skip ? "Hi \xC3\xA9" : text);
+  }
+}
+
+TEST_F(ServerTextTest, DetokenizeNamesTheIdOutsideTheVocabulary) {
+  for (int32_t bad : {257, -1}) {
+    v1::DetokenizeRequest detokenize;
+    detokenize.add_token_ids(72);
+    detokenize.add_token_ids(bad);
+    v1::DetokenizeResponse decoded;
+    grpc::ClientContext context;
+    const grpc::Status status = server_.stub->Detokenize(&context, detokenize, &decoded);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad;
+    EXPECT_THAT(status.error_message(), StartsWith("token_ids:"));
+    EXPECT_THAT(status.error_message(), HasSubstr(std::to_string(bad)));
+  }
 }
 
 }  // namespace

@@ -47,6 +47,22 @@ inline EngineOptions SmallOptions() {
   return options;
 }
 
+// TinyConfig with room for the random models' byte-level tokenizer (each byte one token), and
+// nothing more, so that every sampled id has text.
+inline ModelConfig TextConfig() {
+  ModelConfig config = TinyConfig();
+  config.vocab_size = 257;
+  return config;
+}
+
+inline EngineOptions TextOptions() {
+  EngineOptions options = SmallOptions();
+  auto tokenizer = Tokenizer::FromJson(ByteLevelTokenizerJson(TextConfig())->dump());
+  EXPECT_TRUE(tokenizer.ok()) << tokenizer.status();
+  options.tokenizer = *std::move(tokenizer);
+  return options;
+}
+
 inline std::unique_ptr<Engine> MakeEngine(const ModelConfig& config, const EngineOptions& options) {
   auto backend = CreateCpuBackend(1);
   auto model = Model::Create(config, RandomModelWeights(config, kWeightSeed), backend.get());
@@ -65,8 +81,9 @@ inline std::vector<int32_t> Prompt(int n, int salt) {
 // The server on 127.0.0.1 (a port the kernel picks), and stubs on one channel to it.
 struct TestServer {
   explicit TestServer(const EngineOptions& options = SmallOptions(),
-                      ServerOptions server_options = {}) {
-    ServedModel model{MakeEngine(TinyConfig(), options), options, "tiny"};
+                      ServerOptions server_options = {},
+                      const ModelConfig& config = TinyConfig()) {
+    ServedModel model{MakeEngine(config, options), options, "tiny"};
     server_options.host = "127.0.0.1";
     server_options.port = 0;
     auto started = MlkvServer::Start(server_options, std::move(model));
@@ -106,6 +123,7 @@ struct TestServer {
 struct Streamed {
   grpc::Status status;
   std::vector<int32_t> token_ids;
+  std::string text;  // all deltas' texts
   std::vector<v1::TokenLogprob> logprobs;
   std::optional<v1::GenerateResult> result;
   int num_messages = 0;
@@ -124,6 +142,7 @@ inline Streamed Collect(v1::MlkvService::Stub* stub, const v1::GenerateRequest& 
     if (out.result) out.result_was_last = false;
     if (response.has_delta()) {
       for (int32_t id : response.delta().token_ids()) out.token_ids.push_back(id);
+      out.text += response.delta().text();
       for (const auto& lp : response.delta().logprobs()) out.logprobs.push_back(lp);
     } else if (response.has_result()) {
       out.result = response.result();

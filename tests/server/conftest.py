@@ -1,30 +1,8 @@
-"""pytest setup for the server's Python integration tests: a run whose every test skipped (no
-grpcio, no stubs, no server binary) exits with MLKV_ALL_SKIPPED_EXIT_CODE, which CTest reports as
-skipped rather than passed."""
+"""pytest setup for the server's Python integration tests: the shared hooks that report a run
+whose every test skipped (no grpcio, no stubs, no server binary) to CTest as skipped."""
 import os
+import sys
 
-_outcomes = {"passed": 0, "failed": 0, "skipped": 0}
-
-
-def pytest_runtest_logreport(report):
-    if report.when == "call" or report.skipped:
-        if report.skipped:
-            _outcomes["skipped"] += 1
-        elif report.passed:
-            _outcomes["passed"] += 1
-        else:
-            _outcomes["failed"] += 1
-
-
-def pytest_collectreport(report):
-    # A module-level skip (no grpcio, no stubs) happens at collection.
-    if report.skipped:
-        _outcomes["skipped"] += 1
-
-
-def pytest_sessionfinish(session, exitstatus):
-    code = os.environ.get("MLKV_ALL_SKIPPED_EXIT_CODE")
-    # 5: nothing was collected, which is what a module-level skip leaves.
-    nothing_ran = not _outcomes["passed"] and not _outcomes["failed"]
-    if code and exitstatus in (0, 5) and _outcomes["skipped"] and nothing_ran:
-        session.exitstatus = int(code)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from all_skipped_hooks import (  # noqa: E402,F401  (pytest finds hooks by name here)
+    pytest_collectreport, pytest_runtest_logreport, pytest_sessionfinish)

@@ -7,79 +7,26 @@ request's KV blocks.
 
 Environment: MLKV_SERVER_BIN, MLKV_BIN (the mlkv tool), MLKV_PYTHON_STUBS (the generated stubs).
 """
-import json
-import os
-import re
-import subprocess
-import sys
-import threading
 import time
 
 import pytest
 
-try:
-    import grpc
-except ImportError:  # the whole module skips, and says why
-    pytest.skip("python3-grpcio is not installed", allow_module_level=True)
-
-SERVER_BIN = os.environ.get("MLKV_SERVER_BIN", "")
-MLKV_BIN = os.environ.get("MLKV_BIN", "")
-STUBS = os.environ.get("MLKV_PYTHON_STUBS", "")
-if not (SERVER_BIN and os.path.exists(SERVER_BIN) and MLKV_BIN and STUBS):
-    pytest.skip("MLKV_SERVER_BIN, MLKV_BIN or MLKV_PYTHON_STUBS not given", allow_module_level=True)
-sys.path.insert(0, STUBS)
-from mlkv.v1 import mlkv_pb2, mlkv_pb2_grpc  # noqa: E402
-import health_pb2, health_pb2_grpc  # noqa: E402
-
-# A small MLKV shape: 4 layers sharing 2 KV layers of 2 heads.
-CONFIG = {
-    "architectures": ["GPTNeoXForCausalLM"], "model_type": "gpt_neox",
-    "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 4,
-    "intermediate_size": 96, "vocab_size": 97, "max_position_embeddings": 2048,
-    "rotary_pct": 0.5, "rotary_emb_base": 10000, "layer_norm_eps": 1e-5,
-    "use_parallel_residual": True, "hidden_act": "gelu", "tie_word_embeddings": False,
-    "bos_token_id": 0, "eos_token_id": 0, "num_key_value_heads": 2, "num_key_value_layers": 2,
-}
-# One OpenMP thread per process: tests run side by side on few cores.
-ENV = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="passive")
+# Skips this module when grpcio, the stubs or the binaries are missing.
+from server_process import (ServerProcess, cli_generate, grpc, health_pb2, health_pb2_grpc,
+                            mlkv_pb2, mlkv_pb2_grpc, write_model)
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("server_grpc")
-    config = root / "config.json"
-    config.write_text(json.dumps(CONFIG))
-    out = root / "tiny"
-    subprocess.run([MLKV_BIN, "random-model", "--config", str(config), "--seed", "3",
-                    "--out", str(out)], check=True, env=ENV, capture_output=True)
-    return out
+    return write_model(tmp_path_factory.mktemp("server_grpc"))
 
 
 @pytest.fixture(scope="module")
 def server(model_dir):
-    proc = subprocess.Popen(
-        [SERVER_BIN, "--model", str(model_dir), "--host", "127.0.0.1", "--port", "0",
-         "--threads", "1", "--kv-cache-bytes", "8000000", "--served-model-name", "tiny"],
-        stderr=subprocess.PIPE, text=True, env=ENV)
-    lines = []
-    port = None
-    deadline = time.time() + 60
-    while port is None and time.time() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        match = re.search(r"serving .* on 127\.0\.0\.1:(\d+)", line)
-        if match:
-            port = int(match.group(1))
-    assert port, "mlkv-server did not start:\n" + "".join(lines)
-    # Keep draining its log so that it never blocks on a full pipe.
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    yield channel
-    channel.close()
-    proc.terminate()
-    assert proc.wait(timeout=60) == 0
+    process = ServerProcess(model_dir, "--kv-cache-bytes", "8000000",
+                            "--served-model-name", "tiny")
+    yield process.channel
+    assert process.stop() == 0
 
 
 @pytest.fixture
@@ -94,18 +41,11 @@ def generate(stub, **fields):
     return deltas, results
 
 
-def cli_generate(model_dir, prompt, *flags):
-    out = subprocess.run([MLKV_BIN, "generate", "--model", str(model_dir), "--token-ids",
-                          ",".join(map(str, prompt)), "--format", "json", *flags],
-                         check=True, env=ENV, capture_output=True, text=True).stdout
-    return json.loads(out)
-
-
 @pytest.mark.parametrize("prompt", [[5, 6, 7], list(range(1, 40)), [96] * 17])
 def test_greedy_stream_equals_the_cli(stub, model_dir, prompt):
     deltas, results = generate(stub, prompt_token_ids=prompt, max_tokens=20, temperature=0.0,
                                ignore_eos=True, logprobs=0)
-    expected = cli_generate(model_dir, prompt, "--max-tokens", "20", "--ignore-eos")
+    [expected] = cli_generate(model_dir, [prompt], "--max-tokens", "20", "--ignore-eos")
     tokens = [t for d in deltas for t in d.delta.token_ids]
     assert tokens == expected["token_ids"]
     logprobs = [lp.logprob for d in deltas for lp in d.delta.logprobs]
@@ -122,8 +62,8 @@ def test_seeded_sampling_equals_the_cli(stub, model_dir):
     prompt = [3, 1, 4, 1, 5, 9, 2, 6]
     deltas, _ = generate(stub, prompt_token_ids=prompt, max_tokens=12, temperature=0.8,
                          top_k=40, top_p=0.9, seed=0, ignore_eos=True)
-    expected = cli_generate(model_dir, prompt, "--max-tokens", "12", "--temperature", "0.8",
-                            "--top-k", "40", "--top-p", "0.9", "--seed", "0", "--ignore-eos")
+    [expected] = cli_generate(model_dir, [prompt], "--max-tokens", "12", "--temperature", "0.8",
+                              "--top-k", "40", "--top-p", "0.9", "--seed", "0", "--ignore-eos")
     assert [t for d in deltas for t in d.delta.token_ids] == expected["token_ids"]
 
 
@@ -172,3 +112,30 @@ def test_health_is_serving(server):
     health = health_pb2_grpc.HealthStub(server)
     response = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
     assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+# ---- text: a model with a tokenizer -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def text_server(tmp_path_factory):
+    """vocab_size 257 holds the byte-level tokenizer.json that random-model writes beside it."""
+    model = write_model(tmp_path_factory.mktemp("server_text"), vocab_size=257)
+    process = ServerProcess(model, "--kv-cache-bytes", "8000000")
+    yield model, mlkv_pb2_grpc.MlkvServiceStub(process.channel)
+    assert process.stop() == 0
+
+
+def test_text_prompt_streams_the_clis_tokens_and_text(text_server):
+    model, stub = text_server
+    prompt = "Hello, w\u00f6rld \U0001f642"
+    deltas, results = generate(stub, prompt_text=prompt, max_tokens=20, temperature=0.0,
+                               ignore_eos=True)
+    [expected] = cli_generate(model, [], "--prompt", prompt, "--max-tokens", "20", "--ignore-eos")
+    assert [t for d in deltas for t in d.delta.token_ids] == expected["token_ids"]
+    assert "".join(d.delta.text for d in deltas) == expected["text"]
+    assert results[0].result.usage.prompt_tokens == len(prompt.encode("utf-8"))
+    # Each byte is one token of the byte-level tokenizer, and the text comes back.
+    ids = stub.Tokenize(mlkv_pb2.TokenizeRequest(text=prompt), timeout=10).token_ids
+    assert len(ids) == len(prompt.encode("utf-8"))
+    assert stub.Detokenize(mlkv_pb2.DetokenizeRequest(token_ids=ids), timeout=10).text == prompt
