@@ -54,8 +54,8 @@ absl::StatusOr<TlsOptions> ParseTlsFlags(const cli::Flags& f) {
 
 const char kServerUsage[] = R"(usage: mlkv-server --model DIR [FLAGS]
 
-Serves a GPT-NeoX/MLKV model over gRPC: the native API mlkv.v1.MlkvService (docs/api.md),
-grpc.health.v1 and server reflection. SIGTERM or SIGINT: health turns NOT_SERVING, new requests
+Serves a GPT-NeoX/MLKV model over gRPC: the native API mlkv.v1.MlkvService and KServe v2
+inference.GRPCInferenceService (docs/api.md), grpc.health.v1 and server reflection. SIGTERM or SIGINT: health turns NOT_SERVING, new requests
 get UNAVAILABLE, running ones finish within --shutdown-grace-seconds, then the server exits 0.
 
 server:
@@ -94,6 +94,8 @@ engine:
   --no-prefix-caching          do not reuse the KV blocks of earlier prompts
   --tokenizer FILE             text prompts, output text, stop strings, Tokenize (default:
                                the model directory's tokenizer.json if any, else ids only)
+  --device cpu|cuda            where the model runs (default: cuda when this build has the
+                               CUDA backend and a GPU is visible, else cpu)
 )";
 
 absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& args) {

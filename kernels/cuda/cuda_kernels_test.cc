@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -247,12 +248,18 @@ struct AttentionCase {
 
 constexpr int64_t kNoSplit = int64_t{1} << 20;  // a split longer than any context here
 
-std::string CaseName(const ::testing::TestParamInfo<AttentionCase>& info) {
-  const AttentionCase& c = info.param;
+std::string Describe(const AttentionCase& c) {
   return absl::StrCat("h", c.num_heads, "kv", c.num_kv_heads, "d", c.head_dim, "bs",
                       c.block_size, DTypeName(c.dtype), c.rotate_keys_on_read ? "rot" : "",
                       "split", c.split_tokens);
 }
+
+std::string CaseName(const ::testing::TestParamInfo<AttentionCase>& info) {
+  return Describe(info.param);
+}
+
+// How gtest (and so the CTest test names) prints a case, instead of its raw bytes.
+void PrintTo(const AttentionCase& c, std::ostream* os) { *os << Describe(c); }
 
 class CudaAttentionTest : public CudaKernelsTest,
                           public ::testing::WithParamInterface<AttentionCase> {};

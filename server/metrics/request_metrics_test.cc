@@ -20,8 +20,9 @@ std::string Exposition(const RequestMetrics& metrics) {
 const absl::Time kArrival = absl::FromUnixSeconds(1'700'000'000);
 
 RequestResult Finished(FinishReason reason, absl::Duration queue, absl::Duration e2e) {
+  // (Assigned from a std::string: GCC 12 warns falsely (-Wrestrict) on assigning the literal.)
   RequestResult r;
-  r.request_id = "r";
+  r.request_id = std::string(1, 'r');
   r.finish_reason = reason;
   r.timings.arrival = kArrival;
   r.timings.first_scheduled = kArrival + queue;

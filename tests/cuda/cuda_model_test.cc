@@ -4,6 +4,7 @@
 // kv_sharing_rope modes, f32 and bf16 caches. Skipped where no CUDA device is visible.
 #include <algorithm>
 #include <numeric>
+#include <ostream>
 #include <random>
 #include <span>
 #include <string>
@@ -25,6 +26,9 @@ struct Variant {
   const char* sharing_rope;
   DType kv_dtype;
 };
+
+// How gtest (and so the CTest test names) prints a variant, instead of its raw bytes.
+void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
 
 ModelConfig MakeConfig(const Variant& v) {
   auto config = ModelConfig::FromJson(

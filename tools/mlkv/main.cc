@@ -48,6 +48,8 @@ flags of generate and score (the engine):
                        directory's tokenizer.json if any, else token ids only)
   --kv-cache-bytes B | --kv-cache-fraction F [--memory-limit-bytes M]
                        KV budget (default: what the given prompts need)
+  --device cpu|cuda    where the model runs (default: cuda when this build has the CUDA
+                       backend and a GPU is visible, else cpu)
 )";
 
 }  // namespace
