@@ -37,6 +37,11 @@ echo "--- $CLIENT info --target $TARGET"
 echo "--- $CLIENT generate --target $TARGET --token-ids 12092,13,309,717,247 ..."
 "$CLIENT" generate --target "$TARGET" --token-ids 12092,13,309,717,247 --max-tokens 32 \
   --temperature 0.8 --top-p 0.95 --seed 1 --ignore-eos
+# A text prompt: random models ship a byte-level tokenizer (ids 0-256), so the text comes back
+# only for the few sampled ids that are bytes; a real checkpoint's tokenizer.json covers them all.
+echo "--- $CLIENT generate --target $TARGET --prompt 'The cache holds' ..."
+"$CLIENT" generate --target "$TARGET" --prompt "The cache holds" --max-tokens 16 \
+  --temperature 0.8 --seed 1
 echo "--- $CLIENT load --target $TARGET"
 "$CLIENT" load --target "$TARGET"
 

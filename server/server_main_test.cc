@@ -26,6 +26,7 @@ namespace {
 using ::mlkv::server::testing::Collect;
 using ::mlkv::server::testing::Prompt;
 using ::mlkv::server::testing::Streamed;
+using ::mlkv::server::testing::TextConfig;
 using ::mlkv::server::testing::TinyConfig;
 using ::testing::HasSubstr;
 using HealthStatus = ::grpc::health::v1::HealthCheckResponse;
@@ -199,10 +200,11 @@ TEST(ServerMainTest, SigtermDrainsAndExitsZero) {
   EXPECT_THAT(process.Output(), HasSubstr("draining"));
 }
 
-// mlkv-client, as the README shows it: health, info, generate and load against a live server.
+// mlkv-client, as the README shows it: health, info, generate (ids and text) and load against a
+// live server. The model has room for the byte-level tokenizer random models ship.
 TEST(ServerMainTest, ClientTalksToTheServer) {
   mlkv::testing::ScopedTempDir dir("server_client");
-  ASSERT_TRUE(WriteRandomModel(TinyConfig(), 1, DType::kF32, dir.Join("tiny")).ok());
+  ASSERT_TRUE(WriteRandomModel(TextConfig(), 1, DType::kF32, dir.Join("tiny")).ok());
   ServerProcess server({"--model", dir.Join("tiny"), "--port", "0", "--no-metrics",
                         "--threads", "1", "--kv-cache-bytes", "20000000"});
   const int port = server.WaitForPort();
@@ -226,6 +228,11 @@ TEST(ServerMainTest, ClientTalksToTheServer) {
   EXPECT_EQ(gen_code, 0) << generated;
   EXPECT_THAT(generated, HasSubstr("FINISH_REASON_LENGTH"));
   EXPECT_THAT(generated, HasSubstr("generated 4"));
+  // Byte-level tokens without merges: one prompt token per byte.
+  auto [text_code, text] = client({"generate", "--prompt", "Hi there", "--stop", "\x01",
+                                   "--max-tokens", "4", "--temperature", "0"});
+  EXPECT_EQ(text_code, 0) << text;
+  EXPECT_THAT(text, HasSubstr("prompt 8 tokens"));
   auto [bad_code, bad] = client({"generate", "--token-ids", "1,2,3", "--top-p", "0"});
   EXPECT_EQ(bad_code, 1);
   EXPECT_THAT(bad, HasSubstr("INVALID_ARGUMENT: top_p"));

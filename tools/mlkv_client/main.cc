@@ -18,6 +18,7 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "mlkv/v1/mlkv.grpc.pb.h"
+#include "nlohmann/json.hpp"
 #include "tools/mlkv/flags.h"
 
 namespace mlkv::client {
@@ -29,11 +30,12 @@ using HealthResponse = grpc::health::v1::HealthCheckResponse;
 constexpr char kUsage[] = R"(usage: mlkv-client COMMAND [--target HOST:PORT] [FLAGS]
 
 commands:
-  generate  --token-ids 1,2,3 [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
+  generate  (--token-ids 1,2,3 | --prompt TEXT) [--stop STRING ...] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
             [--min-p P] [--repetition-penalty R] [--presence-penalty P]
             [--frequency-penalty F] [--seed S] [--ignore-eos] [--stop-token-ids 4,5]
             [--logprobs N] [--priority P] [--request-id ID] [--timeout-seconds S]
-            streams the generated token ids as they arrive, then the result
+            streams the generated token ids as they arrive, then the text (with a tokenizer
+            on the server) and the result
   info      the served model, its KV-cache layout and capacity (GetModelInfo), as JSON
   load      requests running and waiting, KV blocks in use (GetLoad), as JSON
   health    [--service NAME] [--wait-seconds S]: exit 0 once SERVING; waits up to S (0)
@@ -78,8 +80,13 @@ absl::StatusOr<v1::GenerateRequest> RequestFromFlags(const Flags& flags) {
   constexpr int64_t kInt32Min = std::numeric_limits<int32_t>::min();
   v1::GenerateRequest r;
   // Ranges are the server's business (it names the field at fault); the client checks types.
-  ASSIGN_OR_RETURN(auto ids, flags.IntList("token-ids", kInt32Min, kInt32Max));
-  for (int64_t id : ids) r.add_prompt_token_ids(static_cast<int32_t>(id));
+  // The prompt: ids or text (the server refuses neither or both, naming the field).
+  if (flags.Has("token-ids")) {
+    ASSIGN_OR_RETURN(auto ids, flags.IntList("token-ids", kInt32Min, kInt32Max));
+    for (int64_t id : ids) r.add_prompt_token_ids(static_cast<int32_t>(id));
+  }
+  r.set_prompt_text(flags.String("prompt", ""));
+  for (const std::string& stop : flags.Strings("stop")) r.add_stop(stop);
   r.set_request_id(flags.String("request-id", ""));
   if (flags.Has("max-tokens")) {
     ASSIGN_OR_RETURN(int64_t v, flags.Int("max-tokens", 0, kInt32Min, kInt32Max));
@@ -125,6 +132,11 @@ absl::StatusOr<v1::GenerateRequest> RequestFromFlags(const Flags& flags) {
   return r;
 }
 
+// As a JSON string: text may hold newlines and control characters.
+std::string Quoted(const std::string& text) {
+  return nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 absl::Status Generate(const Flags& flags) {
   ASSIGN_OR_RETURN(bool json, JsonFormat(flags));
   ASSIGN_OR_RETURN(v1::GenerateRequest request, RequestFromFlags(flags));
@@ -138,21 +150,30 @@ absl::Status Generate(const Flags& flags) {
   auto reader = stub->Generate(&context, request);
   v1::GenerateResponse response;
   bool started = false;
+  std::string text;  // the deltas' text, printed whole (quoted) at the end
   while (reader->Read(&response)) {
     if (json) {
       std::printf("%s\n", ToJson(response).c_str());
     } else if (response.has_delta()) {
       // Token ids as they arrive, on one line.
-      std::printf("%s%s", started ? " " : "tokens: ",
-                  absl::StrJoin(response.delta().token_ids(), " ").c_str());
-      started = true;
+      if (response.delta().token_ids_size() > 0) {
+        std::printf("%s%s", started ? " " : "tokens: ",
+                    absl::StrJoin(response.delta().token_ids(), " ").c_str());
+        started = true;
+      }
+      text += response.delta().text();
     } else if (response.has_result()) {
       const v1::GenerateResult& r = response.result();
-      std::printf("%sfinish: %s%s; prompt %d tokens (%d cached), generated %d; request %s\n",
-                  started ? "\n" : "",
-                  v1::FinishReason_Name(r.finish_reason()).c_str(),
-                  r.has_stop_token_id() ? absl::StrCat(" (token ", r.stop_token_id(), ")").c_str()
-                                        : "",
+      if (started) std::printf("\n");
+      started = false;
+      if (!text.empty()) std::printf("text: %s\n", Quoted(text).c_str());
+      std::string stop;
+      if (r.has_stop_token_id()) stop = absl::StrCat(" (token ", r.stop_token_id(), ")");
+      if (!r.stop_string().empty()) {
+        stop = absl::StrCat(" (string ", Quoted(r.stop_string()), ")");
+      }
+      std::printf("finish: %s%s; prompt %d tokens (%d cached), generated %d; request %s\n",
+                  v1::FinishReason_Name(r.finish_reason()).c_str(), stop.c_str(),
                   r.usage().prompt_tokens(), r.usage().cached_prompt_tokens(),
                   r.usage().completion_tokens(), r.request_id().c_str());
     }
@@ -209,7 +230,7 @@ absl::Status Run(const std::string& command, const std::vector<std::string>& arg
     ASSIGN_OR_RETURN(
         Flags flags,
         Flags::Parse(args,
-                     With(common, {"token-ids", "max-tokens", "temperature", "top-k", "top-p",
+                     With(common, {"token-ids", "prompt", "stop", "max-tokens", "temperature", "top-k", "top-p",
                                    "min-p", "repetition-penalty", "presence-penalty",
                                    "frequency-penalty", "seed", "stop-token-ids", "logprobs",
                                    "priority", "request-id", "timeout-seconds"}),
