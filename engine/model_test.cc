@@ -5,16 +5,19 @@
 #include "engine/model.h"
 
 #include <algorithm>
-#include <numeric>
-#include <random>
+#include <cmath>
+#include <string>
 
-#include "engine/log_softmax.h"
 #include "engine/random_model.h"
+#include "engine/testing/paged_score.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
 
 namespace mlkv {
 namespace {
+
+using ::mlkv::testing::Layout;
+using ::mlkv::testing::Score;
 
 struct Variant {
   const char* name;
@@ -39,49 +42,6 @@ std::vector<int32_t> Tokens(int n) {
   std::vector<int32_t> tokens;
   for (int i = 0; i < n; ++i) tokens.push_back(1 + (i * 31 + 7) % 96);
   return tokens;
-}
-
-struct Layout {
-  int64_t block_size;
-  int64_t chunk;     // tokens per step
-  bool shuffle;      // blocks scattered over a larger pool, in random order
-  DType kv_dtype = DType::kF32;
-};
-
-// log p(tokens[i + 1] | tokens[..i]) for every i, feeding the sequence `layout.chunk` tokens per
-// step through the paged cache.
-std::vector<float> Score(Model& model, const std::vector<int32_t>& tokens, const Layout& layout) {
-  const int64_t n = static_cast<int64_t>(tokens.size()), bs = layout.block_size;
-  const int64_t blocks = (n + bs - 1) / bs, pool = layout.shuffle ? 3 * blocks + 5 : blocks;
-  auto cache = KvCache::Create(model.config(), {bs, pool, layout.kv_dtype}, &model.backend());
-  EXPECT_TRUE(cache.ok()) << cache.status();
-  std::vector<int32_t> table(pool);
-  std::iota(table.begin(), table.end(), 0);
-  if (layout.shuffle) std::shuffle(table.begin(), table.end(), std::mt19937(42));
-  table.resize(blocks);
-  std::vector<float> scores, logits;
-  for (int64_t start = 0; start < n; start += layout.chunk) {
-    const int64_t end = std::min(n, start + layout.chunk);
-    StepBatch batch;
-    batch.max_blocks_per_seq = blocks;
-    batch.block_tables = table;
-    batch.query_start = {0, static_cast<int32_t>(end - start)};
-    batch.context_lens = {static_cast<int32_t>(end)};
-    for (int64_t p = start; p < end; ++p) {
-      batch.token_ids.push_back(tokens[p]);
-      batch.positions.push_back(static_cast<int32_t>(p));
-      batch.slot_mapping.push_back(static_cast<int64_t>(table[p / bs]) * bs + p % bs);
-      batch.logits_rows.push_back(static_cast<int32_t>(p - start));
-    }
-    absl::Status status = model.Forward(batch, **cache, &logits);
-    EXPECT_TRUE(status.ok()) << status;
-    const int64_t vocab = model.config().vocab_size;
-    for (int64_t p = start; p < end && p + 1 < n; ++p) {
-      const std::span<const float> row(logits.data() + (p - start) * vocab, vocab);
-      scores.push_back(LogSoftmax(row)[tokens[p + 1]]);
-    }
-  }
-  return scores;
 }
 
 class ModelPagingTest : public ::testing::TestWithParam<Variant> {

@@ -2,16 +2,12 @@
 // seeded random weights, one sequence fed through a shuffled paged cache in prompt chunks and
 // decode steps, then two sequences batched in one step. MHA, GQA and MLKV variants in both
 // kv_sharing_rope modes, f32 and bf16 caches. Skipped where no CUDA device is visible.
-#include <algorithm>
-#include <numeric>
 #include <ostream>
-#include <random>
-#include <span>
 #include <string>
 
-#include "engine/log_softmax.h"
 #include "engine/model.h"
 #include "engine/random_model.h"
+#include "engine/testing/paged_score.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cuda/cuda_backend.h"
@@ -19,6 +15,9 @@
 
 namespace mlkv {
 namespace {
+
+using ::mlkv::testing::Layout;
+using ::mlkv::testing::Score;
 
 struct Variant {
   const char* name;
@@ -40,43 +39,6 @@ ModelConfig MakeConfig(const Variant& v) {
        {"use_parallel_residual", true}, {"eos_token_id", 0}});
   EXPECT_TRUE(config.ok()) << config.status();
   return *config;
-}
-
-// Log-probabilities of every row's next token for one sequence of `tokens`, fed `chunk` tokens
-// per step through blocks of 16 scattered over a pool three times larger than needed.
-std::vector<float> Score(Model& model, const std::vector<int32_t>& tokens, int64_t chunk,
-                         DType kv_dtype) {
-  const int64_t n = static_cast<int64_t>(tokens.size()), bs = 16;
-  const int64_t blocks = (n + bs - 1) / bs, pool = 3 * blocks;
-  auto cache = KvCache::Create(model.config(), {bs, pool, kv_dtype}, &model.backend());
-  EXPECT_TRUE(cache.ok()) << cache.status();
-  std::vector<int32_t> table(pool);
-  std::iota(table.begin(), table.end(), 0);
-  std::shuffle(table.begin(), table.end(), std::mt19937(42));
-  table.resize(blocks);
-  std::vector<float> scores, logits;
-  const int64_t vocab = model.config().vocab_size;
-  for (int64_t start = 0; start < n; start += chunk) {
-    const int64_t end = std::min(n, start + chunk);
-    StepBatch batch;
-    batch.max_blocks_per_seq = blocks;
-    batch.block_tables = table;
-    batch.query_start = {0, static_cast<int32_t>(end - start)};
-    batch.context_lens = {static_cast<int32_t>(end)};
-    for (int64_t p = start; p < end; ++p) {
-      batch.token_ids.push_back(tokens[p]);
-      batch.positions.push_back(static_cast<int32_t>(p));
-      batch.slot_mapping.push_back(int64_t{table[p / bs]} * bs + p % bs);
-      batch.logits_rows.push_back(static_cast<int32_t>(p - start));
-    }
-    const absl::Status status = model.Forward(batch, **cache, &logits);
-    EXPECT_TRUE(status.ok()) << status;
-    for (int64_t p = start; p < end && p + 1 < n; ++p) {
-      const std::span<const float> row(logits.data() + (p - start) * vocab, vocab);
-      scores.push_back(LogSoftmax(row)[tokens[p + 1]]);
-    }
-  }
-  return scores;
 }
 
 class CudaModelTest : public ::testing::TestWithParam<Variant> {
@@ -112,8 +74,8 @@ TEST_P(CudaModelTest, ScoresMatchCpuInChunksAndDecodeSteps) {
   for (int i = 0; i < 75; ++i) tokens.push_back(1 + (i * 31 + 7) % 130);
   const double tolerance = GetParam().kv_dtype == DType::kF32 ? 1e-4 : 2e-3;
   for (int64_t chunk : {75, 13, 1}) {
-    const auto expected = Score(*cpu_model_, tokens, chunk, GetParam().kv_dtype);
-    const auto actual = Score(*cuda_model_, tokens, chunk, GetParam().kv_dtype);
+    const auto expected = Score(*cpu_model_, tokens, Layout{16, chunk, true, GetParam().kv_dtype});
+    const auto actual = Score(*cuda_model_, tokens, Layout{16, chunk, true, GetParam().kv_dtype});
     ASSERT_EQ(actual.size(), expected.size());
     for (size_t i = 0; i < actual.size(); ++i) {
       ASSERT_NEAR(actual[i], expected[i], tolerance) << "chunk " << chunk << ", token " << i;
