@@ -146,7 +146,8 @@ absl::StatusOr<std::string> Engine::Submit(EngineRequest request) {
     return absl::AlreadyExistsError(
         absl::StrCat("request id \"", request.request_id, "\" is already live"));
   }
-  if (num_waiting_ + static_cast<int64_t>(inbox_.size()) >= options_.scheduler.max_waiting) {
+  if (stats_.scheduler.num_waiting + static_cast<int64_t>(inbox_.size()) >=
+      options_.scheduler.max_waiting) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "the waiting queue is full (", options_.scheduler.max_waiting, " requests)"));
   }
@@ -172,7 +173,6 @@ absl::Status Engine::Abort(const std::string& request_id) {
 void Engine::StopAccepting() {
   std::lock_guard<std::mutex> lock(mu_);
   accepting_ = false;
-  stats_.accepting = false;
 }
 
 bool Engine::WaitIdle(absl::Duration timeout) {
@@ -185,7 +185,6 @@ void Engine::Shutdown() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     accepting_ = false;
-    stats_.accepting = false;
     stopping_ = true;
   }
   wake_.notify_all();
@@ -194,7 +193,9 @@ void Engine::Shutdown() {
 
 EngineStats Engine::GetStats() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  EngineStats stats = stats_;
+  stats.accepting = accepting_;
+  return stats;
 }
 
 void Engine::Admit(Submission submission) {
@@ -274,7 +275,6 @@ void Engine::Loop() {
       // after its request ends already counts the freed blocks.
       std::lock_guard<std::mutex> lock(mu_);
       stats_.scheduler = scheduler_->GetStats();
-      num_waiting_ = stats_.scheduler.num_waiting;
     }
     ReportFinished();
   }
@@ -322,12 +322,15 @@ absl::StatusOr<bool> Engine::RunStep() {
     sampled[i] = token;
     if (live.top_logprobs) {
       TokenLogprob entry{token, lp[token], {}};
-      std::vector<int32_t> order(lp.size());
-      for (size_t t = 0; t < order.size(); ++t) order[t] = static_cast<int32_t>(t);
-      const size_t n = std::min<size_t>(*live.top_logprobs, order.size());
-      std::partial_sort(order.begin(), order.begin() + n, order.end(),
-                        [&](int32_t a, int32_t b) { return lp[a] > lp[b] || (lp[a] == lp[b] && a < b); });
-      for (size_t t = 0; t < n; ++t) entry.top.emplace_back(order[t], lp[order[t]]);
+      const size_t n = std::min<size_t>(*live.top_logprobs, lp.size());
+      if (n > 0) {  // top_logprobs 0 (the CLI's default) needs no ranking of the vocabulary
+        std::vector<int32_t> order(lp.size());
+        for (size_t t = 0; t < order.size(); ++t) order[t] = static_cast<int32_t>(t);
+        std::partial_sort(order.begin(), order.begin() + n, order.end(), [&](int32_t a, int32_t b) {
+          return lp[a] > lp[b] || (lp[a] == lp[b] && a < b);
+        });
+        for (size_t t = 0; t < n; ++t) entry.top.emplace_back(order[t], lp[order[t]]);
+      }
       logprobs.emplace(s.request, std::move(entry));
     }
   }

@@ -123,11 +123,11 @@ class Engine {
   std::deque<Submission> inbox_;                       // guarded by mu_
   std::vector<std::string> abort_inbox_;               // guarded by mu_
   absl::flat_hash_set<std::string> live_ids_;          // guarded by mu_: submitted, not finished
-  int64_t num_waiting_ = 0;                            // guarded by mu_: last step's count
   int64_t next_request_number_ = 0;                    // guarded by mu_
   bool accepting_ = true;                              // guarded by mu_
   bool stopping_ = false;                              // guarded by mu_
-  EngineStats stats_;                                  // guarded by mu_: published each step
+  // Guarded by mu_: published each step (accepting is filled in from accepting_ by GetStats).
+  EngineStats stats_;
   std::thread thread_;
 };
 

@@ -8,7 +8,6 @@
 
 #include "absl/synchronization/mutex.h"
 
-#include "common/testing/temp_dir.h"
 #include "engine/collecting_observer.h"
 #include "engine/random_model.h"
 #include "gmock/gmock.h"

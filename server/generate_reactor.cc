@@ -44,7 +44,6 @@ void GenerateReactor::OnTokens(const TokenDelta& delta) {
     absl::MutexLock lock(&mu_);
     if (done_ || cancelled_) return;
     AppendDelta(delta, pending_.mutable_delta());
-    has_pending_ = true;
   }
   Pump();
 }
@@ -109,10 +108,10 @@ void GenerateReactor::Pump() {
       finishing_ = true;
       action = Action::kFinish;
       status = grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled");
-    } else if (has_pending_) {
+    } else if (pending_.has_delta()) {
+      // Leaves pending_ empty (no delta): the written message is cleared first.
       in_flight_.Clear();
       in_flight_.Swap(&pending_);
-      has_pending_ = false;
       writing_ = true;
       action = Action::kWrite;
     } else if (final_) {

@@ -63,8 +63,8 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   std::shared_ptr<GenerateReactor> self_;
 
   absl::Mutex mu_;
-  v1::GenerateResponse pending_ ABSL_GUARDED_BY(mu_);  // deltas not yet written, merged
-  bool has_pending_ ABSL_GUARDED_BY(mu_) = false;
+  // Deltas not yet written, merged; has_delta() while there are any.
+  v1::GenerateResponse pending_ ABSL_GUARDED_BY(mu_);
   std::optional<v1::GenerateResponse> final_ ABSL_GUARDED_BY(mu_);  // the result, once known
   std::optional<grpc::Status> error_ ABSL_GUARDED_BY(mu_);  // or the engine's error
   // The message gRPC is writing. Written under mu_ only while no write is in flight; gRPC reads

@@ -10,6 +10,7 @@
 #include "engine/engine_request.h"
 #include "engine/model_config.h"
 #include "mlkv/v1/mlkv.pb.h"
+#include "scheduler/scheduler_config.h"
 
 namespace mlkv::server {
 
@@ -24,6 +25,11 @@ inline constexpr size_t kMaxStopStringBytes = 256;
 
 // What the server accepts: fixed at start-up.
 struct RequestLimits {
+  // The limits of an engine scheduled by `scheduler`.
+  static RequestLimits Of(const SchedulerConfig& scheduler) {
+    return {scheduler.max_model_len, int64_t{scheduler.num_blocks} * scheduler.block_size};
+  }
+
   int32_t max_model_len = 0;       // prompt + max_tokens at most
   int64_t kv_capacity_tokens = 0;  // tokens the whole KV cache holds (num_blocks x block_size)
 };

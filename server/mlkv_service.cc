@@ -52,8 +52,7 @@ MlkvService::MlkvService(Engine* engine, const EngineOptions& options, std::stri
                          const ApiKeyAuth* auth)
     : engine_(engine),
       auth_(auth),
-      limits_{options.scheduler.max_model_len,
-              static_cast<int64_t>(options.scheduler.num_blocks) * options.scheduler.block_size},
+      limits_(RequestLimits::Of(options.scheduler)),
       model_info_(BuildModelInfo(model_name, engine->model_config(), options,
                                  engine->GetStats())) {}
 

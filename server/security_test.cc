@@ -11,27 +11,12 @@
 namespace mlkv::server {
 namespace {
 
-using ::mlkv::server::testing::MakeEngine;
-using ::mlkv::server::testing::SmallOptions;
+using ::mlkv::server::testing::Connect;
+using ::mlkv::server::testing::StartServer;
 using ::mlkv::server::testing::TestCertificates;
-using ::mlkv::server::testing::TinyConfig;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using HealthStatus = ::grpc::health::v1::HealthCheckResponse;
-
-std::unique_ptr<MlkvServer> StartServer(ServerOptions options) {
-  ServedModel model{MakeEngine(TinyConfig(), SmallOptions()), SmallOptions(), "tiny"};
-  options.host = "127.0.0.1";
-  options.port = 0;
-  auto server = MlkvServer::Start(options, std::move(model));
-  EXPECT_TRUE(server.ok()) << server.status();
-  return server.ok() ? *std::move(server) : nullptr;
-}
-
-std::shared_ptr<grpc::Channel> Connect(const MlkvServer& server,
-                                       std::shared_ptr<grpc::ChannelCredentials> credentials) {
-  return grpc::CreateChannel("127.0.0.1:" + std::to_string(server.port()), credentials);
-}
 
 // `key` empty: no authorization metadata. A deadline keeps a refused handshake from waiting
 // for reconnection attempts.

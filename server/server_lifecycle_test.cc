@@ -12,6 +12,7 @@ namespace mlkv::server {
 namespace {
 
 using ::mlkv::server::testing::Collect;
+using ::mlkv::server::testing::GreedyRequest;
 using ::mlkv::server::testing::Prompt;
 using ::mlkv::server::testing::SmallOptions;
 using ::mlkv::server::testing::Streamed;
@@ -19,20 +20,9 @@ using ::mlkv::server::testing::TestServer;
 using HealthStatus = ::grpc::health::v1::HealthCheckResponse;
 
 // Long enough (thousands of engine steps) to still be running when the test acts on it.
-v1::GenerateRequest LongRequest(int salt) {
-  v1::GenerateRequest r;
-  for (int32_t id : Prompt(20, salt)) r.add_prompt_token_ids(id);
-  r.set_max_tokens(4000);
-  r.set_ignore_eos(true);
-  r.set_temperature(0.0f);
-  return r;
-}
+v1::GenerateRequest LongRequest(int salt) { return GreedyRequest(Prompt(20, salt), 4000); }
 
-v1::GenerateRequest ShortRequest(int salt) {
-  v1::GenerateRequest r = LongRequest(salt);
-  r.set_max_tokens(5);
-  return r;
-}
+v1::GenerateRequest ShortRequest(int salt) { return GreedyRequest(Prompt(20, salt), 5); }
 
 // Polls until `done` holds or 20 s pass; true when it held.
 template <typename F>

@@ -14,6 +14,7 @@ namespace {
 
 using ::mlkv::server::testing::Collect;
 using ::mlkv::server::testing::Direct;
+using ::mlkv::server::testing::GreedyRequest;
 using ::mlkv::server::testing::MakeEngine;
 using ::mlkv::server::testing::Prompt;
 using ::mlkv::server::testing::RunDirect;
@@ -27,15 +28,6 @@ using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 using HealthStatus = ::grpc::health::v1::HealthCheckResponse;
-
-v1::GenerateRequest Request(const std::vector<int32_t>& prompt, int max_tokens) {
-  v1::GenerateRequest r;
-  for (int32_t id : prompt) r.add_prompt_token_ids(id);
-  r.set_max_tokens(max_tokens);
-  r.set_ignore_eos(true);
-  r.set_temperature(0.0f);
-  return r;
-}
 
 // The server's stream against the same request run directly on a second engine of the same
 // weights and options.
@@ -61,9 +53,8 @@ void ExpectSameAsEngine(const Streamed& streamed, const Direct& direct, const st
 }
 
 Direct RunOnEngine(Engine* engine, const v1::GenerateRequest& request) {
-  const SchedulerConfig& s = SmallOptions().scheduler;
   auto converted = ToEngineRequest(request, engine->model_config(),
-                                   {s.max_model_len, int64_t{s.num_blocks} * s.block_size});
+                                   RequestLimits::Of(SmallOptions().scheduler));
   EXPECT_TRUE(converted.ok()) << converted.status();
   return RunDirect(engine, *std::move(converted));
 }
@@ -76,7 +67,7 @@ class ServerTest : public ::testing::Test {
 
 TEST_F(ServerTest, GreedyStreamEqualsTheEngine) {
   for (int i = 0; i < 3; ++i) {
-    v1::GenerateRequest request = Request(Prompt(5 + 13 * i, i), 12);
+    v1::GenerateRequest request = GreedyRequest(Prompt(5 + 13 * i, i), 12);
     request.set_logprobs(3);
     const Streamed streamed = Collect(server_.stub.get(), request);
     ExpectSameAsEngine(streamed, RunOnEngine(reference_.get(), request),
@@ -88,7 +79,7 @@ TEST_F(ServerTest, GreedyStreamEqualsTheEngine) {
 }
 
 TEST_F(ServerTest, SeededSamplingEqualsTheEngine) {
-  v1::GenerateRequest request = Request(Prompt(20, 4), 16);
+  v1::GenerateRequest request = GreedyRequest(Prompt(20, 4), 16);
   request.set_temperature(0.9f);
   request.set_top_k(30);
   request.set_top_p(0.95f);
@@ -101,7 +92,7 @@ TEST_F(ServerTest, SeededSamplingEqualsTheEngine) {
 }
 
 TEST_F(ServerTest, StopTokenEndsTheStreamAndIsReported) {
-  v1::GenerateRequest request = Request(Prompt(9, 2), 12);
+  v1::GenerateRequest request = GreedyRequest(Prompt(9, 2), 12);
   const Streamed free_run = Collect(server_.stub.get(), request);
   ASSERT_EQ(free_run.token_ids.size(), 12u);
   const int32_t stop = free_run.token_ids[3];
@@ -117,7 +108,7 @@ TEST_F(ServerTest, StopTokenEndsTheStreamAndIsReported) {
 }
 
 TEST_F(ServerTest, PromptLogprobsAndCachedPromptTokens) {
-  v1::GenerateRequest request = Request(Prompt(40, 6), 2);
+  v1::GenerateRequest request = GreedyRequest(Prompt(40, 6), 2);
   request.set_prompt_logprobs(true);
   const Streamed scored = Collect(server_.stub.get(), request);
   ExpectSameAsEngine(scored, RunOnEngine(reference_.get(), request), "prompt logprobs");
@@ -133,7 +124,9 @@ TEST_F(ServerTest, PromptLogprobsAndCachedPromptTokens) {
 TEST_F(ServerTest, ConcurrentStreamsEachEqualTheEngine) {
   constexpr int kStreams = 200;
   std::vector<v1::GenerateRequest> requests;
-  for (int i = 0; i < kStreams; ++i) requests.push_back(Request(Prompt(3 + i % 17, i), 8 + i % 5));
+  for (int i = 0; i < kStreams; ++i) {
+    requests.push_back(GreedyRequest(Prompt(3 + i % 17, i), 8 + i % 5));
+  }
   std::vector<Streamed> streamed(kStreams);
   std::vector<std::thread> clients;
   for (int i = 0; i < kStreams; ++i) {
@@ -150,7 +143,7 @@ TEST_F(ServerTest, ConcurrentStreamsEachEqualTheEngine) {
 }
 
 TEST_F(ServerTest, ClientRequestIdIsReturnedAndServerAssignsOne) {
-  v1::GenerateRequest request = Request(Prompt(4, 1), 2);
+  v1::GenerateRequest request = GreedyRequest(Prompt(4, 1), 2);
   request.set_request_id("my-request");
   Streamed named = Collect(server_.stub.get(), request);
   ASSERT_TRUE(named.result.has_value());
@@ -221,19 +214,19 @@ TEST_F(ServerTest, InvalidFieldsAreRefusedByName) {
   cases.push_back({text, "prompt_text"});
   text.add_prompt_token_ids(1);
   cases.push_back({text, "prompt_token_ids"});  // both forms
-  v1::GenerateRequest r = Request({1, 2, 97}, 4);
+  v1::GenerateRequest r = GreedyRequest({1, 2, 97}, 4);
   cases.push_back({r, "prompt_token_ids"});
-  r = Request({1, 2}, 0);
+  r = GreedyRequest({1, 2}, 0);
   cases.push_back({r, "max_tokens"});
-  r = Request({1, 2}, 4095);
+  r = GreedyRequest({1, 2}, 4095);
   cases.push_back({r, "max_tokens"});
-  r = Request({1, 2}, 4);
+  r = GreedyRequest({1, 2}, 4);
   r.set_top_p(0.0f);
   cases.push_back({r, "top_p"});
-  r = Request({1, 2}, 4);
+  r = GreedyRequest({1, 2}, 4);
   r.set_logprobs(kMaxLogprobs + 1);
   cases.push_back({r, "logprobs"});
-  r = Request({1, 2}, 4);
+  r = GreedyRequest({1, 2}, 4);
   r.add_stop("END");
   cases.push_back({r, "stop"});
   for (const Case& c : cases) {
@@ -247,7 +240,7 @@ TEST_F(ServerTest, InvalidFieldsAreRefusedByName) {
 }
 
 TEST_F(ServerTest, DuplicateLiveRequestIdIsAlreadyExists) {
-  v1::GenerateRequest request = Request(Prompt(4, 3), 3000);
+  v1::GenerateRequest request = GreedyRequest(Prompt(4, 3), 3000);
   request.set_request_id("twin");
   grpc::ClientContext first;
   auto reader = server_.stub->Generate(&first, request);
@@ -292,7 +285,7 @@ TEST_F(ServerTest, TokenizerCallsWithoutATokenizerAreFailedPrecondition) {
 // --- With a tokenizer ---------------------------------------------------------------------------
 
 v1::GenerateRequest TextRequest(const std::string& prompt, int max_tokens) {
-  v1::GenerateRequest r = Request({}, max_tokens);
+  v1::GenerateRequest r = GreedyRequest({}, max_tokens);
   r.set_prompt_text(prompt);
   return r;
 }
@@ -318,7 +311,7 @@ TEST_F(ServerTextTest, TextPromptStreamsTheEnginesTokensAndTheirText) {
   EXPECT_EQ(streamed.result->usage().prompt_tokens(), static_cast<int>(prompt.size()));
   EXPECT_EQ(streamed.text, Decode(streamed.token_ids));
   // The same prompt as ids: the same tokens and text.
-  v1::GenerateRequest by_ids = Request(*reference_->tokenizer()->Encode(prompt), 30);
+  v1::GenerateRequest by_ids = GreedyRequest(*reference_->tokenizer()->Encode(prompt), 30);
   const Streamed as_ids = Collect(server_.stub.get(), by_ids);
   EXPECT_EQ(as_ids.token_ids, streamed.token_ids);
   EXPECT_EQ(as_ids.text, streamed.text);

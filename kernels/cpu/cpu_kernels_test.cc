@@ -8,16 +8,13 @@
 #include "common/half.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/testing/random_inputs.h"
 
 namespace mlkv {
 namespace {
 
-std::vector<float> RandomVector(size_t n, std::mt19937& rng, float scale = 1.0f) {
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using testing::CosSinTable;
+using testing::RandomVector;
 
 TEST(CpuKernelsTest, LinearMatchesDirectSum) {
   auto backend = CreateCpuBackend();
@@ -64,19 +61,6 @@ TEST(CpuKernelsTest, LayerNormAndGelu) {
     EXPECT_NEAR(tanh_approx[i],
                 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))), 1e-6);
   }
-}
-
-// A small rotary table computed here in double.
-std::vector<float> CosSinTable(int64_t positions, int64_t rotary_dims, double base) {
-  std::vector<float> table(positions * rotary_dims);
-  for (int64_t p = 0; p < positions; ++p) {
-    for (int64_t i = 0; i < rotary_dims / 2; ++i) {
-      const double angle = p * std::pow(base, -2.0 * i / rotary_dims);
-      table[p * rotary_dims + 2 * i] = static_cast<float>(std::cos(angle));
-      table[p * rotary_dims + 2 * i + 1] = static_cast<float>(std::sin(angle));
-    }
-  }
-  return table;
 }
 
 void RotateDirect(std::vector<double>& x, int64_t p, int64_t r, double base) {

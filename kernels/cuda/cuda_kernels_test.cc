@@ -19,17 +19,13 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_info.h"
+#include "kernels/testing/random_inputs.h"
 
 namespace mlkv {
 namespace {
 
-std::vector<float> RandomVector(size_t n, std::mt19937& rng, float scale = 1.0f,
-                                float mean = 0.0f) {
-  std::normal_distribution<float> dist(mean, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using testing::CosSinTable;
+using testing::RandomVector;
 
 // Both backends, and host vectors moved onto either. A test fixture so that SetUp can skip.
 class CudaKernelsTest : public ::testing::Test {
@@ -199,19 +195,6 @@ TEST_F(CudaKernelsTest, EmbeddingAndGatherRowsCopyExactly) {
     cuda_->GatherRows(d_table->as<float>(), cols, d_ids->as<int32_t>(), rows, d_out->as<float>());
     EXPECT_EQ(Download<float>(*cuda_, *d_out), expected);
   }
-}
-
-// A rotary table as the model builds it: [position][rotary_dims / 2][cos, sin].
-std::vector<float> CosSinTable(int64_t positions, int64_t rotary_dims) {
-  std::vector<float> table(positions * rotary_dims);
-  for (int64_t p = 0; p < positions; ++p) {
-    for (int64_t i = 0; i < rotary_dims / 2; ++i) {
-      const double angle = p * std::pow(10000.0, -2.0 * i / rotary_dims);
-      table[p * rotary_dims + 2 * i] = static_cast<float>(std::cos(angle));
-      table[p * rotary_dims + 2 * i + 1] = static_cast<float>(std::sin(angle));
-    }
-  }
-  return table;
 }
 
 // Two products and a sum per element; CUDA may fuse one product into an FMA, so results differ by

@@ -25,6 +25,14 @@ class RefusedStream final : public grpc::ServerBidiReactor<inference::ModelInfer
   void OnDone() override { delete this; }
 };
 
+// The API key, then the model the request names: what every per-model RPC checks first.
+template <typename Request>
+grpc::Status CheckCall(const ApiKeyAuth& auth, const grpc::CallbackServerContext& context,
+                       const KServeModel& model, const Request& request) {
+  if (grpc::Status s = auth.Check(context); !s.ok()) return s;
+  return ToGrpcStatus(CheckModel(model, request.name(), request.version()));
+}
+
 KServeModel DescribeModel(const Engine* engine, std::string name) {
   return KServeModel{std::move(name), &engine->model_config(), engine->tokenizer()};
 }
@@ -57,9 +65,8 @@ grpc::ServerUnaryReactor* KServeService::ServerReady(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* KServeService::ModelReady(grpc::CallbackServerContext* context,
                                                     const inference::ModelReadyRequest* request,
                                                     inference::ModelReadyResponse* response) {
-  if (grpc::Status auth = auth_->Check(*context); !auth.ok()) return FinishUnary(context, auth);
-  if (absl::Status s = CheckModel(context_.model, request->name(), request->version()); !s.ok()) {
-    return FinishUnary(context, ToGrpcStatus(s));
+  if (grpc::Status s = CheckCall(*auth_, *context, context_.model, *request); !s.ok()) {
+    return FinishUnary(context, std::move(s));
   }
   response->set_ready(Ready());
   return FinishUnary(context, grpc::Status::OK);
@@ -76,9 +83,8 @@ grpc::ServerUnaryReactor* KServeService::ServerMetadata(
 grpc::ServerUnaryReactor* KServeService::ModelMetadata(
     grpc::CallbackServerContext* context, const inference::ModelMetadataRequest* request,
     inference::ModelMetadataResponse* response) {
-  if (grpc::Status auth = auth_->Check(*context); !auth.ok()) return FinishUnary(context, auth);
-  if (absl::Status s = CheckModel(context_.model, request->name(), request->version()); !s.ok()) {
-    return FinishUnary(context, ToGrpcStatus(s));
+  if (grpc::Status s = CheckCall(*auth_, *context, context_.model, *request); !s.ok()) {
+    return FinishUnary(context, std::move(s));
   }
   *response = model_metadata_;
   return FinishUnary(context, grpc::Status::OK);
@@ -87,9 +93,8 @@ grpc::ServerUnaryReactor* KServeService::ModelMetadata(
 grpc::ServerUnaryReactor* KServeService::ModelConfig(grpc::CallbackServerContext* context,
                                                      const inference::ModelConfigRequest* request,
                                                      inference::ModelConfigResponse* response) {
-  if (grpc::Status auth = auth_->Check(*context); !auth.ok()) return FinishUnary(context, auth);
-  if (absl::Status s = CheckModel(context_.model, request->name(), request->version()); !s.ok()) {
-    return FinishUnary(context, ToGrpcStatus(s));
+  if (grpc::Status s = CheckCall(*auth_, *context, context_.model, *request); !s.ok()) {
+    return FinishUnary(context, std::move(s));
   }
   *response = model_config_;
   return FinishUnary(context, grpc::Status::OK);

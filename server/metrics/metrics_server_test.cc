@@ -199,12 +199,11 @@ TEST(MetricsServerTest, ScrapesMoveAsRequestsRun) {
   auto metrics = std::make_shared<RequestMetrics>();
   EngineOptions options = testing::SmallOptions();
   options.monitor = metrics;
-  ServedModel model{testing::MakeEngine(testing::TinyConfig(), options), options, "tiny"};
-  auto grpc_server = MlkvServer::Start({.host = "127.0.0.1", .port = 0}, std::move(model));
-  ASSERT_TRUE(grpc_server.ok()) << grpc_server.status();
+  testing::TestServer grpc_server(options);
+  ASSERT_NE(grpc_server.server, nullptr);
   auto server = MetricsServer::Start(
       "127.0.0.1", 0,
-      {std::make_shared<EngineStatsCollector>((*grpc_server)->engine()), metrics->registry()});
+      {std::make_shared<EngineStatsCollector>(grpc_server.server->engine()), metrics->registry()});
   ASSERT_TRUE(server.ok()) << server.status();
 
   const std::string before = Get((*server)->port(), "/metrics");
@@ -213,15 +212,12 @@ TEST(MetricsServerTest, ScrapesMoveAsRequestsRun) {
   EXPECT_EQ(MetricValue(before, "mlkv_num_requests_running"), 0);
   EXPECT_EQ(MetricValue(before, "mlkv_kv_cache_blocks_total"), options.scheduler.num_blocks);
 
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string((*grpc_server)->port()),
-                                     grpc::InsecureChannelCredentials());
-  auto stub = v1::MlkvService::NewStub(channel);
   for (int salt = 0; salt < 3; ++salt) {
     v1::GenerateRequest request;
     for (int32_t id : testing::Prompt(20, salt)) request.add_prompt_token_ids(id);
     request.set_max_tokens(5);
     request.set_ignore_eos(true);
-    const testing::Streamed streamed = testing::Collect(stub.get(), request);
+    const testing::Streamed streamed = testing::Collect(grpc_server.stub.get(), request);
     ASSERT_TRUE(streamed.status.ok()) << streamed.status.error_message();
   }
 

@@ -78,19 +78,45 @@ inline std::vector<int32_t> Prompt(int n, int salt) {
   return prompt;
 }
 
+// A greedy request for `max_tokens` tokens after `prompt`, EOS ignored: the same on every run.
+inline v1::GenerateRequest GreedyRequest(const std::vector<int32_t>& prompt, int max_tokens) {
+  v1::GenerateRequest r;
+  for (int32_t id : prompt) r.add_prompt_token_ids(id);
+  r.set_max_tokens(max_tokens);
+  r.set_ignore_eos(true);
+  r.set_temperature(0.0f);
+  return r;
+}
+
+// The server "tiny" on 127.0.0.1 (a port the kernel picks; server_options' own are ignored);
+// null, after a failed expectation, when it cannot start.
+inline std::unique_ptr<MlkvServer> StartServer(ServerOptions server_options = {},
+                                               const EngineOptions& options = SmallOptions(),
+                                               const ModelConfig& config = TinyConfig()) {
+  ServedModel model{MakeEngine(config, options), options, "tiny"};
+  server_options.host = "127.0.0.1";
+  server_options.port = 0;
+  auto started = MlkvServer::Start(server_options, std::move(model));
+  EXPECT_TRUE(started.ok()) << started.status();
+  return started.ok() ? *std::move(started) : nullptr;
+}
+
+// A channel to a server started by StartServer.
+inline std::shared_ptr<grpc::Channel> Connect(
+    const MlkvServer& server,
+    const std::shared_ptr<grpc::ChannelCredentials>& credentials =
+        grpc::InsecureChannelCredentials()) {
+  return grpc::CreateChannel("127.0.0.1:" + std::to_string(server.port()), credentials);
+}
+
 // The server on 127.0.0.1 (a port the kernel picks), and stubs on one channel to it.
 struct TestServer {
   explicit TestServer(const EngineOptions& options = SmallOptions(),
                       ServerOptions server_options = {},
-                      const ModelConfig& config = TinyConfig()) {
-    ServedModel model{MakeEngine(config, options), options, "tiny"};
-    server_options.host = "127.0.0.1";
-    server_options.port = 0;
-    auto started = MlkvServer::Start(server_options, std::move(model));
-    EXPECT_TRUE(started.ok()) << started.status();
-    server = std::move(*started);
-    channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
-                                  grpc::InsecureChannelCredentials());
+                      const ModelConfig& config = TinyConfig())
+      : server(StartServer(std::move(server_options), options, config)) {
+    if (server == nullptr) return;  // StartServer has failed the test
+    channel = Connect(*server);
     stub = v1::MlkvService::NewStub(channel);
     health = grpc::health::v1::Health::NewStub(channel);
   }

@@ -21,11 +21,10 @@ import urllib.request
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "server"))
-from server_process import ENV, ServerProcess, mlkv_pb2  # noqa: E402  (skips without stubs)
+from server_process import (  # noqa: E402  (skips without stubs)
+    ENV, MLKV_BIN, ServerProcess, mlkv_pb2)
 
 LOADGEN = os.environ.get("MLKV_LOADGEN_BIN", "")
-MLKV_BIN = os.environ["MLKV_BIN"]
-SERVER_BIN = os.environ["MLKV_SERVER_BIN"]
 PLOT = os.environ.get("MLKV_PLOT_SCRIPT", "")
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 if not (LOADGEN and os.path.exists(LOADGEN)):

@@ -33,7 +33,9 @@ class FakeClient final : public GenerationClient {
     threads_.emplace_back([this, record, epoch, done, spec]() mutable {
       absl::SleepFor(latency_);
       record.code = code_;
-      if (code_ == absl::StatusCode::kOk) record.chunks.push_back({SecondsSince(epoch), spec.output_len});
+      if (code_ == absl::StatusCode::kOk) {
+        record.chunks.push_back({SecondsSince(epoch), spec.output_len});
+      }
       record.end_s = SecondsSince(epoch);
       {
         absl::MutexLock lock(&mu_);
@@ -57,21 +59,23 @@ class FakeClient final : public GenerationClient {
   int64_t max_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-Workload MakeWorkload() {
+// One phase of fixed-length requests (4 in, 3 out), burstiness 1, no progress line.
+PhaseResult RunFixedPhase(FakeClient& client, const LoadPoint& point, uint64_t arrival_seed,
+                          const PhaseBounds& bounds) {
   WorkloadOptions o;
   o.input_len = *LengthDistribution::Parse("input-len", "4");
   o.output_len = *LengthDistribution::Parse("output-len", "3");
   o.vocab_size = 10;
-  return *Workload::Create(o);
+  Workload workload = *Workload::Create(o);
+  ProgressLine progress(false, "test");
+  return RunPhase(client, workload, point, 1, arrival_seed, bounds, progress);
 }
 
 TEST(PointRunnerTest, ClosedLoopKeepsItsConcurrencyAndSendsExactlyN) {
   // Long enough that the first five are all out before one ends, even on a loaded machine.
   FakeClient client(absl::Milliseconds(20), absl::StatusCode::kOk);
-  Workload workload = MakeWorkload();
-  ProgressLine progress(false, "test");
-  const PhaseResult r = RunPhase(client, workload, {LoadPoint::Mode::kClosedLoop, 5, 0}, 1, 0,
-                                 {40, std::nullopt}, progress);
+  const PhaseResult r =
+      RunFixedPhase(client, {LoadPoint::Mode::kClosedLoop, 5, 0}, 0, {40, std::nullopt});
   EXPECT_EQ(r.records.size(), 40u);
   EXPECT_EQ(client.max_in_flight(), 5);
   EXPECT_FALSE(r.stopped_early.has_value());
@@ -81,10 +85,8 @@ TEST(PointRunnerTest, ClosedLoopKeepsItsConcurrencyAndSendsExactlyN) {
 
 TEST(PointRunnerTest, DurationBoundStopsSendingAndAwaitsTheRest) {
   FakeClient client(absl::Milliseconds(20), absl::StatusCode::kOk);
-  Workload workload = MakeWorkload();
-  ProgressLine progress(false, "test");
-  const PhaseResult r = RunPhase(client, workload, {LoadPoint::Mode::kClosedLoop, 2, 0}, 1, 0,
-                                 {std::nullopt, 0.2}, progress);
+  const PhaseResult r =
+      RunFixedPhase(client, {LoadPoint::Mode::kClosedLoop, 2, 0}, 0, {std::nullopt, 0.2});
   EXPECT_GE(r.duration_s, 0.2);
   EXPECT_LT(r.duration_s, 2.0);
   EXPECT_GE(r.records.size(), 4u);
@@ -93,11 +95,9 @@ TEST(PointRunnerTest, DurationBoundStopsSendingAndAwaitsTheRest) {
 
 TEST(PointRunnerTest, OpenLoopPacesItsSends) {
   FakeClient client(absl::Milliseconds(1), absl::StatusCode::kOk);
-  Workload workload = MakeWorkload();
-  ProgressLine progress(false, "test");
   // 20 requests at 100/s: the last is sent after 19 gaps of 10 ms on average.
-  const PhaseResult r = RunPhase(client, workload, {LoadPoint::Mode::kOpenLoop, 0, 100}, 1, 3,
-                                 {20, std::nullopt}, progress);
+  const PhaseResult r =
+      RunFixedPhase(client, {LoadPoint::Mode::kOpenLoop, 0, 100}, 3, {20, std::nullopt});
   ASSERT_EQ(r.records.size(), 20u);
   double last_start = 0;
   for (const RequestRecord& rec : r.records) last_start = std::max(last_start, rec.start_s);
@@ -107,10 +107,8 @@ TEST(PointRunnerTest, OpenLoopPacesItsSends) {
 
 TEST(PointRunnerTest, AServerThatWentAwayStopsThePhase) {
   FakeClient client(absl::Milliseconds(1), absl::StatusCode::kUnavailable);
-  Workload workload = MakeWorkload();
-  ProgressLine progress(false, "test");
-  const PhaseResult r = RunPhase(client, workload, {LoadPoint::Mode::kClosedLoop, 1, 0}, 1, 0,
-                                 {1000000, std::nullopt}, progress);
+  const PhaseResult r =
+      RunFixedPhase(client, {LoadPoint::Mode::kClosedLoop, 1, 0}, 0, {1000000, std::nullopt});
   ASSERT_TRUE(r.stopped_early.has_value());
   EXPECT_NE(r.stopped_early->find("UNAVAILABLE"), std::string::npos);
   EXPECT_EQ(r.records.size(), static_cast<size_t>(kUnavailableStreak));

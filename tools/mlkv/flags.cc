@@ -73,29 +73,33 @@ absl::StatusOr<Flags> Flags::Parse(const std::vector<std::string>& args,
       if (i + 1 >= args.size()) return FlagError(name, "needs a value");
       value = args[++i];
     }
-    flags.values_.emplace(name, value);
-    flags.repeated_[name].push_back(value);
+    flags.values_[name].push_back(value);
   }
   return flags;
 }
 
-absl::StatusOr<std::string> Flags::RequiredString(const std::string& name) const {
+const std::string* Flags::First(const std::string& name) const {
   auto it = values_.find(name);
-  if (it == values_.end()) return FlagError(name, "is required");
-  if (it->second.empty()) return FlagError(name, "must not be empty");
-  return it->second;
+  return it == values_.end() ? nullptr : &it->second.front();
+}
+
+absl::StatusOr<std::string> Flags::RequiredString(const std::string& name) const {
+  const std::string* value = First(name);
+  if (value == nullptr) return FlagError(name, "is required");
+  if (value->empty()) return FlagError(name, "must not be empty");
+  return *value;
 }
 
 std::string Flags::String(const std::string& name, const std::string& fallback) const {
-  auto it = values_.find(name);
-  return it == values_.end() ? fallback : it->second;
+  const std::string* value = First(name);
+  return value == nullptr ? fallback : *value;
 }
 
 absl::StatusOr<int64_t> Flags::Int(const std::string& name, int64_t fallback, int64_t min,
                                    int64_t max) const {
-  auto it = values_.find(name);
-  if (it == values_.end()) return fallback;
-  return ParseIntValue(name, it->second, min, max);
+  const std::string* text = First(name);
+  if (text == nullptr) return fallback;
+  return ParseIntValue(name, *text, min, max);
 }
 
 absl::StatusOr<std::optional<int64_t>> Flags::OptionalInt(const std::string& name, int64_t min,
@@ -108,11 +112,11 @@ absl::StatusOr<std::optional<int64_t>> Flags::OptionalInt(const std::string& nam
 
 absl::StatusOr<double> Flags::Double(const std::string& name, double fallback, double min,
                                      double max) const {
-  auto it = values_.find(name);
-  if (it == values_.end()) return fallback;
+  const std::string* text = First(name);
+  if (text == nullptr) return fallback;
   double value = 0.0;
-  if (!absl::SimpleAtod(it->second, &value) || !std::isfinite(value)) {
-    return FlagError(name, absl::StrCat("expected a number, got \"", it->second, "\""));
+  if (!absl::SimpleAtod(*text, &value) || !std::isfinite(value)) {
+    return FlagError(name, absl::StrCat("expected a number, got \"", *text, "\""));
   }
   if (value < min || value > max) {
     return FlagError(name, absl::StrCat("must be in [", min, ", ", max, "], got ", value));
@@ -128,14 +132,14 @@ absl::StatusOr<std::vector<int64_t>> Flags::IntList(const std::string& name, int
 }
 
 std::vector<std::string> Flags::Strings(const std::string& name) const {
-  auto it = repeated_.find(name);
-  return it == repeated_.end() ? std::vector<std::string>() : it->second;
+  auto it = values_.find(name);
+  return it == values_.end() ? std::vector<std::string>() : it->second;
 }
 
 absl::StatusOr<std::vector<std::vector<int64_t>>> Flags::IntLists(const std::string& name,
                                                                   int64_t min, int64_t max) const {
-  auto it = repeated_.find(name);
-  if (it == repeated_.end()) return FlagError(name, "is required");
+  auto it = values_.find(name);
+  if (it == values_.end()) return FlagError(name, "is required");
   std::vector<std::vector<int64_t>> lists;
   for (const std::string& text : it->second) {
     auto list = ParseIntList(name, text, min, max);

@@ -45,8 +45,10 @@ class Flags {
                                                              int64_t max) const;
 
  private:
-  std::map<std::string, std::string> values_;         // the first occurrence of each flag
-  std::map<std::string, std::vector<std::string>> repeated_;  // every occurrence, in order
+  // The value of the flag's first occurrence; null when the flag is absent.
+  const std::string* First(const std::string& name) const;
+
+  std::map<std::string, std::vector<std::string>> values_;  // every occurrence, in order
 };
 
 // The bytes of the file `path` that flag --`flag` names, or of standard input for "-"; errors

@@ -71,10 +71,6 @@ absl::StatusOr<int64_t> DefaultMemoryLimitBytes(const Flags& flags) {
   return memory.free_bytes;
 }
 
-}  // namespace
-
-namespace {
-
 // --tokenizer, else <model dir>/tokenizer.json when there is one; null when neither.
 absl::StatusOr<std::shared_ptr<const Tokenizer>> LoadTokenizer(const Flags& flags,
                                                                const std::string& model_dir,

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "nlohmann/json.hpp"
@@ -16,13 +17,8 @@ namespace {
 
 // "[1,2,3]" or "1 2 3".
 std::string FormatIds(const std::vector<int32_t>& ids, bool json) {
-  std::string out = json ? "[" : "";
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (i > 0) out += json ? "," : " ";
-    absl::StrAppend(&out, ids[i]);
-  }
-  if (json) out += "]";
-  return out;
+  std::string joined = absl::StrJoin(ids, json ? "," : " ");
+  return json ? absl::StrCat("[", joined, "]") : joined;
 }
 
 // Each line a JSON string; prints each encoding as a JSON array, a line each, in order.

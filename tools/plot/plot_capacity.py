@@ -72,6 +72,22 @@ def loadgen_series(path):
     return label, axis, sorted(usable, key=lambda xp: xp[0])
 
 
+def style_load_axes(ax, legend_size):
+    """Log-log axes with the load as plain numbers on x, a light grid and the legend."""
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(PLAIN)
+    ax.set_yscale("log")  # models of very different sizes share the chart
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=legend_size)
+
+
+def save(fig, out, suptitle):
+    fig.suptitle(suptitle)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def plot_throughput(series, out, title):
     fig, (tokens, requests) = plt.subplots(1, 2, figsize=(11, 4.2))
     for label, axis, points in series:
@@ -83,15 +99,8 @@ def plot_throughput(series, out, title):
     tokens.set_ylabel("output tokens/s")
     requests.set_ylabel("completed requests/s")
     for ax in (tokens, requests):
-        ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(PLAIN)
-        ax.set_yscale("log")  # models of very different sizes share the chart
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title or "Throughput vs load")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+        style_load_axes(ax, legend_size=8)
+    save(fig, out, title or "Throughput vs load")
 
 
 def plot_latency(series, out, title):
@@ -106,15 +115,8 @@ def plot_latency(series, out, title):
                     ax.plot(xs, ys, style, marker="o", label=f"{label} {stat}")
             ax.set_xlabel(axis)
         ax.set_ylabel(f"{name} (ms)")
-        ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(PLAIN)
-        ax.set_yscale("log")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(title or "Latency percentiles vs load")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+        style_load_axes(ax, legend_size=7)
+    save(fig, out, title or "Latency percentiles vs load")
 
 
 def plot_max_concurrency(path, out, title):
