@@ -14,6 +14,24 @@ namespace mlkv {
 
 namespace {
 constexpr int32_t kMaxTopLogprobs = 20;
+
+// The sampled token's log-probability under the raw logits, and the `top` most likely tokens'
+// (highest logit first, the lower id on ties). One pass for the normalizer; the vocabulary is
+// ranked only when top > 0 (0, the CLI's default, asks for the sampled token's alone).
+TokenLogprob LogprobsOf(std::span<const float> logits, int32_t token, int32_t top) {
+  const double log_normalizer = LogSumExp(logits);
+  auto logprob = [&](int32_t t) { return static_cast<float>(logits[t] - log_normalizer); };
+  TokenLogprob entry{token, logprob(token), {}};
+  const size_t n = std::min<size_t>(top, logits.size());
+  if (n == 0) return entry;
+  std::vector<int32_t> order(logits.size());
+  for (size_t t = 0; t < order.size(); ++t) order[t] = static_cast<int32_t>(t);
+  std::partial_sort(order.begin(), order.begin() + n, order.end(), [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  for (size_t t = 0; t < n; ++t) entry.top.emplace_back(order[t], logprob(order[t]));
+  return entry;
+}
 }  // namespace
 
 struct Engine::LiveRequest {
@@ -55,6 +73,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
   }
   std::unique_ptr<Engine> engine(new Engine(options, std::move(backend), std::move(model)));
   ASSIGN_OR_RETURN(engine->scheduler_, Scheduler::Create(options.scheduler));
+  // Every step the scheduler can form gets its workspace now, before the KV pool: a device too
+  // small for the largest step fails at start-up, not mid-serving, and no step allocates.
+  RETURN_IF_ERROR(engine->model_->ReserveWorkspace(LargestStep(options.scheduler)));
   ASSIGN_OR_RETURN(engine->cache_,
                    KvCache::Create(engine->model_->config(),
                                    {options.scheduler.block_size, options.scheduler.num_blocks,
@@ -297,6 +318,7 @@ absl::StatusOr<bool> Engine::RunStep() {
     if (live->wants_prompt_logprobs) {
       rows[i].prompt_logprobs_from = static_cast<int32_t>(live->prompt_logprobs.size());
     }
+    rows[i].greedy_token_only = live->sampler.params().is_plain_greedy() && !live->top_logprobs;
   }
   absl::Status ran = runner_->Run(output, rows);
   std::vector<int32_t> sampled(output.scheduled.size(), 0);
@@ -310,28 +332,20 @@ absl::StatusOr<bool> Engine::RunStep() {
                                  static_cast<size_t>(row.position) + 1 < prompt.size() &&
                                  row.position == static_cast<int32_t>(live.prompt_logprobs.size());
       if (scores_prompt) {
-        live.prompt_logprobs.push_back(LogSoftmax(row.logits)[prompt[row.position + 1]]);
+        live.prompt_logprobs.push_back(LogProbability(row.logits, prompt[row.position + 1]));
       }
     }
     if (!s.needs_sample) continue;
     const RowLogits& last = runner_->Rows(i).back();
+    if (last.logits.empty()) {  // greedy_token_only: the backend took the argmax
+      sampled[i] = last.greedy_token;
+      continue;
+    }
     std::vector<float> scratch(last.logits.begin(), last.logits.end());
-    std::vector<float> lp;
-    if (live.top_logprobs) lp = LogSoftmax(last.logits);
     const int32_t token = live.sampler.Sample(scratch, prompt, s.request->output_token_ids());
     sampled[i] = token;
     if (live.top_logprobs) {
-      TokenLogprob entry{token, lp[token], {}};
-      const size_t n = std::min<size_t>(*live.top_logprobs, lp.size());
-      if (n > 0) {  // top_logprobs 0 (the CLI's default) needs no ranking of the vocabulary
-        std::vector<int32_t> order(lp.size());
-        for (size_t t = 0; t < order.size(); ++t) order[t] = static_cast<int32_t>(t);
-        std::partial_sort(order.begin(), order.begin() + n, order.end(), [&](int32_t a, int32_t b) {
-          return lp[a] > lp[b] || (lp[a] == lp[b] && a < b);
-        });
-        for (size_t t = 0; t < n; ++t) entry.top.emplace_back(order[t], lp[order[t]]);
-      }
-      logprobs.emplace(s.request, std::move(entry));
+      logprobs.emplace(s.request, LogprobsOf(last.logits, token, *live.top_logprobs));
     }
   }
   if (!ran.ok()) {

@@ -29,12 +29,30 @@ std::string BytesProductText(int64_t a, int64_t b) {
   return product ? absl::StrCat(*product) : absl::StrCat("more than ", kInt64Max);
 }
 
+std::string HumanBytes(int64_t bytes) {
+  constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024.0 && unit < 6) {
+    value /= 1024.0;
+    ++unit;
+  }
+  return unit == 0 ? absl::StrCat(bytes, " B") : absl::StrFormat("%.1f %s", value, kUnits[unit]);
+}
+
+// Exact bytes for arithmetic, and their size for people: "1288490188 bytes (1.2 GiB)".
+std::string BytesText(int64_t bytes) {
+  return bytes < 1024 ? absl::StrCat(bytes, " bytes")
+                      : absl::StrCat(bytes, " bytes (", HumanBytes(bytes), ")");
+}
+
 // The flag that set the budget, for messages that advise raising it.
 const char* BudgetFlag(const KvBudget& budget) {
   return budget.kv_cache_bytes ? "--kv-cache-bytes" : "--kv-cache-fraction";
 }
 
-// Resolves the budget to bytes. The fraction form takes a share of what the weights leave.
+// Resolves the budget to bytes. The fraction form takes a share of what the weights and the
+// activation workspace leave.
 absl::StatusOr<int64_t> BudgetBytes(const KvBudget& budget) {
   if (budget.kv_cache_bytes.has_value() == budget.kv_cache_fraction.has_value()) {
     return Invalid(budget.kv_cache_bytes
@@ -57,33 +75,26 @@ absl::StatusOr<int64_t> BudgetBytes(const KvBudget& budget) {
     return Invalid(absl::StrCat("--memory-limit-bytes: must be positive, got ",
                                 budget.memory_limit_bytes));
   }
-  if (budget.weight_bytes < 0) {
-    return Invalid(absl::StrCat("weight bytes must not be negative, got ", budget.weight_bytes));
+  if (budget.weight_bytes < 0 || budget.workspace_bytes < 0) {
+    return Invalid(absl::StrCat("weight and workspace bytes must not be negative, got ",
+                                budget.weight_bytes, " and ", budget.workspace_bytes));
   }
-  if (budget.weight_bytes > budget.memory_limit_bytes) {
-    return Invalid(absl::StrCat("--memory-limit-bytes: the weights take ", budget.weight_bytes,
-                                " bytes, more than the memory limit of ",
-                                budget.memory_limit_bytes,
-                                " bytes, which leaves nothing for --kv-cache-fraction"));
+  int64_t needed = 0;
+  if (__builtin_add_overflow(budget.weight_bytes, budget.workspace_bytes, &needed) ||
+      needed > budget.memory_limit_bytes) {
+    return Invalid(absl::StrCat(
+        "--kv-cache-fraction: the weights (", BytesText(budget.weight_bytes),
+        ") and the activation workspace (", BytesText(budget.workspace_bytes),
+        ") need more than the ", BytesText(budget.memory_limit_bytes), " of memory (",
+        budget.memory_limit_source, "), which leaves nothing for the KV cache"));
   }
-  const int64_t available = budget.memory_limit_bytes - budget.weight_bytes;
+  const int64_t available = budget.memory_limit_bytes - needed;
   if (fraction == 1.0) return available;  // exact, without a round trip through floating point
   // The product is rounded to long double's mantissa (64 bits on x86), so for budgets beyond
   // 2^53 bytes the share may be off by a byte (by more where long double is only a double); the
   // clamp keeps rounding at the top of the range from exceeding what is available.
   const long double share = std::floor(static_cast<long double>(fraction) * available);
   return std::min<int64_t>(available, static_cast<int64_t>(share));
-}
-
-std::string HumanBytes(int64_t bytes) {
-  constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-  double value = static_cast<double>(bytes);
-  int unit = 0;
-  while (value >= 1024.0 && unit < 6) {
-    value /= 1024.0;
-    ++unit;
-  }
-  return unit == 0 ? absl::StrCat(bytes, " B") : absl::StrFormat("%.1f %s", value, kUnits[unit]);
 }
 
 }  // namespace
@@ -139,8 +150,9 @@ absl::StatusOr<KvCapacity> PlanKvCapacity(const ModelConfig& config, DType kv_dt
     std::string source = absl::StrCat("the KV budget of ", budget_bytes, " bytes");
     if (budget.kv_cache_fraction) {
       absl::StrAppend(&source, " (", *budget.kv_cache_fraction, " of the ",
-                      budget.memory_limit_bytes - budget.weight_bytes, " bytes left after ",
-                      budget.weight_bytes, " bytes of weights)");
+                      budget.memory_limit_bytes - budget.weight_bytes - budget.workspace_bytes,
+                      " bytes left after ", budget.weight_bytes, " bytes of weights and ",
+                      budget.workspace_bytes, " bytes of activation workspace)");
     }
     return Invalid(absl::StrCat(BudgetFlag(budget), ": ", source, " is below one block of ",
                                 *block_bytes, " bytes (--block-size ", block_size, " x ",
@@ -168,6 +180,33 @@ std::string DescribeKvCapacity(const KvCapacity& c) {
                       c.max_concurrent_sequences, " sequences of --max-model-len ",
                       c.max_model_len, " at once (", c.blocks_per_sequence, " blocks each); ",
                       c.kv_bytes_per_token, " bytes per token");
+}
+
+std::string DescribeMemoryUse(const KvBudget& budget, const KvCapacity& c) {
+  // Each term is at most the memory limit or the KV budget, but a byte-form budget near the top
+  // of the range could still push the sum past 64 bits: the sum is then left out.
+  const int64_t kv_bytes = c.num_blocks * c.block_bytes;
+  std::string line = absl::StrCat("memory: weights ", HumanBytes(budget.weight_bytes),
+                                  " + activation workspace ", HumanBytes(budget.workspace_bytes),
+                                  " + KV cache ", HumanBytes(kv_bytes));
+  int64_t total = 0;
+  if (!__builtin_add_overflow(budget.weight_bytes, budget.workspace_bytes, &total) &&
+      !__builtin_add_overflow(total, kv_bytes, &total)) {
+    absl::StrAppend(&line, " = ", HumanBytes(total));
+  }
+  if (budget.kv_cache_fraction) {
+    absl::StrAppend(&line, " of ", HumanBytes(budget.memory_limit_bytes), " (",
+                    budget.memory_limit_source, "; --kv-cache-fraction ",
+                    *budget.kv_cache_fraction, ")");
+  }
+  return line;
+}
+
+absl::Status CheckWeightsFit(int64_t weight_bytes, int64_t free_bytes, const std::string& device) {
+  if (weight_bytes <= free_bytes) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "model does not fit: its float32 weights need ", BytesText(weight_bytes), ", ", device,
+      " has ", BytesText(free_bytes), " free"));
 }
 
 }  // namespace mlkv

@@ -1,5 +1,6 @@
 // How many KV blocks a memory budget buys, and how many full-length sequences they hold at once:
-// the start-up arithmetic behind --kv-cache-bytes / --kv-cache-fraction (design/model.md).
+// the start-up memory arithmetic behind --kv-cache-bytes / --kv-cache-fraction (design/model.md),
+// with the check that the weights fit the device at all.
 #ifndef MLKV_ENGINE_KV_CAPACITY_H_
 #define MLKV_ENGINE_KV_CAPACITY_H_
 
@@ -15,15 +16,22 @@ namespace mlkv {
 
 // The KV cache's share of memory, in exactly one of two forms.
 struct KvBudget {
-  // --kv-cache-bytes: the budget itself. memory_limit_bytes and weight_bytes are then unused.
+  // --kv-cache-bytes: the budget itself. The fields below then only feed DescribeMemoryUse.
   std::optional<int64_t> kv_cache_bytes;
-  // --kv-cache-fraction: this fraction, in (0, 1], of (memory_limit_bytes - weight_bytes).
+  // --kv-cache-fraction: this fraction, in (0, 1], of
+  // (memory_limit_bytes - weight_bytes - workspace_bytes).
   std::optional<double> kv_cache_fraction;
   // Device memory, or on the CPU a configured host-memory limit (--memory-limit-bytes; by default
   // HostMemoryBytes()). Only the fraction form reads it.
   int64_t memory_limit_bytes = 0;
+  // Where memory_limit_bytes came from, for messages: the flag, or e.g. "the free memory of CUDA
+  // device 0 (NVIDIA H200)" when it defaulted to what the device has.
+  std::string memory_limit_source = "--memory-limit-bytes";
   // Bytes the weights occupy on the device. Only the fraction form reads it.
   int64_t weight_bytes = 0;
+  // Bytes of the model's activation workspace for the largest step (model_workspace.h), which
+  // the engine reserves at start-up. Only the fraction form reads it.
+  int64_t workspace_bytes = 0;
 };
 
 // The plan. Invariants: num_blocks >= blocks_per_sequence >= 1, so max_concurrent_sequences >= 1;
@@ -44,16 +52,26 @@ struct KvCapacity {
 // tokens of every sharing group, so its bytes scale with K (KV layers), not L (layers).
 //
 // Errors (InvalidArgument) name the flag at fault: neither or both budget forms, a non-positive
-// byte budget, a fraction outside (0, 1], a non-positive memory limit or weights that do not fit
-// in it, block_size <= 0, max_model_len <= 0 or beyond the model's max_position_embeddings, a
-// budget below one block, and a budget too small for one sequence of max_model_len (the message
-// then names the largest --max-model-len that fits).
+// byte budget, a fraction outside (0, 1], a non-positive memory limit or weights and workspace
+// that do not fit in it (the message gives both and the limit), block_size <= 0,
+// max_model_len <= 0 or beyond the model's max_position_embeddings, a budget below one block,
+// and a budget too small for one sequence of max_model_len (the message then names the largest
+// --max-model-len that fits).
 absl::StatusOr<KvCapacity> PlanKvCapacity(const ModelConfig& config, DType kv_dtype,
                                           int64_t block_size, int64_t max_model_len,
                                           const KvBudget& budget);
 
 // One line for the start-up log: blocks, tokens, concurrency at max_model_len, bytes per token.
 std::string DescribeKvCapacity(const KvCapacity& capacity);
+
+// One line for the start-up log: the bytes of the weights, the activation workspace and the KV
+// pool that `capacity` plans for `budget`, their sum, and (fraction form) the memory they share.
+std::string DescribeMemoryUse(const KvBudget& budget, const KvCapacity& capacity);
+
+// OK when weights of `weight_bytes` fit in the `free_bytes` that `device` has (a description
+// such as "CUDA device 0 (NVIDIA H200)"); else ResourceExhausted "model does not fit", giving
+// both sizes, before any upload is tried.
+absl::Status CheckWeightsFit(int64_t weight_bytes, int64_t free_bytes, const std::string& device);
 
 }  // namespace mlkv
 

@@ -1,5 +1,6 @@
 // KV capacity planning: block counts of the paper's variants in the ratio of their bytes per token,
-// the fraction form, every class of bad budget refused naming its flag, and host memory.
+// the fraction form (of what the weights and the activation workspace leave), every class of bad
+// budget refused naming its flag, the start-up memory line, the weights-fit check, host memory.
 #include "engine/kv_capacity.h"
 
 #include <cmath>
@@ -32,11 +33,13 @@ KvBudget Bytes(int64_t bytes) {
   return budget;
 }
 
-KvBudget Fraction(double fraction, int64_t memory_limit_bytes, int64_t weight_bytes) {
+KvBudget Fraction(double fraction, int64_t memory_limit_bytes, int64_t weight_bytes,
+                  int64_t workspace_bytes = 0) {
   KvBudget budget;
   budget.kv_cache_fraction = fraction;
   budget.memory_limit_bytes = memory_limit_bytes;
   budget.weight_bytes = weight_bytes;
+  budget.workspace_bytes = workspace_bytes;
   return budget;
 }
 
@@ -168,10 +171,30 @@ TEST(KvCapacityTest, FractionIsOfTheMemoryLeftAfterWeights) {
   EXPECT_GT(plan->budget_bytes, kInt64Max / 2);
 }
 
+TEST(KvCapacityTest, FractionIsOfTheMemoryLeftAfterWeightsAndWorkspace) {
+  const ModelConfig config = LoadConfig("pythia-160m-mqa-12");  // 3072 bytes per token in f16
+  constexpr int64_t kGiB = int64_t{1} << 30;
+  // 0.5 x (10 - 2 - 1) GiB.
+  auto plan = PlanKvCapacity(config, DType::kF16, 16, 2048,
+                             Fraction(0.5, 10 * kGiB, 2 * kGiB, kGiB));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->budget_bytes, 7 * kGiB / 2);
+  EXPECT_EQ(plan->num_blocks, 7 * kGiB / 2 / (16 * 3072));
+  // floor(0.3 x (1,000,000 - 1,000 - 999)) = floor(0.3 x 998,001) = 299,400.
+  plan = PlanKvCapacity(config, DType::kF16, 16, 16, Fraction(0.3, 1'000'000, 1'000, 999));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->budget_bytes, 299'400);
+  // The whole of what is left.
+  plan = PlanKvCapacity(config, DType::kF16, 16, 16, Fraction(1.0, 1'000'000, 1'000, 999));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->budget_bytes, 998'001);
+}
+
 TEST(KvCapacityTest, ByteBudgetIgnoresMemoryLimitAndWeights) {
   KvBudget budget = Bytes(16 * 3072 * 10);
   budget.memory_limit_bytes = 1;  // would be far too small, but the byte form does not read it
   budget.weight_bytes = 1000;
+  budget.workspace_bytes = 1000;
   auto plan = PlanKvCapacity(LoadConfig("pythia-160m-mqa-12"), DType::kF16, 16, 16, budget);
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->num_blocks, 10);
@@ -216,8 +239,30 @@ TEST_F(KvCapacityErrorTest, NonPositiveMemoryLimit) {
 }
 
 TEST_F(KvCapacityErrorTest, WeightsExceedMemoryLimit) {
-  ExpectError(Plan(Fraction(0.5, 1000, 1001)), "--memory-limit-bytes", "1001", "1000",
-              "--kv-cache-fraction");
+  ExpectError(Plan(Fraction(0.5, 1000, 1001)),
+              "--kv-cache-fraction: the weights (1001 bytes) and the activation workspace "
+              "(0 bytes) need more than the 1000 bytes of memory (--memory-limit-bytes), which "
+              "leaves nothing for the KV cache");
+}
+
+TEST_F(KvCapacityErrorTest, WeightsAndWorkspaceTogetherExceedMemoryLimit) {
+  // Each fits alone; together they are a byte over.
+  constexpr int64_t kGiB = int64_t{1} << 30;
+  KvBudget budget = Fraction(0.9, 8 * kGiB, 6 * kGiB, 2 * kGiB + 1);
+  budget.memory_limit_source = "the free memory of CUDA device 0 (NVIDIA H200)";
+  ExpectError(Plan(budget), "--kv-cache-fraction",
+              "the weights (6442450944 bytes (6.0 GiB))",
+              "the activation workspace (2147483649 bytes (2.0 GiB))",
+              "more than the 8589934592 bytes (8.0 GiB) of memory (the free memory of CUDA "
+              "device 0 (NVIDIA H200))");
+  // A sum past 64 bits is refused the same way, not wrapped around.
+  ExpectError(Plan(Fraction(0.5, kInt64Max, kInt64Max, 1)), "--kv-cache-fraction",
+              "need more than", "--memory-limit-bytes");
+}
+
+TEST_F(KvCapacityErrorTest, NegativeWeightOrWorkspaceBytes) {
+  ExpectError(Plan(Fraction(0.5, 1000, -1)), "must not be negative", "-1");
+  ExpectError(Plan(Fraction(0.5, 1000, 0, -2)), "must not be negative", "-2");
 }
 
 TEST_F(KvCapacityErrorTest, NonPositiveBlockSize) {
@@ -246,6 +291,10 @@ TEST_F(KvCapacityErrorTest, BudgetBelowOneBlock) {
   ExpectError(Plan(Fraction(0.1, 1'000'000, 900'000)), "--kv-cache-fraction", "10000 bytes",
               "below one block");
   ExpectError(Plan(Fraction(1.0, 1000, 1000)), "--kv-cache-fraction", "below one block");
+  // Weights and workspace leave exactly nothing.
+  ExpectError(Plan(Fraction(1.0, 1000, 600, 400)), "--kv-cache-fraction",
+              "the 0 bytes left after 600 bytes of weights and 400 bytes of activation workspace",
+              "below one block");
   ASSERT_TRUE(Plan(Bytes(24576), 16, 16).ok());  // exactly one block holds one 16-token sequence
 }
 
@@ -278,6 +327,45 @@ TEST(KvCapacityTest, DescriptionGivesBlocksTokensConcurrencyAndBytesPerToken) {
               AllOf(HasSubstr("131072 blocks of 16 tokens"), HasSubstr("2097152 tokens"),
                     HasSubstr("1024 sequences of --max-model-len 2048"), HasSubstr("1.0 GiB"),
                     HasSubstr("512 bytes per token")));
+}
+
+TEST(KvCapacityTest, MemoryUseGivesWeightsWorkspaceAndKvPool) {
+  constexpr int64_t kGiB = int64_t{1} << 30, kMiB = int64_t{1} << 20;
+  const ModelConfig config = LoadConfig("pythia-160m-mlkv-2");  // 512 bytes per token in f16
+  KvBudget budget = Fraction(0.5, 10 * kGiB, 2 * kGiB, 512 * kMiB);
+  budget.memory_limit_source = "the free memory of CUDA device 0 (NVIDIA H200)";
+  auto plan = PlanKvCapacity(config, DType::kF16, 16, 2048, budget);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  // 0.5 x 7.5 GiB = 3.75 GiB, a whole number of 8 KiB blocks.
+  EXPECT_EQ(DescribeMemoryUse(budget, *plan),
+            "memory: weights 2.0 GiB + activation workspace 512.0 MiB + KV cache 3.8 GiB = "
+            "6.2 GiB of 10.0 GiB (the free memory of CUDA device 0 (NVIDIA H200); "
+            "--kv-cache-fraction 0.5)");
+  KvBudget bytes = Bytes(kGiB);
+  bytes.weight_bytes = 2 * kGiB;
+  bytes.workspace_bytes = 512 * kMiB;
+  plan = PlanKvCapacity(config, DType::kF16, 16, 2048, bytes);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(DescribeMemoryUse(bytes, *plan),
+            "memory: weights 2.0 GiB + activation workspace 512.0 MiB + KV cache 1.0 GiB = "
+            "3.5 GiB");
+}
+
+// ---- the weights on the device ------------------------------------------------------------------
+
+TEST(CheckWeightsFitTest, FitsUpToTheFreeBytes) {
+  EXPECT_TRUE(CheckWeightsFit(1000, 1000, "CUDA device 0 (NVIDIA H200)").ok());
+  EXPECT_TRUE(CheckWeightsFit(0, 0, "CUDA device 0 (NVIDIA H200)").ok());
+}
+
+TEST(CheckWeightsFitTest, TooLargeSaysTheModelDoesNotFitWithBothSizes) {
+  constexpr int64_t kGiB = int64_t{1} << 30;
+  const absl::Status status =
+      CheckWeightsFit(12 * kGiB, 8 * kGiB + 1, "CUDA device 0 (NVIDIA H200)");
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_EQ(status.message(),
+            "model does not fit: its float32 weights need 12884901888 bytes (12.0 GiB), CUDA "
+            "device 0 (NVIDIA H200) has 8589934593 bytes (8.0 GiB) free");
 }
 
 // ---- host memory --------------------------------------------------------------------------------

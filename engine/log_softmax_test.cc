@@ -1,5 +1,5 @@
-// LogSoftmax against a direct double-precision computation, including logits large enough that a
-// naive exp would overflow.
+// LogSumExp and LogProbability against a direct double-precision computation, including logits
+// large enough that a naive exp would overflow.
 #include "engine/log_softmax.h"
 
 #include <cmath>
@@ -12,13 +12,11 @@
 namespace mlkv {
 namespace {
 
-// The textbook formula in double, safe only for logits whose exp fits in a double.
-std::vector<double> DirectLogSoftmax(const std::vector<float>& logits) {
+// The textbook formula in double with libm's exp, safe only for logits whose exp fits in a double.
+double DirectLogSumExp(const std::vector<float>& logits) {
   double sum = 0.0;
   for (float x : logits) sum += std::exp(static_cast<double>(x));
-  std::vector<double> out;
-  for (float x : logits) out.push_back(static_cast<double>(x) - std::log(sum));
-  return out;
+  return std::log(sum);
 }
 
 TEST(LogSoftmaxTest, MatchesDirectDoubleComputation) {
@@ -26,44 +24,52 @@ TEST(LogSoftmaxTest, MatchesDirectDoubleComputation) {
   std::normal_distribution<float> normal(0.0f, 4.0f);
   std::vector<float> logits(50304);
   for (float& x : logits) x = normal(rng);
-  const std::vector<float> got = LogSoftmax(logits);
-  const std::vector<double> want = DirectLogSoftmax(logits);
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < got.size(); ++i) {
-    // One float rounding of a value of magnitude up to ~40.
-    ASSERT_NEAR(got[i], want[i], 1e-5 * std::max(1.0, std::abs(want[i]))) << "at " << i;
+  const double want = DirectLogSumExp(logits);
+  // FastExp's relative error (< 3e-7) moves the sum, hence its log, by at most that much.
+  EXPECT_NEAR(LogSumExp(logits), want, 3e-7);
+  for (size_t i = 0; i < logits.size(); i += 97) {
+    // One float rounding of a value of magnitude up to ~40, plus the normalizer's error.
+    const double logprob = static_cast<double>(logits[i]) - want;
+    ASSERT_NEAR(LogProbability(logits, static_cast<int32_t>(i)), logprob,
+                3e-7 + 6e-8 * std::abs(logprob))
+        << "at " << i;
   }
+}
+
+TEST(LogSoftmaxTest, OddSizesAndSingleToken) {
+  // Sizes around the vector width, so that the vectorised loops' remainders are covered.
+  for (size_t n : {1, 2, 7, 15, 16, 17, 33, 1001}) {
+    std::vector<float> logits(n);
+    for (size_t i = 0; i < n; ++i) logits[i] = std::sin(static_cast<float>(i)) * 3.0f;
+    EXPECT_NEAR(LogSumExp(logits), DirectLogSumExp(logits), 1e-6) << "size " << n;
+  }
+  EXPECT_EQ(LogProbability(std::vector<float>{5.0f}, 0), 0.0f);
 }
 
 TEST(LogSoftmaxTest, LargeLogitsDoNotOverflow) {
   const std::vector<float> logits = {1e4f, 1e4f - 1.0f, 0.0f, -1e4f, 1e4f};
-  const std::vector<float> got = LogSoftmax(logits);
   // By hand: normalizer = 1e4 + log(2 + e^-1) (the other terms are below double precision).
   const double normalizer = 1e4 + std::log(2.0 + std::exp(-1.0));
-  for (size_t i = 0; i < logits.size(); ++i) {
-    ASSERT_TRUE(std::isfinite(got[i])) << "at " << i;
-    EXPECT_NEAR(got[i], static_cast<double>(logits[i]) - normalizer,
-                1e-6 * std::max(1.0, std::abs(static_cast<double>(logits[i]) - normalizer)));
-  }
+  EXPECT_NEAR(LogSumExp(logits), normalizer, 1e-6 * normalizer);
   double mass = 0.0;
-  for (float x : got) mass += std::exp(static_cast<double>(x));
+  for (size_t i = 0; i < logits.size(); ++i) {
+    const float got = LogProbability(logits, static_cast<int32_t>(i));
+    ASSERT_TRUE(std::isfinite(got)) << "at " << i;
+    EXPECT_NEAR(got, static_cast<double>(logits[i]) - normalizer,
+                1e-6 * std::max(1.0, std::abs(static_cast<double>(logits[i]) - normalizer)));
+    mass += std::exp(static_cast<double>(got));
+  }
   EXPECT_NEAR(mass, 1.0, 1e-6);
 }
 
 TEST(LogSoftmaxTest, MaskedTokensGetMinusInfinity) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  const std::vector<float> got = LogSoftmax(std::vector<float>{kNegInf, 0.0f, kNegInf, 0.0f});
-  EXPECT_EQ(got[0], kNegInf);
-  EXPECT_EQ(got[2], kNegInf);
-  EXPECT_NEAR(got[1], std::log(0.5), 1e-7);
-  EXPECT_NEAR(got[3], std::log(0.5), 1e-7);
-}
-
-TEST(LogSoftmaxTest, WorksInPlace) {
-  std::vector<float> logits = {1.0f, 2.0f, 3.0f};
-  const std::vector<float> want = LogSoftmax(logits);
-  LogSoftmax(logits, logits);
-  EXPECT_EQ(logits, want);
+  const std::vector<float> logits = {kNegInf, 0.0f, kNegInf, 0.0f};
+  EXPECT_NEAR(LogSumExp(logits), std::log(2.0), 1e-7);
+  EXPECT_EQ(LogProbability(logits, 0), kNegInf);
+  EXPECT_EQ(LogProbability(logits, 2), kNegInf);
+  EXPECT_NEAR(LogProbability(logits, 1), std::log(0.5), 1e-7);
+  EXPECT_NEAR(LogProbability(logits, 3), std::log(0.5), 1e-7);
 }
 
 }  // namespace

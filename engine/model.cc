@@ -1,6 +1,7 @@
 // The forward pass; see model.h and model.md.
 #include "engine/model.h"
 
+#include <array>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -16,14 +17,16 @@ struct Model::LayerBuffers {
   std::unique_ptr<DeviceBuffer> fc_in_weight, fc_in_bias, fc_out_weight, fc_out_bias;
 };
 
-// Activations and the step's metadata on the backend, sized for `capacity` tokens and grown on
-// demand, so steady-state steps allocate nothing.
+// The step's activations and metadata on the backend (model_workspace.h lists them). Each buffer
+// is as large as the largest step reserved or seen so far and never shrinks, so steady-state
+// steps allocate nothing.
 struct Model::Workspace {
-  int64_t token_capacity = 0, seq_capacity = 0, table_capacity = 0;
-  std::unique_ptr<DeviceBuffer> hidden, normed, query, key, value, attention, projected, mlp;
-  std::unique_ptr<DeviceBuffer> logits_hidden, logits;
-  std::unique_ptr<DeviceBuffer> token_ids, positions, slot_mapping, logits_rows;
-  std::unique_ptr<DeviceBuffer> query_start, context_lens, block_tables;
+  std::array<std::unique_ptr<DeviceBuffer>, kNumWorkspaceBuffers> buffers;
+
+  template <typename T = float>
+  T* get(WorkspaceBuffer buffer) const {
+    return buffers[static_cast<size_t>(buffer)]->as<T>();
+  }
 };
 
 namespace {
@@ -36,8 +39,8 @@ absl::StatusOr<std::unique_ptr<DeviceBuffer>> Upload(Backend* backend,
 }
 
 template <typename T>
-void CopyVector(Backend& backend, DeviceBuffer& dst, const std::vector<T>& src) {
-  backend.CopyToDevice(dst.data(), src.data(), src.size() * sizeof(T));
+void CopyVector(Backend& backend, T* dst, const std::vector<T>& src) {
+  backend.CopyToDevice(dst, src.data(), src.size() * sizeof(T));
 }
 
 // [positions][r/2][2] of (cos, sin) of p * base^(-2i/r), computed in double.
@@ -157,57 +160,50 @@ absl::Status Model::CheckBatch(const StepBatch& batch, const KvCache& cache) con
       }
     }
   }
-  for (int32_t row : batch.logits_rows) {
-    if (row < 0 || row >= T) return absl::InvalidArgumentError("logits row outside the batch");
+  // The workspace holds at most one output row per token (model_workspace.h).
+  const size_t output_rows = batch.logits_rows.size() + batch.argmax_rows.size();
+  if (static_cast<int64_t>(output_rows) > T) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        batch.logits_rows.size(), " logits rows and ", batch.argmax_rows.size(),
+        " argmax rows for ", T, " tokens: at most one output row per token"));
+  }
+  for (const auto* rows : {&batch.logits_rows, &batch.argmax_rows}) {
+    for (int32_t row : *rows) {
+      if (row < 0 || row >= T) return absl::InvalidArgumentError("output row outside the batch");
+    }
   }
   return absl::OkStatus();
 }
 
-absl::Status Model::EnsureWorkspace(const StepBatch& batch) {
-  Workspace& w = *workspace_;
-  Backend& be = *backend_;
-  const int64_t T = batch.num_tokens(), S = batch.num_seqs();
-  const int64_t H = config_.hidden_size, kv = config_.num_key_value_heads * config_.head_dim;
-  auto alloc = [&](int64_t elems, size_t elem_bytes) {
-    return be.Allocate(static_cast<size_t>(elems) * elem_bytes);
-  };
-  if (T > w.token_capacity) {
-    const int64_t n = std::max<int64_t>(T, 2 * w.token_capacity);
-    ASSIGN_OR_RETURN(w.hidden, alloc(n * H, 4));
-    ASSIGN_OR_RETURN(w.normed, alloc(n * H, 4));
-    ASSIGN_OR_RETURN(w.query, alloc(n * H, 4));
-    ASSIGN_OR_RETURN(w.key, alloc(n * kv, 4));
-    ASSIGN_OR_RETURN(w.value, alloc(n * kv, 4));
-    ASSIGN_OR_RETURN(w.attention, alloc(n * H, 4));
-    ASSIGN_OR_RETURN(w.projected, alloc(n * H, 4));
-    ASSIGN_OR_RETURN(w.mlp, alloc(n * config_.intermediate_size, 4));
-    ASSIGN_OR_RETURN(w.logits_hidden, alloc(n * H, 4));
-    ASSIGN_OR_RETURN(w.logits, alloc(n * config_.vocab_size, 4));
-    ASSIGN_OR_RETURN(w.token_ids, alloc(n, 4));
-    ASSIGN_OR_RETURN(w.positions, alloc(n, 4));
-    ASSIGN_OR_RETURN(w.slot_mapping, alloc(n, 8));
-    ASSIGN_OR_RETURN(w.logits_rows, alloc(n, 4));
-    w.token_capacity = n;
-  }
-  if (S > w.seq_capacity) {
-    const int64_t n = std::max<int64_t>(S, 2 * w.seq_capacity);
-    ASSIGN_OR_RETURN(w.query_start, alloc(n + 1, 4));
-    ASSIGN_OR_RETURN(w.context_lens, alloc(n, 4));
-    w.seq_capacity = n;
-  }
-  const int64_t table = static_cast<int64_t>(batch.block_tables.size());
-  if (table > w.table_capacity) {
-    const int64_t n = std::max<int64_t>(table, 2 * w.table_capacity);
-    ASSIGN_OR_RETURN(w.block_tables, alloc(n, 4));
-    w.table_capacity = n;
+absl::Status Model::ReserveWorkspace(const WorkspaceLimits& limits) {
+  ASSIGN_OR_RETURN(const int64_t total, WorkspaceBytes(config_, limits));
+  const absl::Status grown = GrowWorkspace(limits);
+  if (grown.ok()) return grown;
+  return absl::Status(grown.code(),
+                      absl::StrCat("activation workspace of ", total, " bytes (steps of up to ",
+                                   limits.max_num_tokens, " tokens, ", limits.max_num_seqs,
+                                   " sequences, ", limits.max_blocks_per_seq,
+                                   " blocks per sequence): ", grown.message()));
+}
+
+absl::Status Model::GrowWorkspace(const WorkspaceLimits& limits) {
+  ASSIGN_OR_RETURN(const auto bytes, WorkspaceBufferBytes(config_, limits));
+  for (size_t i = 0; i < kNumWorkspaceBuffers; ++i) {
+    std::unique_ptr<DeviceBuffer>& buffer = workspace_->buffers[i];
+    if (buffer != nullptr && static_cast<int64_t>(buffer->bytes()) >= bytes[i]) continue;
+    // Freed before the larger one is allocated, so that growing never holds both; after a
+    // failed allocation the buffer stays null and the next step tries again.
+    buffer.reset();
+    ASSIGN_OR_RETURN(buffer, backend_->Allocate(static_cast<size_t>(bytes[i])));
   }
   return absl::OkStatus();
 }
 
 void Model::RunLayer(int64_t layer, const StepBatchView& view, KvCache& cache) {
   Backend& be = *backend_;
-  Workspace& w = *workspace_;
+  const Workspace& w = *workspace_;
   const LayerBuffers& b = layers_[layer];
+  using enum WorkspaceBuffer;
   const int64_t T = view.num_tokens, H = config_.hidden_size, I = config_.intermediate_size;
   const int64_t d = config_.head_dim, nH = config_.num_attention_heads;
   const int64_t nKV = config_.num_key_value_heads;
@@ -215,66 +211,77 @@ void Model::RunLayer(int64_t layer, const StepBatchView& view, KvCache& cache) {
   const bool stores_rotated = GroupStoresRotatedKeys(group);
   const RotaryView rotary{config_.rotary_dims, config_.max_position_embeddings,
                           F(rotary_table_)};
-  float* x = F(w.hidden);
-  float* a = F(w.normed);
+  float* x = w.get(kHidden);
+  float* a = w.get(kNormed);
 
   be.LayerNorm(x, F(b.input_ln_weight), F(b.input_ln_bias), config_.layer_norm_eps, T, H, a);
-  be.Linear(a, T, H, F(b.query_weight), F(b.query_bias), nH * d, F(w.query));
-  be.Rotary(F(w.query), T, nH, d, view.positions, rotary);
+  be.Linear(a, T, H, F(b.query_weight), F(b.query_bias), nH * d, w.get(kQuery));
+  be.Rotary(w.get(kQuery), T, nH, d, view.positions, rotary);
   if (config_.is_kv_layer(layer)) {
-    be.Linear(a, T, H, F(b.key_weight), F(b.key_bias), nKV * d, F(w.key));
-    be.Linear(a, T, H, F(b.value_weight), F(b.value_bias), nKV * d, F(w.value));
-    if (stores_rotated) be.Rotary(F(w.key), T, nKV, d, view.positions, rotary);
-    be.WriteKvCache(F(w.key), F(w.value), view, cache.group(group));
+    be.Linear(a, T, H, F(b.key_weight), F(b.key_bias), nKV * d, w.get(kKey));
+    be.Linear(a, T, H, F(b.value_weight), F(b.value_bias), nKV * d, w.get(kValue));
+    if (stores_rotated) be.Rotary(w.get(kKey), T, nKV, d, view.positions, rotary);
+    be.WriteKvCache(w.get(kKey), w.get(kValue), view, cache.group(group));
   }
   const bool reads_rotated =
       config_.is_kv_layer(layer) || config_.kv_sharing_rope == KvSharingRope::kRotated;
   AttentionParams params{nH, 1.0f / std::sqrt(static_cast<float>(d)),
                          /*rotate_keys_on_read=*/reads_rotated && !stores_rotated};
-  be.PagedAttention(F(w.query), view, cache.group(group), rotary, params, F(w.attention));
-  be.Linear(F(w.attention), T, H, F(b.dense_weight), F(b.dense_bias), H, F(w.projected));
+  be.PagedAttention(w.get(kQuery), view, cache.group(group), rotary, params, w.get(kAttention));
+  be.Linear(w.get(kAttention), T, H, F(b.dense_weight), F(b.dense_bias), H, w.get(kProjected));
 
   // Parallel residual: x + attn(ln1(x)) + mlp(ln2(x)); sequential: x += attn; x += mlp(ln2(x)).
-  if (!config_.use_parallel_residual) be.Add(x, F(w.projected), T * H);
+  if (!config_.use_parallel_residual) be.Add(x, w.get(kProjected), T * H);
   be.LayerNorm(x, F(b.post_ln_weight), F(b.post_ln_bias), config_.layer_norm_eps, T, H, a);
-  be.Linear(a, T, H, F(b.fc_in_weight), F(b.fc_in_bias), I, F(w.mlp));
-  be.Gelu(F(w.mlp), T * I,
+  be.Linear(a, T, H, F(b.fc_in_weight), F(b.fc_in_bias), I, w.get(kMlp));
+  be.Gelu(w.get(kMlp), T * I,
           config_.hidden_act == Activation::kGeluExact ? GeluKind::kExact : GeluKind::kTanh);
-  be.Linear(F(w.mlp), T, I, F(b.fc_out_weight), F(b.fc_out_bias), H, a);
-  if (config_.use_parallel_residual) be.Add(x, F(w.projected), T * H);
+  be.Linear(w.get(kMlp), T, I, F(b.fc_out_weight), F(b.fc_out_bias), H, a);
+  if (config_.use_parallel_residual) be.Add(x, w.get(kProjected), T * H);
   be.Add(x, a, T * H);
 }
 
-absl::Status Model::Forward(const StepBatch& batch, KvCache& cache, std::vector<float>* logits) {
+absl::Status Model::Forward(const StepBatch& batch, KvCache& cache, StepOutput* output) {
   RETURN_IF_ERROR(CheckBatch(batch, cache));
-  RETURN_IF_ERROR(EnsureWorkspace(batch));
+  RETURN_IF_ERROR(
+      GrowWorkspace({batch.num_tokens(), batch.num_seqs(), batch.max_blocks_per_seq}));
   Backend& be = *backend_;
-  Workspace& w = *workspace_;
-  CopyVector(be, *w.token_ids, batch.token_ids);
-  CopyVector(be, *w.positions, batch.positions);
-  CopyVector(be, *w.slot_mapping, batch.slot_mapping);
-  CopyVector(be, *w.query_start, batch.query_start);
-  CopyVector(be, *w.context_lens, batch.context_lens);
-  CopyVector(be, *w.block_tables, batch.block_tables);
-  CopyVector(be, *w.logits_rows, batch.logits_rows);
-  const StepBatchView view{batch.num_tokens(),       w.positions->as<int32_t>(),
-                           w.slot_mapping->as<int64_t>(), batch.num_seqs(),
-                           w.query_start->as<int32_t>(),  w.context_lens->as<int32_t>(),
-                           w.block_tables->as<int32_t>(), batch.max_blocks_per_seq};
+  const Workspace& w = *workspace_;
+  using enum WorkspaceBuffer;
+  CopyVector(be, w.get<int32_t>(kTokenIds), batch.token_ids);
+  CopyVector(be, w.get<int32_t>(kPositions), batch.positions);
+  CopyVector(be, w.get<int64_t>(kSlotMapping), batch.slot_mapping);
+  CopyVector(be, w.get<int32_t>(kQueryStart), batch.query_start);
+  CopyVector(be, w.get<int32_t>(kContextLens), batch.context_lens);
+  CopyVector(be, w.get<int32_t>(kBlockTables), batch.block_tables);
+  CopyVector(be, w.get<int32_t>(kLogitsRows), batch.logits_rows);
+  CopyVector(be, w.get<int32_t>(kLogitsRows) + batch.logits_rows.size(), batch.argmax_rows);
+  const StepBatchView view{batch.num_tokens(),         w.get<int32_t>(kPositions),
+                           w.get<int64_t>(kSlotMapping), batch.num_seqs(),
+                           w.get<int32_t>(kQueryStart),  w.get<int32_t>(kContextLens),
+                           w.get<int32_t>(kBlockTables), batch.max_blocks_per_seq};
   const int64_t H = config_.hidden_size, V = config_.vocab_size;
-  be.Embedding(F(embed_in_), H, w.token_ids->as<int32_t>(), view.num_tokens, F(w.hidden));
+  be.Embedding(F(embed_in_), H, w.get<int32_t>(kTokenIds), view.num_tokens, w.get(kHidden));
   for (int64_t layer = 0; layer < config_.num_hidden_layers; ++layer) RunLayer(layer, view, cache);
 
-  // Final layernorm and LM head only for the rows that need logits (one per decoding sequence).
-  const int64_t rows = static_cast<int64_t>(batch.logits_rows.size());
-  logits->resize(rows * V);
+  // Final layernorm and LM head only for the output rows (one per decoding sequence): the logits
+  // rows first, then the argmax rows, whose logits stay on the backend.
+  const int64_t full = static_cast<int64_t>(batch.logits_rows.size());
+  const int64_t greedy = static_cast<int64_t>(batch.argmax_rows.size());
+  const int64_t rows = full + greedy;
+  output->logits.resize(full * V);
+  output->argmax.resize(greedy);
   if (rows == 0) return absl::OkStatus();
-  be.GatherRows(F(w.hidden), H, w.logits_rows->as<int32_t>(), rows, F(w.logits_hidden));
-  be.LayerNorm(F(w.logits_hidden), F(final_ln_weight_), F(final_ln_bias_), config_.layer_norm_eps,
-               rows, H, F(w.normed));
+  be.GatherRows(w.get(kHidden), H, w.get<int32_t>(kLogitsRows), rows, w.get(kLogitsHidden));
+  be.LayerNorm(w.get(kLogitsHidden), F(final_ln_weight_), F(final_ln_bias_),
+               config_.layer_norm_eps, rows, H, w.get(kNormed));
   const float* head = embed_out_ ? F(embed_out_) : F(embed_in_);
-  be.Linear(F(w.normed), rows, H, head, nullptr, V, F(w.logits));
-  be.CopyToHost(logits->data(), F(w.logits), logits->size() * sizeof(float));
+  be.Linear(w.get(kNormed), rows, H, head, nullptr, V, w.get(kLogits));
+  if (greedy > 0) {
+    be.ArgmaxRows(w.get(kLogits) + full * V, greedy, V, w.get<int32_t>(kArgmax));
+    be.CopyToHost(output->argmax.data(), w.get<int32_t>(kArgmax), greedy * sizeof(int32_t));
+  }
+  be.CopyToHost(output->logits.data(), w.get(kLogits), output->logits.size() * sizeof(float));
   return absl::OkStatus();
 }
 

@@ -11,6 +11,7 @@
 #include "engine/kv_cache.h"
 #include "engine/model_config.h"
 #include "engine/model_weights.h"
+#include "engine/model_workspace.h"
 #include "engine/step_batch.h"
 #include "kernels/backend.h"
 
@@ -29,9 +30,17 @@ class Model {
   Model& operator=(const Model&) = delete;
 
   // Runs one step: writes the new tokens' K/V into `cache` (KV layers only) and returns the
-  // logits of batch.logits_rows, [logits_rows.size()][vocab_size], in `logits`. The batch is
-  // checked first (token ids, positions, slots and block ids in range; consistent lengths).
-  absl::Status Forward(const StepBatch& batch, KvCache& cache, std::vector<float>* logits);
+  // logits of batch.logits_rows and the greedy tokens of batch.argmax_rows in `output`. The batch
+  // is checked first (token ids, positions, slots and block ids in range; consistent lengths; at
+  // most one output row per token). A batch beyond the workspace grows it (ReserveWorkspace).
+  absl::Status Forward(const StepBatch& batch, KvCache& cache, StepOutput* output);
+
+  // Allocates the activation workspace for every step within `limits` now (the engine passes
+  // its scheduler's LargestStep at start-up), so that those steps allocate nothing and a backend
+  // too small for them fails here, RESOURCE_EXHAUSTED naming the workspace, not mid-serving.
+  // Forward still grows the workspace for a larger batch: tests and benchmarks call it directly
+  // with batches of their own and need not reserve. InvalidArgument for non-positive limits.
+  absl::Status ReserveWorkspace(const WorkspaceLimits& limits);
 
   const ModelConfig& config() const { return config_; }
   Backend& backend() { return *backend_; }
@@ -42,7 +51,8 @@ class Model {
   Model(const ModelConfig& config, Backend* backend);
 
   absl::Status CheckBatch(const StepBatch& batch, const KvCache& cache) const;
-  absl::Status EnsureWorkspace(const StepBatch& batch);
+  // Makes every workspace buffer at least as large as steps within `limits` need.
+  absl::Status GrowWorkspace(const WorkspaceLimits& limits);
   // Whether group g keeps its keys rotated in the cache (see the .cc for the rule).
   bool GroupStoresRotatedKeys(int64_t group) const;
   void RunLayer(int64_t layer, const StepBatchView& view, KvCache& cache);

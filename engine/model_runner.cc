@@ -18,6 +18,8 @@ void ModelRunner::BuildBatch(const SchedulerOutput& output,
   b.context_lens.clear();
   b.block_tables.clear();
   b.logits_rows.clear();
+  b.argmax_rows.clear();
+  sources_.clear();
   b.max_blocks_per_seq = 0;
   for (const ScheduledRequest& s : output.scheduled) {
     b.max_blocks_per_seq = std::max<int64_t>(b.max_blocks_per_seq, s.block_table.size());
@@ -30,8 +32,14 @@ void ModelRunner::BuildBatch(const SchedulerOutput& output,
       const int32_t p = s.num_computed_tokens + j;
       const bool last = j + 1 == s.num_new_tokens;
       const bool scores_prompt = score_from && p >= *score_from && p + 1 < prompt_len;
-      if (scores_prompt || (last && s.needs_sample)) {
-        b.logits_rows.push_back(static_cast<int32_t>(b.token_ids.size()));
+      const bool samples = last && s.needs_sample;
+      const int32_t row = static_cast<int32_t>(b.token_ids.size());
+      if (samples && !scores_prompt && requests[i].greedy_token_only) {
+        sources_.push_back({i, true, b.argmax_rows.size()});
+        b.argmax_rows.push_back(row);
+      } else if (scores_prompt || samples) {
+        sources_.push_back({i, false, b.logits_rows.size()});
+        b.logits_rows.push_back(row);
       }
       b.token_ids.push_back(s.token_ids[j]);
       b.positions.push_back(p);
@@ -47,18 +55,20 @@ void ModelRunner::BuildBatch(const SchedulerOutput& output,
 absl::Status ModelRunner::Run(const SchedulerOutput& output,
                               absl::Span<const RowRequest> requests) {
   BuildBatch(output, requests);
-  RETURN_IF_ERROR(model_->Forward(batch_, *cache_, &logits_));
+  RETURN_IF_ERROR(model_->Forward(batch_, *cache_, &output_));
   const int64_t vocab = model_->config().vocab_size;
   rows_.resize(output.scheduled.size());
-  size_t next = 0;
-  for (size_t i = 0; i < output.scheduled.size(); ++i) {
-    rows_[i].clear();
-    const int32_t end = batch_.query_start[i + 1];
-    while (next < batch_.logits_rows.size() && batch_.logits_rows[next] < end) {
-      const int32_t row = batch_.logits_rows[next];
-      rows_[i].push_back({batch_.positions[row],
-                          std::span<const float>(logits_.data() + next * vocab, vocab)});
-      ++next;
+  for (auto& rows : rows_) rows.clear();
+  // Sources are in row order, so each request's rows come out in position order.
+  for (const RowSource& source : sources_) {
+    if (source.argmax) {
+      const int32_t row = batch_.argmax_rows[source.index];
+      rows_[source.request].push_back({batch_.positions[row], {}, output_.argmax[source.index]});
+    } else {
+      const int32_t row = batch_.logits_rows[source.index];
+      rows_[source.request].push_back(
+          {batch_.positions[row],
+           std::span<const float>(output_.logits.data() + source.index * vocab, vocab)});
     }
   }
   return absl::OkStatus();

@@ -17,15 +17,20 @@
 namespace mlkv {
 
 // What one scheduled request wants from the step besides its KV: logits to score its prompt from
-// position `prompt_logprobs_from` on (the logits at position p predict token p + 1), if set.
+// position `prompt_logprobs_from` on (the logits at position p predict token p + 1), if set; and
+// for the row it samples, only the greedy token (the argmax of the logits) when
+// `greedy_token_only`, so that the logits need not leave the backend.
 struct RowRequest {
   std::optional<int32_t> prompt_logprobs_from;
+  bool greedy_token_only = false;
 };
 
-// The logits of one batch row, and the position of the token it was computed for.
+// The output of one batch row, and the position of the token it was computed for: its logits,
+// or, for a sampled row that asked for the greedy token only, that token.
 struct RowLogits {
   int32_t position;
-  std::span<const float> logits;  // vocab_size values, valid until the next Run()
+  std::span<const float> logits;  // vocab_size values, valid until the next Run(); else empty
+  int32_t greedy_token = -1;      // set instead of `logits` for a greedy_token_only row
 };
 
 class ModelRunner {
@@ -44,8 +49,17 @@ class ModelRunner {
 
   Model* model_;
   KvCache* cache_;
-  StepBatch batch_;            // reused across steps: no allocation once warm
-  std::vector<float> logits_;  // [batch_.logits_rows.size()][vocab]
+  // Where each output row of the batch goes, in row order: the scheduled request, and its index
+  // among the batch's argmax rows or logits rows.
+  struct RowSource {
+    size_t request;
+    bool argmax;
+    size_t index;
+  };
+
+  StepBatch batch_;  // reused across steps: no allocation once warm
+  std::vector<RowSource> sources_;
+  StepOutput output_;
   std::vector<std::vector<RowLogits>> rows_;
 };
 

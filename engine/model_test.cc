@@ -93,6 +93,59 @@ INSTANTIATE_TEST_SUITE_P(
                       Variant{"mlkv_1", 1, 1, "unrotated", true}),
     [](const auto& info) { return std::string(info.param.name); });
 
+// Argmax rows give the index of the largest logit the same rows would have returned, whether a
+// batch mixes them with logits rows or not, and leave the logits rows' values unchanged.
+TEST(ModelArgmaxRowsTest, GreedyTokensAreTheArgmaxOfTheSameRowsLogits) {
+  auto backend = CreateCpuBackend();
+  const ModelConfig config = MakeConfig({"argmax", 2, 3, "unrotated", true});
+  auto model = Model::Create(config, RandomModelWeights(config, 3), backend.get());
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto cache = KvCache::Create(config, {16, 3, DType::kF32}, backend.get());
+  ASSERT_TRUE(cache.ok());
+  // Three sequences of 5, 1 and 9 tokens, one block each; the last row of each is an output row.
+  StepBatch batch;
+  batch.query_start = {0};
+  batch.max_blocks_per_seq = 1;
+  std::vector<int32_t> last_rows;
+  for (int32_t s = 0; s < 3; ++s) {
+    const int32_t length = std::vector<int32_t>{5, 1, 9}[s];
+    for (int32_t p = 0; p < length; ++p) {
+      batch.token_ids.push_back(1 + (s * 13 + p * 7) % 96);
+      batch.positions.push_back(p);
+      batch.slot_mapping.push_back(s * 16 + p);
+    }
+    last_rows.push_back(static_cast<int32_t>(batch.token_ids.size()) - 1);
+    batch.query_start.push_back(static_cast<int32_t>(batch.token_ids.size()));
+    batch.context_lens.push_back(length);
+    batch.block_tables.push_back(s);
+  }
+  batch.logits_rows = last_rows;
+  StepOutput all_logits;
+  ASSERT_TRUE((*model)->Forward(batch, **cache, &all_logits).ok());
+  const int64_t vocab = config.vocab_size;
+  std::vector<int32_t> want;
+  for (size_t r = 0; r < last_rows.size(); ++r) {
+    const auto row = all_logits.logits.begin() + static_cast<int64_t>(r) * vocab;
+    want.push_back(static_cast<int32_t>(std::max_element(row, row + vocab) - row));
+  }
+
+  batch.logits_rows = {last_rows[1]};
+  batch.argmax_rows = {last_rows[0], last_rows[2]};
+  StepOutput mixed;
+  ASSERT_TRUE((*model)->Forward(batch, **cache, &mixed).ok());
+  EXPECT_EQ(mixed.argmax, (std::vector<int32_t>{want[0], want[2]}));
+  ASSERT_EQ(mixed.logits.size(), static_cast<size_t>(vocab));
+  EXPECT_TRUE(std::equal(mixed.logits.begin(), mixed.logits.end(),
+                         all_logits.logits.begin() + vocab));
+
+  batch.logits_rows = {};
+  batch.argmax_rows = last_rows;
+  StepOutput greedy_only;
+  ASSERT_TRUE((*model)->Forward(batch, **cache, &greedy_only).ok());
+  EXPECT_EQ(greedy_only.argmax, want);
+  EXPECT_TRUE(greedy_only.logits.empty());
+}
+
 TEST(ModelBadInputTest, RefusesOutOfRangeTokensPositionsSlotsAndBlocks) {
   auto backend = CreateCpuBackend();
   const ModelConfig config = MakeConfig({"bad", 2, 2, "unrotated", true});
@@ -100,11 +153,11 @@ TEST(ModelBadInputTest, RefusesOutOfRangeTokensPositionsSlotsAndBlocks) {
   ASSERT_TRUE(model.ok()) << model.status();
   auto cache = KvCache::Create(config, {16, 2, DType::kF32}, backend.get());
   ASSERT_TRUE(cache.ok());
-  const StepBatch good{{1}, {0}, {0}, {0, 1}, {1}, {0}, 1, {0}};
-  std::vector<float> logits;
-  ASSERT_TRUE((*model)->Forward(good, **cache, &logits).ok());
+  const StepBatch good{{1}, {0}, {0}, {0, 1}, {1}, {0}, 1, {0}, {}};
+  StepOutput output;
+  ASSERT_TRUE((*model)->Forward(good, **cache, &output).ok());
   auto refused = [&](StepBatch batch, const std::string& text) {
-    absl::Status status = (*model)->Forward(batch, **cache, &logits);
+    absl::Status status = (*model)->Forward(batch, **cache, &output);
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << text;
     EXPECT_NE(status.message().find(text), std::string::npos) << status;
   };
@@ -125,7 +178,17 @@ TEST(ModelBadInputTest, RefusesOutOfRangeTokensPositionsSlotsAndBlocks) {
   refused(b, "malformed");
   b = good;
   b.logits_rows = {3};
-  refused(b, "logits row");
+  refused(b, "output row outside the batch");
+  b = good;
+  b.logits_rows = {};
+  b.argmax_rows = {-1};
+  refused(b, "output row outside the batch");
+  b = good;
+  b.logits_rows = {0, 0};  // the workspace holds one output row per token
+  refused(b, "2 logits rows and 0 argmax rows for 1 tokens");
+  b = good;
+  b.argmax_rows = {0};
+  refused(b, "1 logits rows and 1 argmax rows for 1 tokens");
   refused(StepBatch{}, "empty batch");
 }
 

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "common/check.h"
+#include "kernels/cpu/argmax.h"
+#include "kernels/cpu/vector_math.h"
 
 namespace mlkv {
 namespace {
@@ -34,21 +36,6 @@ struct Candidate {
 // than by prob keeps top_k = 1 identical to greedy even where two close logits round to one prob.
 bool Precedes(const Candidate& a, const Candidate& b) {
   return a.logit > b.logit || (a.logit == b.logit && a.token < b.token);
-}
-
-// Lowest index of the largest value. NaN never wins: the scan starts at the first non-NaN value,
-// and every later comparison with a NaN is false.
-size_t ArgMax(std::span<const float> values) {
-  size_t best = 0;
-  while (best + 1 < values.size() && std::isnan(values[best])) ++best;
-  float best_value = values[best];
-  for (size_t i = best + 1; i < values.size(); ++i) {
-    if (values[i] > best_value) {
-      best = i;
-      best_value = values[i];
-    }
-  }
-  return best;
 }
 
 // Moves the candidates of c[lo, hi) that precede `pivot` to the front of the range and returns
@@ -197,7 +184,7 @@ int32_t SequenceSampler::Sample(std::span<float> logits, std::span<const int32_t
   MLKV_CHECK(!logits.empty(), "sampler: empty logits row");
   ApplyPenalties(params_, logits, prompt_tokens, output_tokens);
 
-  const size_t best = ArgMax(logits);
+  const size_t best = static_cast<size_t>(cpu::ArgmaxRow(logits.data(), std::ssize(logits)));
   const float max_logit = logits[best];
   // A +inf logit is a certainty and an all -inf/NaN row leaves nothing to weigh: in both cases the
   // probabilities below would be NaN, so the argmax is the only sensible answer.
@@ -215,10 +202,17 @@ int32_t SequenceSampler::Sample(std::span<float> logits, std::span<const int32_t
 
   // Temperature on the difference from the max: (logit - max) <= 0, so dividing by a tiny
   // temperature tends to -inf (prob 0) instead of overflowing as logit / temperature would.
+  // FastExp rather than libm's: this pass runs over the whole vocabulary for every sampled token,
+  // and vectorised it costs microseconds where expf took ~0.2 ms a row on the host's critical
+  // path. It is also the same on every libm, so seeded draws no longer depend on the platform.
+  Candidate* c = candidates.data();
+  const size_t n = candidates.size();
+  const float temperature = params_.temperature;
   double total = 0.0;
-  for (Candidate& c : candidates) {
-    c.prob = std::exp((c.logit - max_logit) / params_.temperature);
-    total += c.prob;
+#pragma omp simd reduction(+ : total)
+  for (size_t i = 0; i < n; ++i) {
+    c[i].prob = cpu::FastExp((c[i].logit - max_logit) / temperature);
+    total += c[i].prob;
   }
 
   // top-p over what top-k kept, renormalized (as HF): the threshold is a share of `total`.
@@ -234,7 +228,10 @@ int32_t SequenceSampler::Sample(std::span<float> logits, std::span<const int32_t
   // Renormalize implicitly: draw a point in [0, total) and walk the candidates, in the order the
   // filters left them, until the running mass passes it.
   total = 0.0;
-  for (const Candidate& c : candidates) total += c.prob;
+  const Candidate* kept = candidates.data();
+  const size_t num_kept = candidates.size();
+#pragma omp simd reduction(+ : total)
+  for (size_t i = 0; i < num_kept; ++i) total += kept[i].prob;
   // The top 53 bits make a double in [0, 1) the same way on every standard library.
   const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
   const double target = u * total;

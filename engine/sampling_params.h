@@ -22,6 +22,12 @@ struct SamplingParams {
   // InvalidArgument naming the field when a value is out of range.
   absl::Status Validate() const;
   bool is_greedy() const { return temperature == 0.0f; }
+  // Greedy and no penalty: the token is the argmax of the raw logits, which a backend finds where
+  // the logits are (Backend::ArgmaxRows) without copying the row to the host.
+  bool is_plain_greedy() const {
+    return is_greedy() && repetition_penalty == 1.0f && presence_penalty == 0.0f &&
+           frequency_penalty == 0.0f;
+  }
 };
 
 }  // namespace mlkv

@@ -107,5 +107,25 @@ TEST(SamplingParamsTest, IsGreedyOnlyAtZeroTemperature) {
   EXPECT_TRUE(params.is_greedy());
 }
 
+// Filters do not change a greedy pick; every penalty does.
+TEST(SamplingParamsTest, PlainGreedyMeansGreedyWithoutPenalties) {
+  SamplingParams params;
+  params.temperature = 0.0f;
+  params.top_k = 5;
+  params.top_p = 0.5f;
+  params.min_p = 0.1f;
+  EXPECT_TRUE(params.is_plain_greedy());
+  for (auto penalize : {+[](SamplingParams& p) { p.repetition_penalty = 1.1f; },
+                        +[](SamplingParams& p) { p.presence_penalty = 0.5f; },
+                        +[](SamplingParams& p) { p.frequency_penalty = -0.5f; }}) {
+    SamplingParams penalized = params;
+    penalize(penalized);
+    EXPECT_TRUE(penalized.is_greedy());
+    EXPECT_FALSE(penalized.is_plain_greedy());
+  }
+  params.temperature = 0.5f;
+  EXPECT_FALSE(params.is_plain_greedy());
+}
+
 }  // namespace
 }  // namespace mlkv

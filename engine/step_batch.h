@@ -18,9 +18,19 @@ struct StepBatch {
   std::vector<int32_t> block_tables;   // [S][max_blocks_per_seq], unused entries 0
   int64_t max_blocks_per_seq = 0;
   std::vector<int32_t> logits_rows;    // rows whose next-token logits are wanted, in output order
+  // Rows whose greedy token alone is wanted, in output order; disjoint from logits_rows. Their
+  // argmax is taken on the backend, so that a decoding sequence sampled greedily sends 4 bytes to
+  // the host instead of a vocabulary of logits.
+  std::vector<int32_t> argmax_rows;
 
   int64_t num_tokens() const { return static_cast<int64_t>(token_ids.size()); }
   int64_t num_seqs() const { return static_cast<int64_t>(context_lens.size()); }
+};
+
+// What one step hands back to the host.
+struct StepOutput {
+  std::vector<float> logits;    // [logits_rows.size()][vocab_size]
+  std::vector<int32_t> argmax;  // [argmax_rows.size()]: the index of each row's largest logit
 };
 
 }  // namespace mlkv

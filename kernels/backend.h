@@ -56,6 +56,11 @@ class Backend {
   virtual void Rotary(float* x, int64_t rows, int64_t num_heads, int64_t head_dim,
                       const int32_t* positions, const RotaryView& rotary) = 0;
 
+  // out[r] = the index of the largest value of row r of in[rows][cols]: the lowest such index on
+  // ties; NaN is never chosen unless the whole row is NaN (then cols - 1). Greedy sampling where
+  // the logits are, so that only token ids cross to the host. `out` is backend memory.
+  virtual void ArgmaxRows(const float* in, int64_t rows, int64_t cols, int32_t* out) = 0;
+
   // Stores k and v ([num_tokens][num_kv_heads][head_dim]) at the batch's slot_mapping.
   virtual void WriteKvCache(const float* k, const float* v, const StepBatchView& batch,
                             const KvCacheView& cache) = 0;

@@ -85,7 +85,8 @@ metrics (docs/api.md, "Metrics"):
 engine:
   --kv-cache-bytes B | --kv-cache-fraction F [--memory-limit-bytes M]
                                KV budget (default: --kv-cache-bytes 1073741824); the fraction
-                               is of the memory left after the weights
+                               is of the memory (M, else the GPU's free memory or the host's)
+                               left after the weights and the activation workspace
   --max-model-len N            longest prompt + output (the model's max_position_embeddings)
   --block-size N (16)  --kv-dtype f32|bf16 (f32)  --threads N (all cores)
   --max-num-seqs N (256)       sequences running at once

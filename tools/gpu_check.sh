@@ -1,23 +1,55 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU: builds the CUDA backend, runs its tests (which must *run*, not
-# skip, here), the decode-attention bandwidth benchmark, and an end-to-end comparison of the CUDA
-# and CPU backends through `mlkv score` / `mlkv generate` on seeded random models; then prints a
-# summary table. Meant to finish within 8 minutes on a 16-core host; not part of CI (CI has no GPU).
+# skip, here), the decode-attention bandwidth benchmark, an end-to-end comparison of the CUDA
+# and CPU backends through `mlkv score` / `mlkv generate` on seeded random models, and the decode
+# throughput of the three Pythia-160M variants within one KV budget beside a PyTorch eager loop;
+# then prints a summary table. Meant to finish within 8 minutes on a 16-core host; not part of CI
+# (CI has no GPU).
 #
-#   tools/gpu_check.sh [build dir (build-gpu)]
+#   tools/gpu_check.sh [build dir (build-gpu)]   builds here first: needs the build dependencies
+#   tools/gpu_check.sh --prebuilt DIR            runs the binaries and libraries that
+#                                                tools/gpu_bundle.sh packed into DIR elsewhere
 #
 # Record the output in docs/benchmarks.md together with this command line.
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
-BUILD=${1:-build-gpu}
-JOBS=$(nproc)
+# Where CMake puts each binary; a bundle holds them all in DIR/bin (tools/gpu_bundle.sh).
+BINARIES=(kernels/cuda/cuda_attention_plan_test kernels/cuda/cuda_kernels_test
+          tests/cuda/cuda_model_test kernels/cuda/cuda_attention_bench tools/mlkv
+          bench/decode_bench)
+PREBUILT=
+if [[ ${1:-} == --prebuilt ]]; then
+  if [[ $# -ne 2 || ! -d $2 ]]; then
+    echo "usage: tools/gpu_check.sh --prebuilt DIR (a folder made by tools/gpu_bundle.sh)" >&2
+    exit 1
+  fi
+  # Absolute before the cd below, so that DIR may be given relative to where we are called.
+  PREBUILT=$(realpath "$2")
+  for binary in "${BINARIES[@]}"; do
+    if [[ ! -x $PREBUILT/bin/${binary##*/} ]]; then
+      echo "gpu_check: $PREBUILT/bin/${binary##*/} missing; make DIR with tools/gpu_bundle.sh" >&2
+      exit 1
+    fi
+  done
+  LOGS=$PREBUILT/logs
+  mkdir -p "$LOGS"
+  # The bundle's own libraries first, then CUDA's; whatever the machine already sets (the driver's
+  # libcuda, say) stays after them.
+  export LD_LIBRARY_PATH=$PREBUILT/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+else
+  BUILD=${1:-build-gpu}
+  LOGS=$BUILD
+fi
+
+cd "$(dirname "$0")/.." || exit 1
 START=$(date +%s)
 declare -a SUMMARY=()
 STATUS=0
 
 note() { SUMMARY+=("$(printf '%-34s %-8s %s' "$1" "$2" "$3")"); [[ $2 == FAIL ]] && STATUS=1; }
 elapsed() { echo $(( $(date +%s) - START ))s; }
+# A binary by its path in the build tree, taken from the bundle in --prebuilt mode.
+bin() { if [[ -n $PREBUILT ]]; then echo "$PREBUILT/bin/${1##*/}"; else echo "$BUILD/$1"; fi; }
 
 if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
   echo "gpu_check: no NVIDIA GPU visible (nvidia-smi -L fails); nothing to check" >&2
@@ -25,21 +57,33 @@ if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
-# 'native' compiles for the GPU present only: the quickest build that still runs the real kernels.
-if ! timeout 120 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMLKV_CUDA=ON \
-       -DCMAKE_CUDA_ARCHITECTURES=native >"$BUILD.configure.log" 2>&1; then
-  tail -20 "$BUILD.configure.log"; echo "gpu_check: configure failed" >&2; exit 1
-fi
-if timeout 300 cmake --build "$BUILD" -j"$JOBS" --target cuda_kernels_test \
-       cuda_attention_plan_test cuda_model_test cuda_attention_bench mlkv >"$BUILD.build.log" 2>&1; then
-  note "build (MLKV_CUDA=ON, native arch)" ok "$(elapsed)"
+if [[ -n $PREBUILT ]]; then
+  # A bundle that cannot load here (a library missing, glibc too old) would fail every check below;
+  # say so once instead.
+  if ! "$(bin tools/mlkv)" --help >/dev/null 2>"$LOGS/start.log"; then
+    cat "$LOGS/start.log"
+    echo "gpu_check: $(bin tools/mlkv) does not start on this machine (see above)" >&2
+    exit 1
+  fi
+  note "prebuilt $(basename "$PREBUILT")" ok "$(sed -n 's/^commit: //p' "$PREBUILT/MANIFEST")"
 else
-  tail -30 "$BUILD.build.log"; echo "gpu_check: build failed" >&2; exit 1
+  # 'native' compiles for the GPU present only: the quickest build that still runs the real kernels.
+  mkdir -p "$BUILD"
+  if ! timeout 120 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMLKV_CUDA=ON \
+         -DCMAKE_CUDA_ARCHITECTURES=native >"$BUILD/configure.log" 2>&1; then
+    tail -20 "$BUILD/configure.log"; echo "gpu_check: configure failed" >&2; exit 1
+  fi
+  if timeout 300 cmake --build "$BUILD" -j"$(nproc)" --target "${BINARIES[@]##*/}" \
+         >"$BUILD/build.log" 2>&1; then
+    note "build (MLKV_CUDA=ON, native arch)" ok "$(elapsed)"
+  else
+    tail -30 "$BUILD/build.log"; echo "gpu_check: build failed" >&2; exit 1
+  fi
 fi
 
 # GoogleTest binaries: passed / skipped / failed counts. On a GPU machine a skip is a failure.
 run_gtest() {
-  local name=$1 binary=$2 log="$BUILD/$1.log"
+  local name=$1 binary=$2 log="$LOGS/$1.log"
   timeout 180 "$binary" >"$log" 2>&1
   local rc=$?
   local passed skipped failed
@@ -53,22 +97,23 @@ run_gtest() {
     grep -E '^\[  FAILED  \]|Failure|SKIPPED|error' "$log" | head -20
   fi
 }
-run_gtest cuda_attention_plan_test "$BUILD/kernels/cuda/cuda_attention_plan_test"
-run_gtest cuda_kernels_test "$BUILD/kernels/cuda/cuda_kernels_test"
-run_gtest cuda_model_test "$BUILD/tests/cuda/cuda_model_test"
+run_gtest cuda_attention_plan_test "$(bin kernels/cuda/cuda_attention_plan_test)"
+run_gtest cuda_kernels_test "$(bin kernels/cuda/cuda_kernels_test)"
+run_gtest cuda_model_test "$(bin tests/cuda/cuda_model_test)"
 
 echo
 echo "== decode attention bandwidth (bench/cuda_attention_bench.cc) =="
-if timeout 120 "$BUILD/kernels/cuda/cuda_attention_bench" | tee "$BUILD/cuda_attention_bench.log"; then
+if timeout 120 "$(bin kernels/cuda/cuda_attention_bench)" \
+     | tee "$LOGS/cuda_attention_bench.log"; then
   note "cuda_attention_bench" ok "table above"
 else
-  note "cuda_attention_bench" FAIL "see $BUILD/cuda_attention_bench.log"
+  note "cuda_attention_bench" FAIL "see $LOGS/cuda_attention_bench.log"
 fi
 
 # End to end: the same seeded random model scored and greedily continued on both backends.
 # float32 weights and activations, no TF32: log-probabilities agree to float32 summation-order
 # noise (the CPU backend is within 6e-6 of a float64 reference); 1e-3 still fails any real bug.
-MLKV="$BUILD/tools/mlkv"
+MLKV=$(bin tools/mlkv)
 E2E_DIR=$(mktemp -d)
 trap 'rm -rf "$E2E_DIR"' EXIT
 IDS=$(python3 -c 'print(",".join(str(1 + (i * 37 + 11) % 500) for i in range(96)))')
@@ -105,6 +150,86 @@ EOF
     note "$label" "${verdict%% *}" "${verdict#* }"
   done
 done
+
+# Decode throughput (docs/benchmarks.md): the engine's decode step on the three Pythia-160M shapes,
+# each at batches 1, 8, 32, ... up to as many sequences as one KV budget holds at this context,
+# beside a PyTorch eager loop with transformers' KV cache on the MHA weights at the same batches.
+# decode_bench draws the seed-0 weights that `mlkv random-model --seed 0` writes, so only PyTorch
+# needs the checkpoint. The time limits add up to 6 minutes.
+KV_BUDGET=$((8 << 30))  # 8 GiB: about 220 MHA sequences of 528 tokens, 15,900 MLKV-2 ones
+CONTEXT=512
+STEPS=16
+DECODE=$LOGS/decode
+rm -rf "$DECODE"
+mkdir -p "$DECODE"
+# "batch 1: X tok/s, batch N: Y tok/s": the first and the last batch of a decode JSON.
+decode_figures() {
+  python3 - "$1" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+print(", ".join(f"batch {x['batch']}: {x['tokens_per_s']:,.0f} tok/s" for x in (r[0], r[-1])))
+EOF
+}
+echo
+echo "== decode throughput, $((KV_BUDGET >> 30)) GiB of KV, context $CONTEXT (decode_bench) =="
+for variant in mha-144 mqa-12 mlkv-2; do
+  if timeout 75 "$(bin bench/decode_bench)" --device cuda \
+       --config "configs/pythia-160m-$variant.json" --kv-cache-bytes "$KV_BUDGET" \
+       --context "$CONTEXT" --steps "$STEPS" --json "$DECODE/$variant.json" 2>&1 \
+       | tee "$LOGS/decode_bench-$variant.log"; then
+    note "decode $variant" ok "$(decode_figures "$DECODE/$variant.json")"
+  else
+    note "decode $variant" FAIL "see $LOGS/decode_bench-$variant.log"
+  fi
+done
+
+echo
+echo "== PyTorch eager + transformers KV cache, MHA-144 (bench/pytorch_decode.py) =="
+PT_LOG=$LOGS/pytorch_decode.log  # the table; warnings and progress bars go to PT_ERR
+PT_ERR=$LOGS/pytorch_decode.err
+PT_MODEL=$E2E_DIR/pythia-160m-mha-144-seed0
+if [[ ! -f $DECODE/mha-144.json ]]; then
+  note "decode PyTorch mha-144" SKIPPED "no batch sizes: decode mha-144 failed"
+elif ! timeout 30 "$MLKV" random-model --config configs/pythia-160m-mha-144.json --seed 0 \
+         --out "$PT_MODEL" >/dev/null 2>"$PT_ERR"; then
+  note "decode PyTorch mha-144" FAIL "mlkv random-model: $(tail -1 "$PT_ERR")"
+else
+  batches=$(python3 -c 'import json, sys
+print(",".join(str(r["batch"]) for r in json.load(open(sys.argv[1]))["results"]))' \
+              "$DECODE/mha-144.json")
+  # HF_HUB_OFFLINE: the checkpoint is local, and the device machine reaches no network.
+  if HF_HUB_OFFLINE=1 timeout 100 python3 bench/pytorch_decode.py --device cuda \
+       --model "$PT_MODEL" --batch "$batches" --context "$CONTEXT" --steps "$STEPS" \
+       --json "$DECODE/pytorch-mha-144.json" 2>"$PT_ERR" | tee "$PT_LOG"; then
+    if grep -q '^pytorch_decode: SKIPPED' "$PT_LOG"; then
+      note "decode PyTorch mha-144" SKIPPED "$(sed -n 's/^pytorch_decode: SKIPPED, //p' "$PT_LOG")"
+    else
+      note "decode PyTorch mha-144" ok "$(decode_figures "$DECODE/pytorch-mha-144.json")"
+    fi
+  else
+    tail -5 "$PT_ERR"
+    note "decode PyTorch mha-144" FAIL "see $PT_ERR"
+  fi
+fi
+
+# Side by side, tokens/s by batch: a blank cell is past that run's capacity, or a run that failed.
+echo
+python3 - "$DECODE" <<'EOF'
+import json, os, sys
+d = sys.argv[1]
+columns = {"mha-144": "engine MHA-144", "mqa-12": "engine MQA-12", "mlkv-2": "engine MLKV-2",
+           "pytorch-mha-144": "PyTorch MHA-144"}
+runs = {n: json.load(open(f"{d}/{n}.json")) for n in columns if os.path.exists(f"{d}/{n}.json")}
+tok = {n: {r["batch"]: r["tokens_per_s"] for r in runs[n]["results"]} for n in runs}
+print("tokens/s; capacity in sequences:",
+      ", ".join(f"{columns[n]} {r['capacity']}" for n, r in runs.items() if "capacity" in r))
+print(f"{'batch':>6}" + "".join(f"{c:>17}" for c in columns.values()) + f"{'engine/PyTorch':>16}")
+for batch in sorted(set().union(*tok.values())):
+    cells = [tok.get(n, {}).get(batch) for n in columns]
+    ratio = f"{cells[0] / cells[3]:>15.2f}x" if cells[0] and cells[3] else ""
+    row = f"{batch:>6}" + "".join(f"{x:>17,.1f}" if x else " " * 17 for x in cells) + ratio
+    print(row.rstrip())
+EOF
 
 echo
 echo "== summary ($(elapsed)) =="

@@ -38,7 +38,8 @@ inline std::vector<float> Score(Model& model, const std::vector<int32_t>& tokens
   std::iota(table.begin(), table.end(), 0);
   if (layout.shuffle) std::shuffle(table.begin(), table.end(), std::mt19937(42));
   table.resize(blocks);
-  std::vector<float> scores, logits;
+  std::vector<float> scores;
+  StepOutput output;
   for (int64_t start = 0; start < n; start += layout.chunk) {
     const int64_t end = std::min(n, start + layout.chunk);
     StepBatch batch;
@@ -52,12 +53,12 @@ inline std::vector<float> Score(Model& model, const std::vector<int32_t>& tokens
       batch.slot_mapping.push_back(static_cast<int64_t>(table[p / bs]) * bs + p % bs);
       batch.logits_rows.push_back(static_cast<int32_t>(p - start));
     }
-    absl::Status status = model.Forward(batch, **cache, &logits);
+    absl::Status status = model.Forward(batch, **cache, &output);
     EXPECT_TRUE(status.ok()) << status;
     const int64_t vocab = model.config().vocab_size;
     for (int64_t p = start; p < end && p + 1 < n; ++p) {
-      const std::span<const float> row(logits.data() + (p - start) * vocab, vocab);
-      scores.push_back(LogSoftmax(row)[tokens[p + 1]]);
+      const std::span<const float> row(output.logits.data() + (p - start) * vocab, vocab);
+      scores.push_back(LogProbability(row, tokens[p + 1]));
     }
   }
   return scores;

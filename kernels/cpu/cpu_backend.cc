@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "kernels/cpu/argmax.h"
 #include "kernels/cpu/cpu_buffer.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/linear.h"
@@ -57,6 +58,9 @@ class CpuBackend final : public Backend {
   void Rotary(float* x, int64_t rows, int64_t num_heads, int64_t head_dim,
               const int32_t* positions, const RotaryView& rotary) override {
     cpu::Rotary(x, rows, num_heads, head_dim, positions, rotary);
+  }
+  void ArgmaxRows(const float* in, int64_t rows, int64_t cols, int32_t* out) override {
+    cpu::ArgmaxRows(in, rows, cols, out);
   }
   void WriteKvCache(const float* k, const float* v, const StepBatchView& batch,
                     const KvCacheView& cache) override {

@@ -1,6 +1,7 @@
 // The CPU kernels against direct, unoptimised computations written here in double precision:
 // GEMM, layernorm, GELU, rotary, and paged attention over shuffled blocks in both cache dtypes.
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -32,6 +33,30 @@ TEST(CpuKernelsTest, LinearMatchesDirectSum) {
       }
     }
   }
+}
+
+// The rule the host sampler's greedy pick follows, case by case (sampler.cc ArgMax).
+TEST(CpuKernelsTest, ArgmaxRowsTakesLowestIndexOfLargestAndSkipsNan) {
+  auto backend = CreateCpuBackend();
+  const float nan = std::nanf(""), inf = std::numeric_limits<float>::infinity();
+  const std::vector<std::vector<float>> rows = {
+      {1.0f, 3.0f, 2.0f, 3.0f},    // tie: the lower index
+      {nan, -5.0f, nan, -4.0f},    // NaN is never the answer
+      {nan, nan, nan, nan},        // all NaN: the last index
+      {-inf, -inf, -inf, -inf},    // all -inf: the first
+      {-inf, inf, 0.0f, inf},      // +inf wins, lowest index
+      {2.0f, 1.0f, 1.0f, 1.0f},    // the first column
+  };
+  const std::vector<int32_t> want = {1, 3, 3, 0, 1, 0};
+  std::vector<float> flat;
+  for (const auto& row : rows) flat.insert(flat.end(), row.begin(), row.end());
+  std::vector<int32_t> got(rows.size(), -1);
+  backend->ArgmaxRows(flat.data(), static_cast<int64_t>(rows.size()), 4, got.data());
+  EXPECT_EQ(got, want);
+  const float single = 7.0f;
+  int32_t one = -1;
+  backend->ArgmaxRows(&single, 1, 1, &one);
+  EXPECT_EQ(one, 0);
 }
 
 TEST(CpuKernelsTest, LayerNormAndGelu) {

@@ -14,8 +14,13 @@ namespace mlkv::cpu {
 inline float FastExp(float x) {
   // exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln2 / 2, with ln 2 split in two parts so
   // that r is exact; exp(r) by its degree-6 Taylor polynomial (error < 2e-8 on that interval).
-  x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
-  const float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+  // rint, not floor(v + 0.5): GCC 12 vectorises rint (vrndscaleps) but leaves floor scalar unless
+  // -fno-trapping-math, which silently turned every loop calling this scalar.
+  // Clamping below at -88 makes n = -127 there, so that 2^n's bit pattern is 0: exp(x) is exactly
+  // 0 below about -87.7, where it leaves float's normal range, as a masked (-inf) logit's
+  // probability must be. (A select on x < -87.7 instead would stop GCC from vectorising.)
+  x = x < -88.0f ? -88.0f : (x > 88.7f ? 88.7f : x);
+  const float n = __builtin_rintf(x * 1.44269504088896341f);
   const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
   float p = 1.0f / 720.0f;
   p = p * r + 1.0f / 120.0f;

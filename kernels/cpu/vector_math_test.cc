@@ -2,6 +2,7 @@
 #include "kernels/cpu/vector_math.h"
 
 #include <cmath>
+#include <limits>
 
 #include "gtest/gtest.h"
 
@@ -16,8 +17,8 @@ TEST(VectorMathTest, ExpHasSmallRelativeError) {
   }
   EXPECT_LT(worst, 3e-7);
   EXPECT_EQ(FastExp(0.0f), 1.0f);
-  EXPECT_GE(FastExp(-1000.0f), 0.0f);
-  EXPECT_LT(FastExp(-1000.0f), 1e-37f);
+  EXPECT_EQ(FastExp(-1000.0f), 0.0f);
+  EXPECT_EQ(FastExp(-std::numeric_limits<float>::infinity()), 0.0f);
 }
 
 TEST(VectorMathTest, ErfAndTanhHaveSmallAbsoluteError) {

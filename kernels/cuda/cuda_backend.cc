@@ -144,6 +144,9 @@ class CudaBackend final : public Backend {
               const int32_t* positions, const RotaryView& rotary) override {
     cuda::LaunchRotary(x, rows, num_heads, head_dim, positions, rotary, stream_);
   }
+  void ArgmaxRows(const float* in, int64_t rows, int64_t cols, int32_t* out) override {
+    cuda::LaunchArgmaxRows(in, rows, cols, out, stream_);
+  }
   void WriteKvCache(const float* k, const float* v, const StepBatchView& batch,
                     const KvCacheView& cache) override {
     CheckKvDtype(cache);

@@ -199,6 +199,30 @@ TEST_F(CudaKernelsTest, EmbeddingAndGatherRowsCopyExactly) {
 
 // Two products and a sum per element; CUDA may fuse one product into an FMA, so results differ by
 // an ulp or so of values ~1.
+// Exact agreement: argmax involves no arithmetic. Rows of a vocabulary's width and odd widths,
+// random values with planted ties, NaNs and an all-NaN row, so that every branch of the
+// reduction's ordering is exercised across warps and threads.
+TEST_F(CudaKernelsTest, ArgmaxRowsMatchesCpu) {
+  std::mt19937 rng(9);
+  for (int64_t cols : {1, 31, 257, 50304}) {
+    const int64_t rows = 7;
+    auto logits = RandomVector(rows * cols, rng, 4.0f);
+    std::uniform_int_distribution<int64_t> col(0, cols - 1);
+    const float top = 100.0f;
+    logits[0 * cols + col(rng)] = top;  // row 0: a tie between two planted maxima
+    logits[0 * cols + col(rng)] = top;
+    for (int i = 0; i < 5; ++i) logits[1 * cols + col(rng)] = std::nanf("");  // row 1: NaNs
+    std::fill(logits.begin() + 2 * cols, logits.begin() + 3 * cols, std::nanf(""));  // row 2
+    logits[3 * cols] = std::nanf("");  // row 3: NaN first, so the scan must skip it
+    std::vector<int32_t> expected(rows);
+    cpu_->ArgmaxRows(logits.data(), rows, cols, expected.data());
+    auto d_logits = Upload(*cuda_, logits);
+    auto d_out = Upload(*cuda_, std::vector<int32_t>(rows, -1));
+    cuda_->ArgmaxRows(d_logits->as<float>(), rows, cols, d_out->as<int32_t>());
+    EXPECT_EQ(Download<int32_t>(*cuda_, *d_out), expected) << "cols " << cols;
+  }
+}
+
 TEST_F(CudaKernelsTest, RotaryMatchesCpu) {
   std::mt19937 rng(6);
   const int64_t rows = 7, max_pos = 4096;

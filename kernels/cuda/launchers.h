@@ -24,6 +24,10 @@ void LaunchBroadcastRows(const float* bias, int64_t rows, int64_t cols, float* o
 void LaunchGatherRows(const float* in, int64_t cols, const int32_t* indices, int64_t rows,
                       float* out, cudaStream_t stream);
 
+// argmax.cu: out[r] = argmax of row r, by the rule of Backend::ArgmaxRows.
+void LaunchArgmaxRows(const float* in, int64_t rows, int64_t cols, int32_t* out,
+                      cudaStream_t stream);
+
 // layernorm.cu
 void LaunchLayerNorm(const float* in, const float* gamma, const float* beta, float eps,
                      int64_t rows, int64_t cols, float* out, cudaStream_t stream);

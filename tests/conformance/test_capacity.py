@@ -62,6 +62,27 @@ def num_parameters(cfg):
     return total
 
 
+def workspace_bytes(cfg, max_num_batched_tokens=2048, max_num_seqs=256, max_model_len=None,
+                    block_size=16):
+    """The activation workspace the engine reserves for its largest step (T tokens, S sequences,
+    block tables of ceil(max_model_len / block_size) entries), worked out from the forward pass:
+    per token six hidden-wide float32 rows (residual, layernorm output, query, attention output,
+    its projection, the rows gathered for logits), key and value, the MLP's intermediate row and a
+    row of logits; the token id, position, output row and greedy token (int32) and the cache
+    slot (int64); per sequence its query start (plus the closing one) and context length; the
+    block tables."""
+    H, I, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
+    n_heads = cfg["num_attention_heads"]
+    kv = cfg.get("num_key_value_heads", n_heads) * (H // n_heads)
+    max_model_len = max_model_len or cfg["max_position_embeddings"]
+    # A step has at most max_num_batched_tokens tokens, and no sequence computes more than
+    # max_model_len of them.
+    T = min(max_num_batched_tokens, max_num_seqs * max_model_len)
+    S, B = max_num_seqs, -(-max_model_len // block_size)
+    per_token = 4 * (6 * H + 2 * kv + I + V) + 4 * 4 + 8
+    return T * per_token + 4 * (S + 1) + 4 * S + 4 * S * B
+
+
 def expected_plan(cfg, budget, max_model_len, block_size=16, kv_dtype="f32"):
     block_bytes = block_size * bytes_per_token(cfg, kv_dtype)
     num_blocks = budget // block_bytes
@@ -137,24 +158,41 @@ def test_without_a_budget_there_is_no_plan(model_dirs):
     assert "num_blocks" not in out and "max_concurrent_sequences" not in out
 
 
-def test_fraction_is_of_the_memory_left_after_float32_weights(model_dirs):
+@pytest.mark.parametrize("limits", [[], ["--max-num-batched-tokens", 512, "--max-num-seqs", 8]],
+                         ids=["default-limits", "small-limits"])
+def test_fraction_is_of_the_memory_left_after_float32_weights_and_workspace(model_dirs, limits):
     name = "mlkv6"
     cfg = harness.variant_config(name)
     weights = 4 * num_parameters(cfg)
-    limit = weights + 50_000_003
+    workspace = workspace_bytes(cfg, *limits[1::2], max_model_len=256)
+    limit = weights + workspace + 50_000_003
     out = inspect(model_dirs[name], "--kv-cache-fraction", 0.25, "--memory-limit-bytes", limit,
-                  "--max-model-len", 256)
+                  "--max-model-len", 256, *limits)
     assert out["weight_bytes"] == weights
     assert out["weight_dtype"] == "f32"
+    assert out["workspace_bytes"] == workspace
     assert out["memory_limit_bytes"] == limit
-    budget = (limit - weights) // 4  # 0.25 is exact in binary
+    budget = 50_000_003 // 4  # 0.25 is exact in binary
     check_plan(out, expected_plan(cfg, budget, 256), "fraction 0.25")
+
+
+def test_fraction_names_weights_and_workspace_that_do_not_fit(model_dirs):
+    cfg = harness.variant_config("mlkv6")
+    limit = 4 * num_parameters(cfg) + workspace_bytes(cfg, max_model_len=256) - 1
+    args = ["--max-model-len", 256, "--memory-limit-bytes"]
+    expect_failure(["inspect", "--model", model_dirs["mlkv6"], "--kv-cache-fraction", 0.5,
+                    *args, limit], ["activation workspace"])
+    # A byte and 16 blocks more: exactly 16 blocks, one sequence of 256 tokens.
+    out = inspect(model_dirs["mlkv6"], "--kv-cache-fraction", 1.0, *args,
+                  limit + 1 + 16 * 16 * bytes_per_token(cfg))
+    assert out["num_blocks"] == 16 and out["max_concurrent_sequences"] == 1
 
 
 def test_fraction_defaults_to_host_memory(model_dirs):
     out = inspect(model_dirs["mlkv1"], "--kv-cache-fraction", 0.01)
     assert out["memory_limit_bytes"] > out["weight_bytes"] > 0
-    assert out["kv_budget_bytes"] <= (out["memory_limit_bytes"] - out["weight_bytes"]) // 100 + 1
+    left = out["memory_limit_bytes"] - out["weight_bytes"] - out["workspace_bytes"]
+    assert out["kv_budget_bytes"] <= left // 100 + 1
 
 
 def test_text_output_describes_the_plan(model_dirs):
@@ -201,6 +239,8 @@ BAD_BUDGETS = [
     (["--kv-cache-bytes", 1 << 20, "--max-model-len", 0], ["--max-model-len"]),
     (["--kv-cache-bytes", 1 << 20, "--max-model-len", 513], ["max_position_embeddings"]),
     (["--max-model-len", 128], ["--kv-cache-bytes"]),  # a length with no budget to size
+    (["--kv-cache-bytes", 1 << 20, "--max-num-seqs", 4], ["--max-num-seqs"]),  # no effect there
+    (["--kv-cache-fraction", 0.5, "--max-num-batched-tokens", 0], ["--max-num-batched-tokens"]),
 ]
 
 

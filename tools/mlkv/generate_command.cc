@@ -60,7 +60,9 @@ absl::Status RunGenerate(const Args& args) {
     request.sampling = sampling;
     request.ignore_eos = flags.Switch("ignore-eos");
     request.stop_strings = flags.Strings("stop");
-    request.top_logprobs = 0;
+    // The JSON output carries each token's logprob; the text output does not, and without
+    // logprobs a greedy token is the backend's argmax, with no logits copied to the host.
+    if (json) request.top_logprobs = 0;
     request.observer = observers.emplace_back(std::make_shared<CollectingObserver>());
     absl::StatusOr<std::string> id = engine->Submit(std::move(request));
     if (!id.ok()) {

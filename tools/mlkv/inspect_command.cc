@@ -10,6 +10,7 @@
 #include "engine/host_memory.h"
 #include "engine/kv_capacity.h"
 #include "engine/model_config.h"
+#include "engine/model_workspace.h"
 #include "nlohmann/json.hpp"
 #include "tools/mlkv/commands.h"
 #include "tools/mlkv/model_flags.h"
@@ -26,15 +27,17 @@ struct BudgetPlan {
   KvCapacity capacity;
 };
 
-// Plans the KV cache for the budget flags; nullopt when neither budget flag is given. Ranges are
-// left to PlanKvCapacity, so that `inspect` refuses exactly what the engine refuses, in its words.
+// Plans the KV cache for the budget flags; nullopt when neither budget flag is given. The budget
+// is left to PlanKvCapacity and the scheduling limits to SchedulerConfigFromFlags, as in the
+// engine, so that `inspect` refuses exactly what the engine refuses, in its words.
 absl::StatusOr<std::optional<BudgetPlan>> PlanFromFlags(const Flags& flags,
                                                         const ModelConfig& config,
                                                         DType kv_dtype) {
   const bool bytes_form = flags.Has("kv-cache-bytes");
   const bool fraction_form = flags.Has("kv-cache-fraction");
   if (!bytes_form && !fraction_form) {
-    for (const char* name : {"memory-limit-bytes", "max-model-len", "block-size"}) {
+    for (const char* name : {"memory-limit-bytes", "max-model-len", "block-size",
+                             "max-num-batched-tokens", "max-num-seqs"}) {
       if (flags.Has(name)) {
         return absl::InvalidArgumentError(
             absl::StrCat("--", name, ": sizes a KV budget, so it needs --kv-cache-bytes or ",
@@ -43,11 +46,16 @@ absl::StatusOr<std::optional<BudgetPlan>> PlanFromFlags(const Flags& flags,
     }
     return std::optional<BudgetPlan>();
   }
-  if (bytes_form && !fraction_form && flags.Has("memory-limit-bytes")) {
-    return absl::InvalidArgumentError(
-        "--memory-limit-bytes: applies to --kv-cache-fraction only; --kv-cache-bytes is the "
-        "budget itself");
+  if (bytes_form && !fraction_form) {
+    for (const char* name : {"memory-limit-bytes", "max-num-batched-tokens", "max-num-seqs"}) {
+      if (flags.Has(name)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--", name, ": applies to --kv-cache-fraction only; --kv-cache-bytes is the budget "
+            "itself"));
+      }
+    }
   }
+  ASSIGN_OR_RETURN(const SchedulerConfig scheduler, SchedulerConfigFromFlags(flags, config));
   BudgetPlan plan;
   ASSIGN_OR_RETURN(plan.budget.kv_cache_bytes,
                    flags.OptionalInt("kv-cache-bytes", kInt64Min, kInt64Max));
@@ -58,18 +66,19 @@ absl::StatusOr<std::optional<BudgetPlan>> PlanFromFlags(const Flags& flags,
     // Only the fraction form needs the limit, so only it reads the host's memory.
     ASSIGN_OR_RETURN(plan.budget.memory_limit_bytes,
                      flags.Int("memory-limit-bytes", HostMemoryBytes(), kInt64Min, kInt64Max));
+    if (!flags.Has("memory-limit-bytes")) {
+      plan.budget.memory_limit_source = "the host's memory; set --memory-limit-bytes to change it";
+    }
     if (config.num_parameters() > kInt64Max / 4) {
       return absl::InvalidArgumentError("model config: float32 weight bytes overflow 64 bits");
     }
     // The CPU backend holds and computes the weights in float32 whatever the checkpoint's dtype.
     plan.budget.weight_bytes = config.num_parameters() * 4;
+    // What the engine reserves at start-up for the largest step of these limits.
+    ASSIGN_OR_RETURN(plan.budget.workspace_bytes, WorkspaceBytes(config, LargestStep(scheduler)));
   }
-  ASSIGN_OR_RETURN(int64_t block_size, flags.Int("block-size", 16, kInt64Min, kInt64Max));
-  ASSIGN_OR_RETURN(int64_t max_model_len,
-                   flags.Int("max-model-len", config.max_position_embeddings, kInt64Min,
-                             kInt64Max));
-  ASSIGN_OR_RETURN(plan.capacity,
-                   PlanKvCapacity(config, kv_dtype, block_size, max_model_len, plan.budget));
+  ASSIGN_OR_RETURN(plan.capacity, PlanKvCapacity(config, kv_dtype, scheduler.block_size,
+                                                 scheduler.max_model_len, plan.budget));
   return std::optional<BudgetPlan>(plan);
 }
 
@@ -79,7 +88,8 @@ absl::Status RunInspect(const Args& args) {
   ASSIGN_OR_RETURN(Flags flags,
                    Flags::Parse(args, {"model", "kv-dtype", "format", "kv-cache-bytes",
                                        "kv-cache-fraction", "memory-limit-bytes",
-                                       "max-model-len", "block-size"}));
+                                       "max-model-len", "block-size", "max-num-batched-tokens",
+                                       "max-num-seqs"}));
   ASSIGN_OR_RETURN(bool json, JsonFormatFromFlags(flags));
   ASSIGN_OR_RETURN(DType kv_dtype, KvDtypeFromFlags(flags));
   ASSIGN_OR_RETURN(std::string dir, flags.RequiredString("model"));
@@ -105,6 +115,7 @@ absl::Status RunInspect(const Args& args) {
       out["memory_limit_bytes"] = plan->budget.memory_limit_bytes;
       out["weight_bytes"] = plan->budget.weight_bytes;
       out["weight_dtype"] = "f32";  // as the CPU backend holds the weights
+      out["workspace_bytes"] = plan->budget.workspace_bytes;
     }
     out["kv_budget_bytes"] = c.budget_bytes;
     out["block_size"] = c.block_size;
@@ -136,10 +147,12 @@ absl::Status RunInspect(const Args& args) {
   if (plan) {
     if (plan->budget.kv_cache_fraction) {
       std::printf("KV budget %lld bytes: %g of the memory limit of %lld bytes less %lld bytes of "
-                  "float32 weights (as the CPU backend holds them)\n",
+                  "float32 weights (as the CPU backend holds them) and %lld bytes of activation "
+                  "workspace\n",
                   (long long)plan->capacity.budget_bytes, *plan->budget.kv_cache_fraction,
                   (long long)plan->budget.memory_limit_bytes,
-                  (long long)plan->budget.weight_bytes);
+                  (long long)plan->budget.weight_bytes,
+                  (long long)plan->budget.workspace_bytes);
     }
     std::printf("%s\n", DescribeKvCapacity(plan->capacity).c_str());
   }

@@ -24,8 +24,10 @@ commands:
                 longer than --max-model-len: windows overlapping by one token
   inspect       --model DIR [--kv-dtype f32|bf16] [--format text|json]
                 [--kv-cache-bytes B | --kv-cache-fraction F [--memory-limit-bytes M]]
-                [--max-model-len L] [--block-size N]: with a budget, also the KV blocks and
-                the sequences of max-model-len that fit at once
+                [--max-model-len L] [--block-size N]
+                [--max-num-batched-tokens T] [--max-num-seqs S]: with a budget, also the KV
+                blocks and the sequences of max-model-len that fit at once (a fraction is of
+                the memory the weights and the activation workspace for T tokens leave)
   random-model  --config FILE --seed S --out DIR [--dtype f32|f16|bf16]
   convert       --model DIR --out DIR --num-key-value-heads N --num-key-value-layers K
                 [--pool mean|pairwise]
@@ -47,7 +49,9 @@ flags of generate and score (the engine):
   --tokenizer FILE     text prompts, output text, stop strings (default: the model
                        directory's tokenizer.json if any, else token ids only)
   --kv-cache-bytes B | --kv-cache-fraction F [--memory-limit-bytes M]
-                       KV budget (default: what the given prompts need)
+                       KV budget (default: what the given prompts need); F is a share of
+                       M (default: the GPU's free memory, or the host's) less the weights
+                       and the activation workspace of the largest step
   --device cpu|cuda    where the model runs (default: cuda when this build has the CUDA
                        backend and a GPU is visible, else cpu)
 )";

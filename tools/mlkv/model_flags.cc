@@ -8,6 +8,7 @@
 #include "common/status_macros.h"
 #include "engine/host_memory.h"
 #include "engine/kv_capacity.h"
+#include "engine/model_workspace.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cuda/attention_plan.h"
 #include "kernels/cuda/cuda_backend.h"
@@ -33,24 +34,15 @@ std::set<std::string> Union(std::initializer_list<std::set<std::string>> sets) {
 
 namespace {
 
-// --device cpu|cuda; by default cuda when this build has CUDA and a device is visible, else cpu.
-absl::StatusOr<std::string> DeviceFromFlags(const Flags& flags) {
-  const std::string device = flags.String("device", CudaDeviceCount() > 0 ? "cuda" : "cpu");
+// --device cpu|cuda, `default_device` when absent.
+absl::StatusOr<std::string> DeviceFromFlags(const Flags& flags,
+                                            const std::string& default_device) {
+  const std::string device = flags.String("device", default_device);
   if (device != "cpu" && device != "cuda") {
     return absl::InvalidArgumentError(
         absl::StrCat("--device: must be cpu or cuda, got \"", device, "\""));
   }
   return device;
-}
-
-absl::StatusOr<std::unique_ptr<Backend>> BackendFromFlags(const Flags& flags, int threads) {
-  ASSIGN_OR_RETURN(std::string device, DeviceFromFlags(flags));
-  if (device == "cpu") return CreateCpuBackend(threads);
-  absl::StatusOr<std::unique_ptr<Backend>> cuda = CreateCudaBackend();
-  if (!cuda.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat("--device cuda: ", cuda.status().message()));
-  }
-  return cuda;
 }
 
 // The CUDA attention kernel serves up to 16 query heads per KV head and head_dim up to 256.
@@ -60,15 +52,48 @@ absl::Status CheckBackendServes(const Backend& backend, const ModelConfig& confi
                                    config.head_dim);
 }
 
-// --memory-limit-bytes by default: on the CPU the host's memory; on a GPU what it has free now
-// (other processes' use and the CUDA context already taken out), from which the KV planner
-// subtracts the weights. mlkv-server asks before loading the weights, so that is exact; mlkv
-// generate/score ask after, so their weights count twice and the budget errs on the small side.
-absl::StatusOr<int64_t> DefaultMemoryLimitBytes(const Flags& flags) {
-  ASSIGN_OR_RETURN(std::string device, DeviceFromFlags(flags));
-  if (device == "cpu") return HostMemoryBytes();
+// Both backends hold the weights in float32, whatever the checkpoint's dtype.
+int64_t WeightBytes(const ModelConfig& config) { return config.num_parameters() * 4; }
+
+std::string DeviceText(const DeviceMemory& memory) {
+  return absl::StrCat("CUDA device 0 (", memory.name, ")");
+}
+
+// The memory --kv-cache-fraction shares out, and where the figure came from: --memory-limit-bytes,
+// else on the CPU the host's memory, else what the GPU has free now (other processes' use and the
+// CUDA context already taken out). mlkv-server asks before loading the weights, so that is exact;
+// mlkv generate/score ask after, so their weights count twice and the budget errs on the small
+// side.
+absl::Status SetMemoryLimit(const Flags& flags, KvBudget* budget) {
+  constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
+  if (flags.Has("memory-limit-bytes")) {
+    ASSIGN_OR_RETURN(budget->memory_limit_bytes,
+                     flags.Int("memory-limit-bytes", 0, 1, kInt64Max));
+    budget->memory_limit_source = "--memory-limit-bytes";
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(std::string device, DeviceFromFlags(flags, DefaultDevice()));
+  if (device == "cpu") {
+    budget->memory_limit_bytes = HostMemoryBytes();
+    budget->memory_limit_source = "the host's memory; set --memory-limit-bytes to change it";
+    return absl::OkStatus();
+  }
   ASSIGN_OR_RETURN(DeviceMemory memory, QueryDeviceMemory(0));
-  return memory.free_bytes;
+  budget->memory_limit_bytes = memory.free_bytes;
+  budget->memory_limit_source =
+      absl::StrCat("the free memory of ", DeviceText(memory),
+                   "; set --memory-limit-bytes to change it");
+  return absl::OkStatus();
+}
+
+// On a GPU, refuses a model whose weights exceed what the device has free before the checkpoint
+// is read, giving both sizes, rather than failing on one upload partway through. Runs only
+// where a GPU is present (the arithmetic, CheckWeightsFit, is unit-tested on any machine).
+absl::Status CheckWeightsFitDevice(const Backend& backend, const std::string& model_dir) {
+  if (backend.name() != "cuda") return absl::OkStatus();
+  ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromFile(model_dir + "/config.json"));
+  ASSIGN_OR_RETURN(DeviceMemory memory, QueryDeviceMemory(0));
+  return CheckWeightsFit(WeightBytes(config), memory.free_bytes, DeviceText(memory));
 }
 
 // --tokenizer, else <model dir>/tokenizer.json when there is one; null when neither.
@@ -96,6 +121,19 @@ absl::StatusOr<std::shared_ptr<const Tokenizer>> LoadTokenizer(const Flags& flag
 
 }  // namespace
 
+std::string DefaultDevice() { return CudaDeviceCount() > 0 ? "cuda" : "cpu"; }
+
+absl::StatusOr<std::unique_ptr<Backend>> BackendFromFlags(const Flags& flags, int threads,
+                                                          const std::string& default_device) {
+  ASSIGN_OR_RETURN(std::string device, DeviceFromFlags(flags, default_device));
+  if (device == "cpu") return CreateCpuBackend(threads);
+  absl::StatusOr<std::unique_ptr<Backend>> cuda = CreateCudaBackend();
+  if (!cuda.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("--device cuda: ", cuda.status().message()));
+  }
+  return cuda;
+}
+
 absl::StatusOr<LoadedModel> LoadModelFromFlags(const Flags& flags) {
   ASSIGN_OR_RETURN(std::string dir, flags.RequiredString("model"));
   if (!std::filesystem::is_directory(dir)) {
@@ -103,7 +141,9 @@ absl::StatusOr<LoadedModel> LoadModelFromFlags(const Flags& flags) {
   }
   ASSIGN_OR_RETURN(int64_t threads, flags.Int("threads", 0, 0, 1024));
   LoadedModel loaded;
-  ASSIGN_OR_RETURN(loaded.backend, BackendFromFlags(flags, static_cast<int>(threads)));
+  ASSIGN_OR_RETURN(loaded.backend,
+                   BackendFromFlags(flags, static_cast<int>(threads), DefaultDevice()));
+  RETURN_IF_ERROR(CheckWeightsFitDevice(*loaded.backend, dir));
   ASSIGN_OR_RETURN(loaded.model, Model::Load(dir, loaded.backend.get()));
   RETURN_IF_ERROR(CheckBackendServes(*loaded.backend, loaded.model->config()));
   ASSIGN_OR_RETURN(loaded.tokenizer, LoadTokenizer(flags, dir, loaded.model->config()));
@@ -117,19 +157,33 @@ absl::StatusOr<DType> KvDtypeFromFlags(const Flags& flags) {
   return absl::InvalidArgumentError(absl::StrCat("--kv-dtype: must be f32 or bf16, got \"", name, "\""));
 }
 
-absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const Flags& flags, const ModelConfig& config,
-                                                     int64_t tokens_needed) {
+absl::StatusOr<SchedulerConfig> SchedulerConfigFromFlags(const Flags& flags,
+                                                         const ModelConfig& config) {
   constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
   ASSIGN_OR_RETURN(int64_t block_size, flags.Int("block-size", 16, 1, 1024));
-  ASSIGN_OR_RETURN(DType kv_dtype, KvDtypeFromFlags(flags));
   ASSIGN_OR_RETURN(int64_t prefill_chunk, flags.Int("prefill-chunk", 0, 0, kInt32Max));
   ASSIGN_OR_RETURN(int64_t batched_tokens,
                    flags.Int("max-num-batched-tokens", 2048, 1, kInt32Max));
   ASSIGN_OR_RETURN(int64_t max_seqs, flags.Int("max-num-seqs", 256, 1, kInt32Max));
   ASSIGN_OR_RETURN(int64_t max_model_len,
                    flags.Int("max-model-len", config.max_position_embeddings, 1, kInt32Max));
+  SchedulerConfig s;
+  s.block_size = static_cast<int32_t>(block_size);
+  s.max_model_len = static_cast<int32_t>(max_model_len);
+  s.max_num_batched_tokens = static_cast<int32_t>(batched_tokens);
+  s.max_num_seqs = static_cast<int32_t>(max_seqs);
+  s.enable_prefix_caching = !flags.Switch("no-prefix-caching");
+  if (prefill_chunk > 0) s.long_prefill_token_threshold = static_cast<int32_t>(prefill_chunk);
+  return s;
+}
 
-  int64_t num_blocks = (tokens_needed + block_size - 1) / block_size;
+absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const Flags& flags, const ModelConfig& config,
+                                                     int64_t tokens_needed) {
+  EngineOptions options;
+  ASSIGN_OR_RETURN(options.kv_dtype, KvDtypeFromFlags(flags));
+  ASSIGN_OR_RETURN(options.scheduler, SchedulerConfigFromFlags(flags, config));
+  SchedulerConfig& s = options.scheduler;
+  int64_t num_blocks = (tokens_needed + s.block_size - 1) / s.block_size;
   if (flags.Has("kv-cache-bytes") || flags.Has("kv-cache-fraction")) {
     KvBudget budget;
     ASSIGN_OR_RETURN(budget.kv_cache_bytes,
@@ -137,26 +191,18 @@ absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const Flags& flags, const M
     if (flags.Has("kv-cache-fraction")) {
       ASSIGN_OR_RETURN(budget.kv_cache_fraction, flags.Double("kv-cache-fraction", 0.0, 0.0, 1.0));
     }
-    ASSIGN_OR_RETURN(int64_t default_limit, DefaultMemoryLimitBytes(flags));
-    ASSIGN_OR_RETURN(budget.memory_limit_bytes,
-                     flags.Int("memory-limit-bytes", default_limit, 1,
-                               std::numeric_limits<int64_t>::max()));
-    budget.weight_bytes = config.num_parameters() * 4;  // both backends hold float32 weights
-    ASSIGN_OR_RETURN(KvCapacity capacity,
-                     PlanKvCapacity(config, kv_dtype, block_size, max_model_len, budget));
+    RETURN_IF_ERROR(SetMemoryLimit(flags, &budget));
+    budget.weight_bytes = WeightBytes(config);
+    // The engine reserves the workspace for the largest step at start-up (Engine::Create).
+    ASSIGN_OR_RETURN(budget.workspace_bytes, WorkspaceBytes(config, LargestStep(s)));
+    ASSIGN_OR_RETURN(KvCapacity capacity, PlanKvCapacity(config, options.kv_dtype, s.block_size,
+                                                         s.max_model_len, budget));
     spdlog::info("{}", DescribeKvCapacity(capacity));
+    spdlog::info("{}", DescribeMemoryUse(budget, capacity));
     num_blocks = capacity.num_blocks;
   }
-  EngineOptions options;
-  options.kv_dtype = kv_dtype;
-  SchedulerConfig& s = options.scheduler;
-  s.block_size = static_cast<int32_t>(block_size);
-  s.num_blocks = static_cast<int32_t>(std::min(num_blocks, kInt32Max));
-  s.max_model_len = static_cast<int32_t>(max_model_len);
-  s.max_num_batched_tokens = static_cast<int32_t>(batched_tokens);
-  s.max_num_seqs = static_cast<int32_t>(max_seqs);
-  s.enable_prefix_caching = !flags.Switch("no-prefix-caching");
-  if (prefill_chunk > 0) s.long_prefill_token_threshold = static_cast<int32_t>(prefill_chunk);
+  s.num_blocks = static_cast<int32_t>(
+      std::min<int64_t>(num_blocks, std::numeric_limits<int32_t>::max()));
   return options;
 }
 

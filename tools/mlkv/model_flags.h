@@ -24,6 +24,14 @@ extern const std::set<std::string> kModelSwitches;
 // --temperature, --top-k, --top-p, --min-p, the three penalties, --seed.
 extern const std::set<std::string> kSamplingFlags;
 
+// "cuda" when this build has CUDA and a device is visible, else "cpu": the default --device of
+// the commands that run a model.
+std::string DefaultDevice();
+// The backend that --device (cpu|cuda, `default_device` when absent) names, with `threads` CPU
+// threads (0: all). A CUDA device that cannot be used is FailedPrecondition, giving the reason.
+absl::StatusOr<std::unique_ptr<Backend>> BackendFromFlags(const Flags& flags, int threads,
+                                                          const std::string& default_device);
+
 struct LoadedModel {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Model> model;
@@ -31,11 +39,19 @@ struct LoadedModel {
 };
 
 // The model of --model, and its tokenizer: --tokenizer FILE, else <model dir>/tokenizer.json when
-// present (a malformed one is an error naming it), else none.
+// present (a malformed one is an error naming it), else none. On a GPU, weights larger than the
+// device's free memory are refused (ResourceExhausted, "model does not fit") before any upload.
 absl::StatusOr<LoadedModel> LoadModelFromFlags(const Flags& flags);
+// The scheduling limits the flags ask for, for a model of `config` (its max_position_embeddings
+// is the default --max-model-len): --block-size, --max-model-len, --max-num-batched-tokens,
+// --max-num-seqs, --prefill-chunk, --no-prefix-caching. num_blocks is left 0 for the KV plan.
+absl::StatusOr<SchedulerConfig> SchedulerConfigFromFlags(const Flags& flags,
+                                                         const ModelConfig& config);
 // The engine options the flags ask for, for a model of `config` (which bounds --max-model-len
-// and sizes the KV budget). Without a KV budget flag the cache is sized to hold
-// `tokens_needed` tokens. Also used by mlkv-server, which reports the options it runs with.
+// and sizes the KV budget: --kv-cache-fraction shares out the memory that the weights and the
+// activation workspace leave; the plan is logged). Without a KV budget flag the cache is sized
+// to hold `tokens_needed` tokens. Also used by mlkv-server, which reports the options it runs
+// with.
 absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const Flags& flags, const ModelConfig& config,
                                                      int64_t tokens_needed);
 // Loads the model and starts an engine for it. Without a KV budget flag the cache is sized to
