@@ -5,7 +5,7 @@
 // (StepBatch::argmax_rows), as the engine does for greedy requests.
 //
 //   decode_bench [--config FILE] [--device cpu|cuda] [--batch 1,8,32,128 | --kv-cache-bytes B]
-//                [--context 512] [--steps 8] [--kv-dtype f32|bf16] [--json FILE]
+//                [--context 512] [--steps 8] [--kv-dtype f32|f16|bf16] [--json FILE]
 //
 // --kv-cache-bytes B runs, instead of --batch, the batches 1, 8, 32, 128, ... (x4) up to the
 // number of sequences of --context + --steps tokens that a KV cache of B bytes holds
@@ -77,7 +77,7 @@ absl::StatusOr<Bandwidth> MeasureBandwidth(const Backend& backend) {
 
 // Fills every group's K and V pools with random values through the backend (the pools may be
 // device memory). The step's cost does not depend on the values, so one chunk of at most 16M
-// normal floats (bf16: rounded) is tiled over the pools: a GPU's budget holds billions of
+// normal floats (f16, bf16: rounded) is tiled over the pools: a GPU's budget holds billions of
 // elements, too many to draw one by one.
 void FillRandom(Backend& backend, const KvCache& cache) {
   const KvCacheView& view = cache.group(0);  // every group has the same shape
@@ -87,12 +87,13 @@ void FillRandom(Backend& backend, const KvCache& cache) {
   std::normal_distribution<float> normal;
   std::vector<float> f32(chunk_elems);
   for (float& x : f32) x = normal(rng);
-  std::vector<uint16_t> bf16;
+  std::vector<uint16_t> half;
   const void* chunk = f32.data();
-  if (view.dtype == DType::kBF16) {
-    bf16.resize(chunk_elems);
-    std::transform(f32.begin(), f32.end(), bf16.begin(), FloatToBf16);
-    chunk = bf16.data();
+  if (view.dtype != DType::kF32) {
+    half.resize(chunk_elems);
+    std::transform(f32.begin(), f32.end(), half.begin(),
+                   view.dtype == DType::kF16 ? FloatToF16 : FloatToBf16);
+    chunk = half.data();
   }
   const int64_t elem_bytes = DTypeBytes(view.dtype);
   for (int64_t g = 0; g < cache.num_groups(); ++g) {

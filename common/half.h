@@ -31,21 +31,17 @@ inline uint16_t FloatToBf16(float f) {
   return static_cast<uint16_t>((bits + rounding_bias) >> 16);
 }
 
-// IEEE 754 binary16 -> float32, subnormals included.
+// IEEE 754 binary16 -> float32, subnormals included. Branch-free (one select), so that loops
+// converting a cache block vectorise: the exponent and mantissa bits, moved to float32's places,
+// read as a float32 2^112 times too small (the exponent biases are 127 and 15), subnormals
+// included; one exact multiply scales them. Only inf and NaN need their exponent set instead.
 inline float F16ToFloat(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exponent = (h >> 10) & 0x1fu;
-  uint32_t mantissa = h & 0x3ffu;
-  if (exponent == 0x1f) return BitsToFloat(sign | 0x7f800000u | (mantissa << 13));  // inf, nan
-  if (exponent != 0) return BitsToFloat(sign | ((exponent + 112) << 23) | (mantissa << 13));
-  if (mantissa == 0) return BitsToFloat(sign);  // signed zero
-  // Subnormal: shift the mantissa up until its leading one becomes the implicit bit.
-  int e = -1;
-  do {
-    ++e;
-    mantissa <<= 1;
-  } while ((mantissa & 0x400u) == 0);
-  return BitsToFloat(sign | ((112 - e) << 23) | ((mantissa & 0x3ffu) << 13));
+  const uint32_t magnitude = static_cast<uint32_t>(h & 0x7fffu) << 13;
+  const float finite = BitsToFloat(magnitude) * 0x1p112f;
+  const float special = BitsToFloat(magnitude | 0x7f800000u);  // inf, nan (payload kept)
+  const float value = magnitude >= 0x0f800000u ? special : finite;
+  return BitsToFloat(FloatToBits(value) | sign);
 }
 
 // float32 -> IEEE binary16 with round to nearest even; overflow goes to infinity.

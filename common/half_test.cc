@@ -2,6 +2,7 @@
 #include "common/half.h"
 
 #include <cmath>
+#include <limits>
 
 #include "gtest/gtest.h"
 
@@ -21,6 +22,27 @@ TEST(HalfTest, F16KnownValues) {
   EXPECT_EQ(FloatToF16(std::ldexp(1.0f, -25)), 0x0000);  // tie goes to even (zero)
   EXPECT_EQ(FloatToF16(std::ldexp(3.0f, -25)), 0x0002);  // tie goes to even
   EXPECT_EQ(FloatToF16(-0.0f), 0x8000);
+}
+
+// Every binary16 value against its definition: (-1)^s 2^(e-15) (1 + m/1024), or 2^-14 m/1024
+// for e = 0.
+TEST(HalfTest, F16DecodesEveryValueByDefinition) {
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    const float sign = (h & 0x8000) != 0 ? -1.0f : 1.0f;
+    const float got = F16ToFloat(static_cast<uint16_t>(h));
+    if (e == 0x1f) {
+      ASSERT_EQ(std::isnan(got), m != 0) << "bits " << h;
+      if (m == 0) {
+        ASSERT_EQ(got, sign * std::numeric_limits<float>::infinity()) << "bits " << h;
+      }
+      continue;
+    }
+    const float want = e == 0 ? sign * std::ldexp(static_cast<float>(m), -24)
+                              : sign * std::ldexp(1.0f + m / 1024.0f, static_cast<int>(e) - 15);
+    ASSERT_EQ(got, want) << "bits " << h;
+    ASSERT_EQ(std::signbit(got), (h & 0x8000) != 0) << "bits " << h;
+  }
 }
 
 TEST(HalfTest, F16RoundTripsEveryValue) {

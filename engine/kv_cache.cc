@@ -14,10 +14,6 @@ absl::Status KvCacheOptions::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("number of KV blocks must be positive, got ", num_blocks));
   }
-  if (dtype != DType::kF32 && dtype != DType::kBF16) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("KV cache dtype must be f32 or bf16, got ", DTypeName(dtype)));
-  }
   return absl::OkStatus();
 }
 

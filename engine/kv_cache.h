@@ -17,7 +17,7 @@ namespace mlkv {
 struct KvCacheOptions {
   int64_t block_size = 16;
   int64_t num_blocks = 0;
-  DType dtype = DType::kF32;  // kF32 or kBF16
+  DType dtype = DType::kF32;  // kF32, kF16 or kBF16
 
   absl::Status Validate() const;
 };

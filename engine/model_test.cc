@@ -73,16 +73,24 @@ TEST_P(ModelPagingTest, BlockSizePlacementAndChunkingDoNotChangeScores) {
   }
 }
 
-TEST_P(ModelPagingTest, Bf16CacheStaysCloseToF32) {
+// bf16 keeps 8 significant bits (2^-9 relative per cached value), f16 11 (2^-12): on this small
+// model the log-probabilities move by a few hundredths at most with bf16, and about 8x less with
+// f16. Zero would mean the 16-bit cache was never used.
+TEST_P(ModelPagingTest, HalfPrecisionCachesStayCloseToF32) {
   const auto tokens = Tokens(60);
   const std::vector<float> f32 = Score(*model_, tokens, {16, 60, false});
-  const std::vector<float> bf16 = Score(*model_, tokens, {16, 60, false, DType::kBF16});
-  double max_diff = 0.0;
-  for (size_t i = 0; i < f32.size(); ++i) max_diff = std::max<double>(max_diff, std::abs(f32[i] - bf16[i]));
-  // bf16 keeps 8 significant bits (2^-9 relative per value); on this small model the
-  // log-probabilities move by a few hundredths at most. Zero would mean bf16 was never used.
-  EXPECT_GT(max_diff, 0.0);
-  EXPECT_LT(max_diff, 0.05);
+  auto max_diff = [&](DType dtype) {
+    const std::vector<float> half = Score(*model_, tokens, {16, 60, false, dtype});
+    double diff = 0.0;
+    for (size_t i = 0; i < f32.size(); ++i) diff = std::max<double>(diff, std::abs(f32[i] - half[i]));
+    return diff;
+  };
+  const double bf16 = max_diff(DType::kBF16), f16 = max_diff(DType::kF16);
+  EXPECT_GT(bf16, 0.0);
+  EXPECT_LT(bf16, 0.05);
+  EXPECT_GT(f16, 0.0);
+  EXPECT_LT(f16, bf16);
+  EXPECT_LT(f16, 0.01);
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -37,7 +37,7 @@ struct StepBatchView {
 struct KvCacheView {
   void* k_cache = nullptr;
   void* v_cache = nullptr;
-  DType dtype = DType::kF32;  // kF32 or kBF16
+  DType dtype = DType::kF32;  // kF32, kF16 or kBF16
   int64_t num_blocks = 0;
   int64_t block_size = 0;
   int64_t num_kv_heads = 0;

@@ -88,7 +88,7 @@ engine:
                                is of the memory (M, else the GPU's free memory or the host's)
                                left after the weights and the activation workspace
   --max-model-len N            longest prompt + output (the model's max_position_embeddings)
-  --block-size N (16)  --kv-dtype f32|bf16 (f32)  --threads N (all cores)
+  --block-size N (16)  --kv-dtype f32|f16|bf16 (f32)  --threads N (all cores)
   --max-num-seqs N (256)       sequences running at once
   --max-num-batched-tokens N (2048)  tokens computed per engine step
   --prefill-chunk N            most prompt tokens of one sequence per step (0: no limit)

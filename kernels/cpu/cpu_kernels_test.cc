@@ -1,5 +1,5 @@
 // The CPU kernels against direct, unoptimised computations written here in double precision:
-// GEMM, layernorm, GELU, rotary, and paged attention over shuffled blocks in both cache dtypes.
+// GEMM, layernorm, GELU, rotary, and paged attention over shuffled blocks in every cache dtype.
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -123,7 +123,14 @@ TEST_P(PagedAttentionTest, MatchesDenseCausalAttention) {
   for (int64_t i = 0; i < 2 * max_blocks; ++i) block_tables[i] = physical[i];
 
   // Dense keys/values per sequence as float32 values exactly representable in the cache dtype.
-  auto round = [&](float x) { return c.dtype == DType::kBF16 ? Bf16ToFloat(FloatToBf16(x)) : x; };
+  auto round = [&](float x) {
+    switch (c.dtype) {
+      case DType::kF32: return x;
+      case DType::kF16: return F16ToFloat(FloatToF16(x));
+      case DType::kBF16: return Bf16ToFloat(FloatToBf16(x));
+    }
+    return x;
+  };
   const int64_t kv_elems = c.num_kv_heads * d;
   std::vector<std::vector<float>> keys(2), values(2);
   for (int s = 0; s < 2; ++s) {
@@ -211,6 +218,8 @@ INSTANTIATE_TEST_SUITE_P(
                       AttentionCase{8, 2, 32, DType::kBF16, false},
                       AttentionCase{16, 16, 15, DType::kF32, true},
                       AttentionCase{16, 1, 17, DType::kBF16, true},
+                      AttentionCase{12, 1, 16, DType::kF16, true},
+                      AttentionCase{8, 2, 5, DType::kF16, false},
                       AttentionCase{12, 12, 16, DType::kF32, false, 64},
                       AttentionCase{12, 1, 16, DType::kBF16, true, 64},
                       AttentionCase{8, 2, 32, DType::kF32, true, 128},

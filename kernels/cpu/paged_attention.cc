@@ -30,10 +30,10 @@ int64_t BlockOffset(const KvCacheView& cache, int64_t block, int64_t kv_head) {
 }
 
 void StoreElement(const KvCacheView& cache, void* pool, int64_t offset, float value) {
-  if (cache.dtype == DType::kF32) {
-    static_cast<float*>(pool)[offset] = value;
-  } else {
-    static_cast<uint16_t*>(pool)[offset] = FloatToBf16(value);
+  switch (cache.dtype) {
+    case DType::kF32: static_cast<float*>(pool)[offset] = value; return;
+    case DType::kF16: static_cast<uint16_t*>(pool)[offset] = FloatToF16(value); return;
+    case DType::kBF16: static_cast<uint16_t*>(pool)[offset] = FloatToBf16(value); return;
   }
 }
 
@@ -44,8 +44,13 @@ const float* BlockAsFloat(const KvCacheView& cache, const void* pool, int64_t of
   if (cache.dtype == DType::kF32) return static_cast<const float*>(pool) + offset;
   const uint16_t* src = static_cast<const uint16_t*>(pool) + offset;
   const int64_t count = cache.block_size * cache.head_dim;
+  if (cache.dtype == DType::kF16) {
 #pragma omp simd
-  for (int64_t i = 0; i < count; ++i) scratch[i] = Bf16ToFloat(src[i]);
+    for (int64_t i = 0; i < count; ++i) scratch[i] = F16ToFloat(src[i]);
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < count; ++i) scratch[i] = Bf16ToFloat(src[i]);
+  }
   return scratch;
 }
 

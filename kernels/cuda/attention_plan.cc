@@ -37,7 +37,7 @@ AttentionPlan PlanAttention(const AttentionShape& shape, int64_t num_sms,
   AttentionPlan plan;
   const int64_t d = shape.head_dim;
   plan.group = shape.num_heads / shape.num_kv_heads;
-  // A 16-byte vector holds 4 floats or 8 bf16; every token row starts at a multiple of d
+  // A 16-byte vector holds 4 floats or 8 f16/bf16; every token row starts at a multiple of d
   // elements, so d a multiple of the vector keeps every load aligned.
   const int64_t vector_elems = shape.kv_dtype == DType::kF32 ? 4 : 8;
   plan.vectorized = shape.pools_aligned && d % vector_elems == 0;

@@ -149,14 +149,12 @@ class CudaBackend final : public Backend {
   }
   void WriteKvCache(const float* k, const float* v, const StepBatchView& batch,
                     const KvCacheView& cache) override {
-    CheckKvDtype(cache);
     cuda::LaunchWriteKvCache(k, v, batch, cache, stream_);
   }
   void PagedAttention(const float* q, const StepBatchView& batch, const KvCacheView& cache,
                       const RotaryView& rotary, const AttentionParams& params,
                       float* out) override {
     if (batch.num_tokens == 0) return;
-    CheckKvDtype(cache);
     const absl::Status supported =
         cuda::CheckAttentionShape(params.num_heads, cache.num_kv_heads, cache.head_dim);
     MLKV_CHECK(supported.ok(), "{}", supported.ToString());
@@ -177,11 +175,6 @@ class CudaBackend final : public Backend {
 
  private:
   explicit CudaBackend(const CudaBackendOptions& options) : options_(options) {}
-
-  static void CheckKvDtype(const KvCacheView& cache) {
-    MLKV_CHECK(cache.dtype == DType::kF32 || cache.dtype == DType::kBF16,
-               "CUDA KV cache dtype {} (f32 or bf16 only)", DTypeName(cache.dtype));
-  }
 
   // Scratch for split-KV partial results, grown on demand. Reusing it across ops is safe because
   // they all run in order on stream_; cudaFree of the old one waits for its users.

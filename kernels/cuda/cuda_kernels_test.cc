@@ -276,7 +276,7 @@ class CudaAttentionTest : public CudaKernelsTest,
 // 2 x block_size + 3 token prefix. Blocks are scattered over a larger pool in random order; every
 // slot first holds NaN, so reading any slot past a sequence's end would show.
 //
-// Both backends read the same cached values (bf16 rounding is round-to-nearest-even on both), so
+// Both backends read the same cached values (f16 and bf16 round to nearest even on both), so
 // the only differences are float32 summation order and the CPU's polynomial exp (relative error
 // 3e-7). Outputs are convex combinations of values ~N(0, 1): 5e-5 is tens of ulps of headroom,
 // while a wrong or missing token moves outputs by ~1e-2 or more.
@@ -378,6 +378,7 @@ INSTANTIATE_TEST_SUITE_P(
         // A single pass over each context (no merge kernel).
         AttentionCase{4, 4, 64, 16, DType::kF32, false, kNoSplit},
         AttentionCase{12, 1, 64, 16, DType::kBF16, true, kNoSplit},
+        AttentionCase{12, 1, 64, 16, DType::kF16, true, kNoSplit},
         AttentionCase{6, 3, 17, 7, DType::kF32, true, kNoSplit},
         // Group sizes 1, 2, 4, 8, 12, 16 at head_dim 64 (float4 path), block size 16.
         AttentionCase{4, 4, 64, 16, DType::kF32, false, 0},
@@ -387,6 +388,7 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{12, 1, 64, 16, DType::kF32, true, 0},
         AttentionCase{12, 1, 64, 16, DType::kBF16, true, 0},
         AttentionCase{16, 1, 64, 16, DType::kBF16, false, 0},
+        AttentionCase{4, 4, 64, 16, DType::kF16, false, 0},
         // Odd and tiny block sizes; blocks larger than a tile.
         AttentionCase{12, 3, 64, 1, DType::kF32, false, 0},
         AttentionCase{12, 3, 64, 5, DType::kBF16, true, 0},
@@ -400,6 +402,7 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{6, 3, 12, 16, DType::kBF16, true, 0},
         AttentionCase{6, 3, 17, 7, DType::kF32, true, 0},
         AttentionCase{16, 1, 5, 16, DType::kBF16, false, 0},
+        AttentionCase{6, 3, 17, 7, DType::kF16, true, 0},
         // group x head_dim above 1024: the kernel built with 32 accumulators per thread (the
         // others use 8), vectorised and scalar.
         AttentionCase{16, 1, 128, 16, DType::kF32, true, 0},
@@ -408,7 +411,8 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{12, 1, 64, 16, DType::kF32, true, 32},
         AttentionCase{12, 12, 64, 16, DType::kBF16, false, 32},
         AttentionCase{8, 2, 17, 5, DType::kF32, false, 64},
-        AttentionCase{16, 16, 128, 32, DType::kBF16, true, 64}),
+        AttentionCase{16, 16, 128, 32, DType::kBF16, true, 64},
+        AttentionCase{12, 1, 64, 16, DType::kF16, false, 32}),
     CaseName);
 
 }  // namespace

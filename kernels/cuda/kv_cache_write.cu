@@ -1,7 +1,8 @@
 // Stores a step's keys and values ([num_tokens][num_kv_heads][head_dim], float32) into one sharing
 // group's paged cache at the batch's slot_mapping, in the layout of kv_layout.h, converting to
-// bf16 (round to nearest even, as common/half.h and PyTorch do) when the cache is bf16.
+// f16 or bf16 (round to nearest even, as common/half.h and PyTorch do) when the cache is.
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/grid.h"
@@ -12,6 +13,9 @@ namespace mlkv::cuda {
 namespace {
 
 __device__ inline void Store(float* pool, int64_t offset, float value) { pool[offset] = value; }
+__device__ inline void Store(__half* pool, int64_t offset, float value) {
+  pool[offset] = __float2half_rn(value);
+}
 __device__ inline void Store(__nv_bfloat16* pool, int64_t offset, float value) {
   pool[offset] = __float2bfloat16_rn(value);
 }
@@ -51,10 +55,10 @@ void Launch(const float* k, const float* v, const StepBatchView& batch, const Kv
 void LaunchWriteKvCache(const float* k, const float* v, const StepBatchView& batch,
                         const KvCacheView& cache, cudaStream_t stream) {
   if (batch.num_tokens <= 0) return;
-  if (cache.dtype == DType::kF32) {
-    Launch<float>(k, v, batch, cache, stream);
-  } else {
-    Launch<__nv_bfloat16>(k, v, batch, cache, stream);
+  switch (cache.dtype) {
+    case DType::kF32: return Launch<float>(k, v, batch, cache, stream);
+    case DType::kF16: return Launch<__half>(k, v, batch, cache, stream);
+    case DType::kBF16: return Launch<__nv_bfloat16>(k, v, batch, cache, stream);
   }
 }
 

@@ -6,7 +6,7 @@
 // 12 make this the difference between reading the cache once and twelve times). Per tile of 32
 // cached tokens:
 //
-//   1. K and V rows -> shared memory as float32 (16-byte loads; bf16 widened on the way), keys
+//   1. K and V rows -> shared memory as float32 (16-byte loads; f16/bf16 widened on the way), keys
 //      rotated in place when the layer attends to rotated keys but the cache holds unrotated ones
 //   2. scores[h][t] = q_h . k_t * scale     lane = token t, warp = every 4th head h
 //   3. online softmax per head (float32): running max m and sum l, rescale factor alpha
@@ -23,6 +23,8 @@
 // combines them: out = sum_s w_s o_s / sum_s w_s, w_s = l_s exp(m_s - max_s m_s).
 //
 // Unused slots of a block are never loaded (a NaN there cannot leak in through 0 * NaN).
+#include <cuda_fp16.h>
+
 #include <cmath>
 #include <cstdint>
 
@@ -61,7 +63,8 @@ struct AttentionArgs {
 };
 
 // Loads one unit of a cache row (kElems elements) and stores it as float32 in shared memory.
-// Vector units are 16 bytes: 4 floats or 8 bf16. bf16 is the upper half of a float32.
+// Vector units are 16 bytes: 4 floats or 8 f16/bf16. bf16 (uint16_t here) is the upper half of a
+// float32; f16 (__half) converts in hardware.
 template <typename T, bool kVec>
 struct CacheUnit;
 
@@ -89,6 +92,18 @@ struct CacheUnit<uint16_t, true> {
 };
 
 template <>
+struct CacheUnit<__half, true> {
+  static constexpr int kElems = 8;
+  __device__ static void Stage(const __half* src, float* dst) {
+    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(src));
+    const __half2* pairs = reinterpret_cast<const __half2*>(&raw);
+    float2* out = reinterpret_cast<float2*>(dst);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) out[i] = __half22float2(pairs[i]);
+  }
+};
+
+template <>
 struct CacheUnit<float, false> {
   static constexpr int kElems = 1;
   __device__ static void Stage(const float* src, float* dst) { *dst = __ldg(src); }
@@ -100,6 +115,12 @@ struct CacheUnit<uint16_t, false> {
   __device__ static void Stage(const uint16_t* src, float* dst) {
     *dst = __uint_as_float(static_cast<uint32_t>(__ldg(src)) << 16);
   }
+};
+
+template <>
+struct CacheUnit<__half, false> {
+  static constexpr int kElems = 1;
+  __device__ static void Stage(const __half* src, float* dst) { *dst = __half2float(__ldg(src)); }
 };
 
 // The sequence that owns `row`: the last s with query_start[s] <= row.
@@ -354,18 +375,23 @@ void LaunchKernel(const AttentionArgs& args, const AttentionPlan& plan, cudaStre
   MLKV_CUDA_CHECK_LAUNCH();
 }
 
+template <typename T, int kAccFloats>
+void LaunchForElement(const AttentionArgs& args, const AttentionPlan& plan, cudaStream_t stream) {
+  if (plan.vectorized) {
+    LaunchKernel<T, true, kAccFloats>(args, plan, stream);
+  } else {
+    LaunchKernel<T, false, kAccFloats>(args, plan, stream);
+  }
+}
+
+// The cache's element type: float, __half (f16) or uint16_t (bf16, widened by a shift).
 template <int kAccFloats>
 void LaunchForDtype(const AttentionArgs& args, const AttentionPlan& plan, DType dtype,
                     cudaStream_t stream) {
-  const bool bf16 = dtype == DType::kBF16;
-  if (bf16 && plan.vectorized) {
-    LaunchKernel<uint16_t, true, kAccFloats>(args, plan, stream);
-  } else if (bf16) {
-    LaunchKernel<uint16_t, false, kAccFloats>(args, plan, stream);
-  } else if (plan.vectorized) {
-    LaunchKernel<float, true, kAccFloats>(args, plan, stream);
-  } else {
-    LaunchKernel<float, false, kAccFloats>(args, plan, stream);
+  switch (dtype) {
+    case DType::kF32: return LaunchForElement<float, kAccFloats>(args, plan, stream);
+    case DType::kF16: return LaunchForElement<__half, kAccFloats>(args, plan, stream);
+    case DType::kBF16: return LaunchForElement<uint16_t, kAccFloats>(args, plan, stream);
   }
 }
 

@@ -20,7 +20,7 @@ CONFIGS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..
 
 # The issue's capacity variants plus an uneven grouping (K = 5 of 12 layers).
 VARIANTS = ["mha", "gqa48", "mqa12", "mlkv48", "mlkv6", "mlkv2", "mlkv1", "uneven"]
-DTYPE_BYTES = {"f32": 4, "bf16": 2}
+DTYPE_BYTES = {"f32": 4, "f16": 2, "bf16": 2}
 
 
 def write_model(root, name, cfg):
@@ -108,6 +108,7 @@ def check_plan(out, expected, what):
     (64 << 20, 300, 16, "bf16"),          # a length that is not a whole number of blocks
     (10_000_019, 100, 32, "f32"),          # a budget that is no multiple of any block
     (3 << 20, 1, 1, "bf16"),
+    (5 << 20, 64, 8, "f16"),
 ])
 def test_blocks_and_concurrency_match_arithmetic(model_dirs, name, budget, max_model_len,
                                                  block_size, kv_dtype):

@@ -22,7 +22,7 @@ commands:
   score         --model DIR (--token-ids 1,2,3 | --text-file FILE) [--format text|json]
                 log-probability of each token given those before it, total, perplexity;
                 longer than --max-model-len: windows overlapping by one token
-  inspect       --model DIR [--kv-dtype f32|bf16] [--format text|json]
+  inspect       --model DIR [--kv-dtype f32|f16|bf16] [--format text|json]
                 [--kv-cache-bytes B | --kv-cache-fraction F [--memory-limit-bytes M]]
                 [--max-model-len L] [--block-size N]
                 [--max-num-batched-tokens T] [--max-num-seqs S]: with a budget, also the KV
@@ -42,7 +42,7 @@ commands:
                 [--skip-special-tokens]: the text, exactly (text) or as {"text": ...} (json)
 
 flags of generate and score (the engine):
-  --block-size N (16)  --kv-dtype f32|bf16 (f32)  --threads N (all cores)
+  --block-size N (16)  --kv-dtype f32|f16|bf16 (f32)  --threads N (all cores)
   --prefill-chunk N    most prompt tokens of one sequence per step (0: no limit)
   --max-num-batched-tokens N (2048)  --max-num-seqs N (256)  --no-prefix-caching
   --max-model-len N (the model's max_position_embeddings)

@@ -153,8 +153,10 @@ absl::StatusOr<LoadedModel> LoadModelFromFlags(const Flags& flags) {
 absl::StatusOr<DType> KvDtypeFromFlags(const Flags& flags) {
   const std::string name = flags.String("kv-dtype", "f32");
   if (name == "f32") return DType::kF32;
+  if (name == "f16") return DType::kF16;
   if (name == "bf16") return DType::kBF16;
-  return absl::InvalidArgumentError(absl::StrCat("--kv-dtype: must be f32 or bf16, got \"", name, "\""));
+  return absl::InvalidArgumentError(
+      absl::StrCat("--kv-dtype: must be f32, f16 or bf16, got \"", name, "\""));
 }
 
 absl::StatusOr<SchedulerConfig> SchedulerConfigFromFlags(const Flags& flags,
