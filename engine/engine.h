@@ -104,6 +104,11 @@ class Engine {
   void Admit(Submission submission);
   // One schedule -> run -> sample -> update step; false when nothing could be scheduled.
   absl::StatusOr<bool> RunStep();
+  // Reads one scheduled request's output rows: appends its prompt logprobs and, when the step
+  // reached its last known token, returns the next token (and its logprobs when asked for). It
+  // touches only `live`, so RunStep runs it for many requests in parallel.
+  static void ReadRows(const ScheduledRequest& s, const std::vector<RowLogits>& rows,
+                       LiveRequest& live, int32_t* token, std::optional<TokenLogprob>* logprob);
   void ReportFinished();
   // Reports the end of `live` (request id and finish time filled in here) and forgets it.
   void Finish(LiveRequest& live, RequestResult result);
