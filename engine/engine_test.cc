@@ -210,6 +210,38 @@ TEST(EngineTest, BackendArgmaxAndHostSamplerPickTheSameGreedyTokens) {
   }
 }
 
+// Seeded sampling: each request draws from its own stream, so requests sampled together (in
+// parallel on the engine thread's OpenMP team) give the tokens each gives alone.
+TEST(EngineTest, SeededSamplingIsTheSameBatchedAndAlone) {
+  auto sampled = [](int i, std::shared_ptr<CollectingObserver> observer) {
+    EngineRequest r = Greedy(Prompt(7 + 3 * i, i), 12, std::move(observer));
+    r.sampling.temperature = 1.0f;
+    r.sampling.top_p = 0.95f;
+    r.sampling.seed = 100 + i;
+    return r;
+  };
+  constexpr int kRequests = 6;
+  std::vector<std::vector<int32_t>> alone;
+  {
+    auto engine = MakeEngine(SmallConfig(2, 3, "unrotated"), {});
+    for (int i = 0; i < kRequests; ++i) {
+      auto observer = std::make_shared<CollectingObserver>();
+      ASSERT_TRUE(engine->Submit(sampled(i, observer)).ok());
+      alone.push_back(observer->Wait().output_token_ids);
+    }
+  }
+  auto engine = MakeEngine(SmallConfig(2, 3, "unrotated"), {});
+  std::vector<std::shared_ptr<CollectingObserver>> observers;
+  for (int i = 0; i < kRequests; ++i) {
+    observers.push_back(std::make_shared<CollectingObserver>());
+    ASSERT_TRUE(engine->Submit(sampled(i, observers.back())).ok());
+  }
+  for (int i = 0; i < kRequests; ++i) {
+    EXPECT_EQ(observers[i]->Wait().output_token_ids, alone[i]) << "request " << i;
+    EXPECT_EQ(alone[i].size(), 12u);
+  }
+}
+
 TEST(EngineTest, TopLogprobsAreSortedAndContainTheGreedyToken) {
   auto engine = MakeEngine(SmallConfig(2, 5, "unrotated"), {});
   auto observer = std::make_shared<CollectingObserver>();
