@@ -119,7 +119,7 @@ trap 'rm -rf "$E2E_DIR"' EXIT
 IDS=$(python3 -c 'print(",".join(str(1 + (i * 37 + 11) % 500) for i in range(96)))')
 for config in configs/smoke-test.json configs/pythia-160m-mqa-12.json configs/pythia-160m-mlkv-2.json; do
   name=$(basename "$config" .json)
-  for kv in f32 bf16; do
+  for kv in f32 f16 bf16; do
     label="e2e $name kv=$kv"
     model="$E2E_DIR/$name"
     [[ -d $model ]] || timeout 120 "$MLKV" random-model --config "$config" --seed 1 --out "$model" \
