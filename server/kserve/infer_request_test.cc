@@ -44,6 +44,14 @@ class InferRequestTest : public ::testing::Test {
     r.set_id("req-1");
     return r;
   }
+  // A text request for the model with `add` applied to it: one bad setting at a time.
+  template <typename Add>
+  inference::ModelInferRequest TextRequestWith(Add add) {
+    inference::ModelInferRequest r = Request();
+    Text(&r, "text_input", "x");
+    add(&r);
+    return r;
+  }
   static Tensor* Input(inference::ModelInferRequest* r, const std::string& name,
                        const std::string& datatype, std::initializer_list<int64_t> shape) {
     Tensor* t = r->add_inputs();
@@ -298,12 +306,7 @@ TEST_F(InferRequestTest, BadPrompts) {
 }
 
 TEST_F(InferRequestTest, BadSettings) {
-  const auto with = [&](auto add) {
-    inference::ModelInferRequest r = Request();
-    Text(&r, "text_input", "x");
-    add(&r);
-    return r;
-  };
+  const auto with = [&](auto add) { return TextRequestWith(add); };
   using R = inference::ModelInferRequest*;
   ExpectInvalid(with([](R r) { Fp32(r, "top_p", 0.0f); }),
                 "input 'top_p': top_p must be in (0, 1], got 0");
@@ -365,10 +368,8 @@ TEST_F(InferRequestTest, StopStringsNeedATokenizer) {
 
 TEST_F(InferRequestTest, BadParameters) {
   const auto with = [&](const std::string& key, auto set) {
-    inference::ModelInferRequest r = Request();
-    Text(&r, "text_input", "x");
-    set(&(*r.mutable_parameters())[key]);
-    return r;
+    return TextRequestWith(
+        [&](inference::ModelInferRequest* r) { set(&(*r->mutable_parameters())[key]); });
   };
   using P = inference::InferParameter*;
   ExpectInvalid(with("sequence_id", [](P p) { p->set_int64_param(1); }),
@@ -392,12 +393,7 @@ TEST_F(InferRequestTest, BadStreamingChoices) {
 }
 
 TEST_F(InferRequestTest, BadOutputsAndTensorParameters) {
-  const auto with = [&](auto add) {
-    inference::ModelInferRequest r = Request();
-    Text(&r, "text_input", "x");
-    add(&r);
-    return r;
-  };
+  const auto with = [&](auto add) { return TextRequestWith(add); };
   using R = inference::ModelInferRequest*;
   ExpectInvalid(with([](R r) { r->add_outputs()->set_name("logits"); }),
                 "output 'logits': unknown; the outputs are text_output and output_ids");

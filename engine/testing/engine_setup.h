@@ -1,0 +1,81 @@
+// The small engine the engine tests run: a 5-layer random model on the CPU backend, a scheduler
+// configured per test, and greedy requests that report every logprob.
+#ifndef MLKV_ENGINE_TESTING_ENGINE_SETUP_H_
+#define MLKV_ENGINE_TESTING_ENGINE_SETUP_H_
+
+#include <memory>
+#include <vector>
+
+#include "engine/collecting_observer.h"
+#include "engine/engine.h"
+#include "engine/random_model.h"
+#include "gtest/gtest.h"
+#include "kernels/cpu/cpu_backend.h"
+
+namespace mlkv::testing {
+
+inline ModelConfig SmallConfig(int kv_heads, int kv_layers, const char* sharing_rope) {
+  auto config = ModelConfig::FromJson({{"hidden_size", 64},       {"num_attention_heads", 4},
+                                       {"num_hidden_layers", 5},  {"intermediate_size", 96},
+                                       {"vocab_size", 97},        {"max_position_embeddings", 256},
+                                       {"rotary_pct", 0.5},       {"num_key_value_heads", kv_heads},
+                                       {"num_key_value_layers", kv_layers},
+                                       {"kv_sharing_rope", sharing_rope}, {"eos_token_id", 0}});
+  EXPECT_TRUE(config.ok()) << config.status();
+  return *config;
+}
+
+struct EngineSetup {
+  int32_t block_size = 16;
+  int32_t num_blocks = 256;
+  int32_t max_num_batched_tokens = 512;
+  int32_t max_num_seqs = 64;
+  int32_t max_waiting = 1000;
+  bool prefix_caching = true;
+  DType kv_dtype = DType::kF32;
+  std::shared_ptr<const Tokenizer> tokenizer;
+  std::shared_ptr<EngineMonitor> monitor;
+};
+
+inline std::unique_ptr<Engine> MakeEngine(const ModelConfig& config, const EngineSetup& setup) {
+  auto backend = CreateCpuBackend();
+  auto model = Model::Create(config, RandomModelWeights(config, /*seed=*/11), backend.get());
+  EXPECT_TRUE(model.ok()) << model.status();
+  EngineOptions options;
+  options.scheduler.block_size = setup.block_size;
+  options.scheduler.num_blocks = setup.num_blocks;
+  options.scheduler.max_num_batched_tokens = setup.max_num_batched_tokens;
+  options.scheduler.max_num_seqs = setup.max_num_seqs;
+  options.scheduler.max_model_len = 256;
+  options.scheduler.max_waiting = setup.max_waiting;
+  options.scheduler.enable_prefix_caching = setup.prefix_caching;
+  options.kv_dtype = setup.kv_dtype;
+  options.tokenizer = setup.tokenizer;
+  options.monitor = setup.monitor;
+  auto engine = Engine::Create(options, std::move(backend), std::move(*model));
+  EXPECT_TRUE(engine.ok()) << engine.status();
+  return std::move(*engine);
+}
+
+inline std::vector<int32_t> Prompt(int n, int salt) {
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < n; ++i) prompt.push_back(1 + (i * 31 + salt * 17) % 96);
+  return prompt;
+}
+
+inline EngineRequest Greedy(std::vector<int32_t> prompt, int max_tokens,
+                     std::shared_ptr<CollectingObserver> observer) {
+  EngineRequest r;
+  r.prompt_token_ids = std::move(prompt);
+  r.max_tokens = max_tokens;
+  r.sampling.temperature = 0.0f;
+  r.ignore_eos = true;
+  r.top_logprobs = 0;
+  r.prompt_logprobs = true;
+  r.observer = std::move(observer);
+  return r;
+}
+
+}  // namespace mlkv::testing
+
+#endif  // MLKV_ENGINE_TESTING_ENGINE_SETUP_H_
