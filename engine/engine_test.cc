@@ -15,6 +15,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::EngineSetup;
+using testing::GatedObserver;
 using testing::Greedy;
 using testing::MakeEngine;
 using testing::Prompt;
@@ -25,20 +26,26 @@ struct Outcome {
   std::vector<float> logprobs;
 };
 
-// Runs `prompts` concurrently (submitted from two threads) and returns their outcomes.
+// Runs `prompts` concurrently (submitted from two threads) and returns their outcomes. The engine
+// is held at the first prompt's first tokens until every prompt is submitted, so that all of
+// them compete for the blocks however fast the engine runs.
 std::vector<Outcome> RunAll(Engine& engine, const std::vector<std::vector<int32_t>>& prompts,
                             int max_tokens) {
   std::vector<std::shared_ptr<CollectingObserver>> observers;
   for (size_t i = 0; i < prompts.size(); ++i) observers.push_back(std::make_shared<CollectingObserver>());
+  auto gate = std::make_shared<GatedObserver>(observers[0]);
   auto submit_range = [&](size_t begin, size_t step) {
     for (size_t i = begin; i < prompts.size(); i += step) {
-      auto id = engine.Submit(Greedy(prompts[i], max_tokens, observers[i]));
+      EngineRequest request = Greedy(prompts[i], max_tokens, observers[i]);
+      if (i == 0) request.observer = gate;
+      auto id = engine.Submit(std::move(request));
       EXPECT_TRUE(id.ok()) << id.status();
     }
   };
   std::thread other(submit_range, 1, 2);
   submit_range(0, 2);
   other.join();
+  gate->Open();
   std::vector<Outcome> outcomes;
   for (auto& o : observers) {
     Outcome outcome{o->Wait(), {}};
@@ -202,10 +209,14 @@ TEST(EngineTest, TopLogprobsAreSortedAndContainTheGreedyToken) {
 TEST(EngineTest, AbortEndsTheRequestAndFreesItsBlocks) {
   auto engine = MakeEngine(SmallConfig(2, 5, "unrotated"), {});
   auto long_one = std::make_shared<CollectingObserver>();
-  auto id = engine->Submit(Greedy(Prompt(20, 1), 200, long_one));
+  auto gate = std::make_shared<GatedObserver>(long_one);
+  EngineRequest request = Greedy(Prompt(20, 1), 200, long_one);
+  request.observer = gate;
+  auto id = engine->Submit(std::move(request));
   ASSERT_TRUE(id.ok());
-  while (long_one->num_deltas() < 2) std::this_thread::yield();
+  gate->WaitUntilReached();
   ASSERT_TRUE(engine->Abort(*id).ok());
+  gate->Open();
   const RequestResult result = long_one->Wait();
   EXPECT_EQ(result.finish_reason, FinishReason::kAbort);
   EXPECT_LT(result.output_token_ids.size(), 200u);

@@ -13,6 +13,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::EngineSetup;
+using testing::GatedObserver;
 using testing::Greedy;
 using testing::MakeEngine;
 using testing::Prompt;
@@ -214,17 +215,22 @@ TEST(EngineMonitorTest, SeesEveryTokenAndEveryEndWithConsistentTimings) {
   auto engine = MakeEngine(SmallConfig(2, 5, "unrotated"), setup);
   std::vector<std::shared_ptr<CollectingObserver>> observers;
   std::vector<std::string> ids;
-  auto submit = [&](std::vector<int32_t> prompt, int max_tokens) {
+  std::shared_ptr<GatedObserver> gate;
+  auto submit = [&](std::vector<int32_t> prompt, int max_tokens, bool gated = false) {
     observers.push_back(std::make_shared<CollectingObserver>());
-    auto id = engine->Submit(Greedy(std::move(prompt), max_tokens, observers.back()));
+    EngineRequest request = Greedy(std::move(prompt), max_tokens, observers.back());
+    if (gated) request.observer = gate = std::make_shared<GatedObserver>(observers.back());
+    auto id = engine->Submit(std::move(request));
     ASSERT_TRUE(id.ok()) << id.status();
     ids.push_back(*id);
   };
   for (int i = 0; i < 4; ++i) submit(Prompt(10 + i, i), 8 + i);
   submit(Prompt(150, 7), 90);  // never fits
-  submit(Prompt(10, 9), 100);  // aborted
-  while (observers.back()->num_deltas() < 1) std::this_thread::yield();
+  // Aborted after its first tokens: the gate holds the engine there until the abort is queued.
+  submit(Prompt(10, 9), 100, /*gated=*/true);
+  gate->WaitUntilReached();
   ASSERT_TRUE(engine->Abort(ids.back()).ok());
+  gate->Open();
 
   int64_t num_output_tokens = 0;
   int num_with_tokens = 0;

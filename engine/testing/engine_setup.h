@@ -3,9 +3,11 @@
 #ifndef MLKV_ENGINE_TESTING_ENGINE_SETUP_H_
 #define MLKV_ENGINE_TESTING_ENGINE_SETUP_H_
 
+#include <cstdint>
 #include <memory>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "engine/collecting_observer.h"
 #include "engine/engine.h"
 #include "engine/random_model.h"
@@ -37,10 +39,19 @@ struct EngineSetup {
   std::shared_ptr<EngineMonitor> monitor;
 };
 
-inline std::unique_ptr<Engine> MakeEngine(const ModelConfig& config, const EngineSetup& setup) {
-  auto backend = CreateCpuBackend();
-  auto model = Model::Create(config, RandomModelWeights(config, /*seed=*/11), backend.get());
+// An engine over a random model of `config`, its weights drawn from `weight_seed`, on a CPU
+// backend of `threads` threads (0: OpenMP's default).
+inline std::unique_ptr<Engine> MakeEngine(const ModelConfig& config, const EngineOptions& options,
+                                          uint64_t weight_seed, int threads = 0) {
+  auto backend = CreateCpuBackend(threads);
+  auto model = Model::Create(config, RandomModelWeights(config, weight_seed), backend.get());
   EXPECT_TRUE(model.ok()) << model.status();
+  auto engine = Engine::Create(options, std::move(backend), std::move(*model));
+  EXPECT_TRUE(engine.ok()) << engine.status();
+  return std::move(*engine);
+}
+
+inline std::unique_ptr<Engine> MakeEngine(const ModelConfig& config, const EngineSetup& setup) {
   EngineOptions options;
   options.scheduler.block_size = setup.block_size;
   options.scheduler.num_blocks = setup.num_blocks;
@@ -52,9 +63,7 @@ inline std::unique_ptr<Engine> MakeEngine(const ModelConfig& config, const Engin
   options.kv_dtype = setup.kv_dtype;
   options.tokenizer = setup.tokenizer;
   options.monitor = setup.monitor;
-  auto engine = Engine::Create(options, std::move(backend), std::move(*model));
-  EXPECT_TRUE(engine.ok()) << engine.status();
-  return std::move(*engine);
+  return MakeEngine(config, options, /*weight_seed=*/11);
 }
 
 inline std::vector<int32_t> Prompt(int n, int salt) {
@@ -64,7 +73,7 @@ inline std::vector<int32_t> Prompt(int n, int salt) {
 }
 
 inline EngineRequest Greedy(std::vector<int32_t> prompt, int max_tokens,
-                     std::shared_ptr<CollectingObserver> observer) {
+                            std::shared_ptr<CollectingObserver> observer) {
   EngineRequest r;
   r.prompt_token_ids = std::move(prompt);
   r.max_tokens = max_tokens;
@@ -75,6 +84,40 @@ inline EngineRequest Greedy(std::vector<int32_t> prompt, int max_tokens,
   r.observer = std::move(observer);
   return r;
 }
+
+// Forwards to `inner`, but holds the engine thread at its request's first tokens until Open().
+// A test then acts (submits, aborts) while the engine is known to be inside that request, however
+// fast the engine runs and however the test thread is scheduled.
+class GatedObserver final : public RequestObserver {
+ public:
+  explicit GatedObserver(std::shared_ptr<RequestObserver> inner) : inner_(std::move(inner)) {}
+
+  void OnTokens(const TokenDelta& delta) override {
+    {
+      absl::MutexLock lock(&mu_);
+      reached_ = true;
+      mu_.Await(absl::Condition(&open_));
+    }
+    inner_->OnTokens(delta);
+  }
+  void OnFinished(const RequestResult& result) override { inner_->OnFinished(result); }
+
+  // Returns once the engine thread is held at the request's first tokens.
+  void WaitUntilReached() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(&reached_));
+  }
+  void Open() {
+    absl::MutexLock lock(&mu_);
+    open_ = true;
+  }
+
+ private:
+  const std::shared_ptr<RequestObserver> inner_;
+  absl::Mutex mu_;
+  bool reached_ ABSL_GUARDED_BY(mu_) = false;
+  bool open_ ABSL_GUARDED_BY(mu_) = false;
+};
 
 }  // namespace mlkv::testing
 

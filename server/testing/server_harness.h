@@ -11,12 +11,12 @@
 #include "engine/collecting_observer.h"
 #include "engine/engine.h"
 #include "engine/random_model.h"
+#include "engine/testing/engine_setup.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
-#include "kernels/cpu/cpu_backend.h"
 #include "mlkv/v1/mlkv.grpc.pb.h"
 #include "server/mlkv_server.h"
 
@@ -64,19 +64,10 @@ inline EngineOptions TextOptions() {
 }
 
 inline std::unique_ptr<Engine> MakeEngine(const ModelConfig& config, const EngineOptions& options) {
-  auto backend = CreateCpuBackend(1);
-  auto model = Model::Create(config, RandomModelWeights(config, kWeightSeed), backend.get());
-  EXPECT_TRUE(model.ok()) << model.status();
-  auto engine = Engine::Create(options, std::move(backend), std::move(*model));
-  EXPECT_TRUE(engine.ok()) << engine.status();
-  return std::move(*engine);
+  return ::mlkv::testing::MakeEngine(config, options, kWeightSeed, /*threads=*/1);
 }
 
-inline std::vector<int32_t> Prompt(int n, int salt) {
-  std::vector<int32_t> prompt;
-  for (int i = 0; i < n; ++i) prompt.push_back(1 + (i * 31 + salt * 17) % 96);
-  return prompt;
-}
+using ::mlkv::testing::Prompt;
 
 // A greedy request for `max_tokens` tokens after `prompt`, EOS ignored: the same on every run.
 inline v1::GenerateRequest GreedyRequest(const std::vector<int32_t>& prompt, int max_tokens) {
