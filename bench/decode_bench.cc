@@ -1,11 +1,12 @@
-// Decode throughput of the engine's model step on a Pythia-160M-shaped model (random float32
+// Decode throughput of the engine's model step on a Pythia-160M-shaped model (random
 // weights), on the CPU or the CUDA backend, with the limits it is measured against: at batch 1
 // the time to stream the weights once at the measured memory bandwidth, at large batch the time
 // of the step's GEMMs alone. Each step takes every sequence's greedy token on the backend
 // (StepBatch::argmax_rows), as the engine does for greedy requests.
 //
 //   decode_bench [--config FILE] [--device cpu|cuda] [--batch 1,8,32,128 | --kv-cache-bytes B]
-//                [--context 512] [--steps 8] [--kv-dtype f32|f16|bf16] [--json FILE]
+//                [--context 512] [--steps 8] [--kv-dtype f32|f16|bf16]
+//                [--weight-dtype f32|f16|bf16] [--json FILE]
 //
 // --kv-cache-bytes B runs, instead of --batch, the batches 1, 8, 32, 128, ... (x4) up to the
 // number of sequences of --context + --steps tokens that a KV cache of B bytes holds
@@ -150,9 +151,14 @@ absl::StatusOr<Measurement> MeasureDecode(Model& model, Backend& backend, int64_
   backend.Synchronize();
   Measurement m{Seconds(start) / static_cast<double>(steps - 1), 0.0};
 
-  // The same step's GEMMs alone, on the same shapes and the same backend, each layer with
+  // The same step's GEMMs alone, on the same shapes, backend and weight dtype, each layer with
   // weights of its own (reusing one buffer would let the caches serve what memory must).
   const int64_t H = c.hidden_size, I = c.intermediate_size, kv = c.num_key_value_heads * c.head_dim;
+  const DType weight_dtype = model.weight_dtype();
+  const int64_t wb = DTypeBytes(weight_dtype);
+  const auto weight = [&](const std::unique_ptr<DeviceBuffer>& buffer) {
+    return WeightView(buffer->data(), weight_dtype);
+  };
   ASSIGN_OR_RETURN(auto in, backend.Allocate(batch * std::max(H, I) * 4));
   ASSIGN_OR_RETURN(auto out, backend.Allocate(batch * std::max({H, I, c.vocab_size}) * 4));
   ASSIGN_OR_RETURN(auto bias, backend.Allocate(std::max({H, I}) * 4));
@@ -160,30 +166,30 @@ absl::StatusOr<Measurement> MeasureDecode(Model& model, Backend& backend, int64_
   std::vector<LayerWeights> weights(c.num_hidden_layers);
   for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
     LayerWeights& w = weights[layer];
-    ASSIGN_OR_RETURN(w.q, backend.Allocate(H * H * 4));
+    ASSIGN_OR_RETURN(w.q, backend.Allocate(H * H * wb));
     if (c.is_kv_layer(layer)) {
-      ASSIGN_OR_RETURN(w.k, backend.Allocate(kv * H * 4));
-      ASSIGN_OR_RETURN(w.v, backend.Allocate(kv * H * 4));
+      ASSIGN_OR_RETURN(w.k, backend.Allocate(kv * H * wb));
+      ASSIGN_OR_RETURN(w.v, backend.Allocate(kv * H * wb));
     }
-    ASSIGN_OR_RETURN(w.o, backend.Allocate(H * H * 4));
-    ASSIGN_OR_RETURN(w.fc_in, backend.Allocate(I * H * 4));
-    ASSIGN_OR_RETURN(w.fc_out, backend.Allocate(H * I * 4));
+    ASSIGN_OR_RETURN(w.o, backend.Allocate(H * H * wb));
+    ASSIGN_OR_RETURN(w.fc_in, backend.Allocate(I * H * wb));
+    ASSIGN_OR_RETURN(w.fc_out, backend.Allocate(H * I * wb));
   }
-  ASSIGN_OR_RETURN(auto lm_head, backend.Allocate(c.vocab_size * H * 4));
+  ASSIGN_OR_RETURN(auto lm_head, backend.Allocate(c.vocab_size * H * wb));
   auto gemms = [&] {
     float *x = in->as<float>(), *y = out->as<float>(), *b = bias->as<float>();
     for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
       const LayerWeights& w = weights[layer];
-      backend.Linear(x, batch, H, w.q->as<float>(), b, H, y);
+      backend.Linear(x, batch, H, weight(w.q), b, H, y);
       if (w.k) {
-        backend.Linear(x, batch, H, w.k->as<float>(), b, kv, y);
-        backend.Linear(x, batch, H, w.v->as<float>(), b, kv, y);
+        backend.Linear(x, batch, H, weight(w.k), b, kv, y);
+        backend.Linear(x, batch, H, weight(w.v), b, kv, y);
       }
-      backend.Linear(x, batch, H, w.o->as<float>(), b, H, y);
-      backend.Linear(x, batch, H, w.fc_in->as<float>(), b, I, y);
-      backend.Linear(x, batch, I, w.fc_out->as<float>(), b, H, y);
+      backend.Linear(x, batch, H, weight(w.o), b, H, y);
+      backend.Linear(x, batch, H, weight(w.fc_in), b, I, y);
+      backend.Linear(x, batch, I, weight(w.fc_out), b, H, y);
     }
-    backend.Linear(x, batch, H, lm_head->as<float>(), nullptr, c.vocab_size, y);
+    backend.Linear(x, batch, H, weight(lm_head), nullptr, c.vocab_size, y);
     backend.Synchronize();
   };
   gemms();
@@ -211,9 +217,11 @@ absl::Status Run(const cli::Flags& flags) {
   const ModelConfig& config = *config_or;
   ASSIGN_OR_RETURN(const int64_t context, flags.Int("context", 512, 1, 1 << 20));
   ASSIGN_OR_RETURN(const int64_t steps, flags.Int("steps", 8, 2, 10000));
-  ASSIGN_OR_RETURN(const DType kv_dtype, cli::KvDtypeFromFlags(flags));
+  ASSIGN_OR_RETURN(const DType kv_dtype, cli::DTypeFromFlags(flags, "kv-dtype"));
+  ASSIGN_OR_RETURN(const DType weight_dtype, cli::DTypeFromFlags(flags, "weight-dtype"));
   nlohmann::json report = {{"config", config_path}, {"context", context}, {"steps", steps},
-                           {"kv_dtype", DTypeName(kv_dtype)}};
+                           {"kv_dtype", DTypeName(kv_dtype)},
+                           {"weight_dtype", DTypeName(weight_dtype)}};
   std::vector<int64_t> batches = {1, 8, 32, 128};
   std::string budget_line;
   if (flags.Has("kv-cache-bytes")) {
@@ -247,13 +255,15 @@ absl::Status Run(const cli::Flags& flags) {
 
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, cli::BackendFromFlags(flags, 0, "cpu"));
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
-                   Model::Create(config, RandomModelWeights(config, 0), backend.get()));
+                   Model::Create(config, RandomModelWeights(config, 0), backend.get(),
+                                 weight_dtype));
   ASSIGN_OR_RETURN(const Bandwidth bandwidth, MeasureBandwidth(*backend));
-  const double weight_bytes = static_cast<double>(config.num_parameters()) * 4.0;
-  std::printf("model %s on %s: %.1fM parameters, %.0f MB of float32 weights; KV %s; context %lld,"
+  const double weight_bytes = static_cast<double>(config.weight_bytes(weight_dtype));
+  std::printf("model %s on %s: %.1fM parameters, %.0f MB of %s weights; KV %s; context %lld,"
               " %lld steps (1 warm-up); greedy tokens taken on the backend (argmax_rows)\n",
               config_path.c_str(), backend->name().c_str(), config.num_parameters() / 1e6,
-              weight_bytes / 1e6, DTypeName(kv_dtype), static_cast<long long>(context),
+              weight_bytes / 1e6, DTypeName(weight_dtype), DTypeName(kv_dtype),
+              static_cast<long long>(context),
               static_cast<long long>(steps));
   std::printf("measured bandwidth %.1f GB/s (%s) -> batch-1 bound %.1f tok/s (weights once per"
               " step)\n",
@@ -287,7 +297,8 @@ absl::Status Run(const cli::Flags& flags) {
 int Main(int argc, char** argv) {
   absl::StatusOr<cli::Flags> flags = cli::Flags::Parse(
       std::vector<std::string>(argv + 1, argv + argc),
-      {"config", "device", "batch", "kv-cache-bytes", "context", "steps", "kv-dtype", "json"});
+      {"config", "device", "batch", "kv-cache-bytes", "context", "steps", "kv-dtype",
+       "weight-dtype", "json"});
   const absl::Status status = flags.ok() ? Run(*flags) : flags.status();
   if (!status.ok()) {
     std::fprintf(stderr, "decode_bench: %s\n", std::string(status.message()).c_str());

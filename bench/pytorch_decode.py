@@ -1,14 +1,16 @@
 """Decode throughput of a PyTorch eager loop with a Hugging Face-style KV cache.
 
 The baseline the MLKV paper's authors measured against: transformers' GPTNeoXForCausalLM run
-token by token with `past_key_values`, float32 (on a GPU with TF32 off, as the engine's CUDA
-backend), on the same checkpoint the engine benchmark uses; each step takes its greedy tokens on
+token by token with `past_key_values`, in --dtype (float32 on a GPU runs with TF32 off, as the
+engine's CUDA backend does; float16 is the usual serving precision, weights, activations and
+cache all 16-bit), on the same checkpoint the engine benchmark uses; each step takes its greedy tokens on
 the device, as the engine does, and is timed until the device is done. As in bench/decode_bench.cc,
 each sequence's cache starts with `--context` random tokens' worth of keys and values instead of
 a real prefill.
 
     python bench/pytorch_decode.py --model DIR [--device cpu|cuda] [--batch 1,8,32,128]
-                                   [--context 512] [--steps 8] [--json FILE]
+                                   [--context 512] [--steps 8]
+                                   [--dtype float32|float16|bfloat16] [--json FILE]
 
 Works with transformers 4.36 (tuples of tensors as the cache) through 5.x (Cache objects only).
 Without torch or transformers, or with --device cuda where PyTorch sees no GPU, it prints a line
@@ -34,7 +36,7 @@ def skip(reason: str) -> int:
     return 0
 
 
-def random_cache(cfg, batch: int, context: int, device, gen):
+def random_cache(cfg, batch: int, context: int, device, dtype, gen):
     """Every layer's keys and values for `context` random tokens, as a DynamicCache.
 
     transformers 5.x takes nothing else; 4.36's GPT-NeoX, which expects tuples of tensors, reads
@@ -44,8 +46,8 @@ def random_cache(cfg, batch: int, context: int, device, gen):
     shape = (batch, cfg.num_attention_heads, context, head_dim)
     cache = DynamicCache()
     for layer in range(cfg.num_hidden_layers):
-        cache.update(torch.randn(shape, generator=gen, device=device),
-                     torch.randn(shape, generator=gen, device=device), layer)
+        cache.update(torch.randn(shape, generator=gen, device=device).to(dtype),
+                     torch.randn(shape, generator=gen, device=device).to(dtype), layer)
     return cache
 
 
@@ -56,6 +58,7 @@ def main() -> int:
     parser.add_argument("--batch", default="1,8,32,128")
     parser.add_argument("--context", type=int, default=512)
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
     parser.add_argument("--json")
     args = parser.parse_args()
     try:
@@ -83,19 +86,20 @@ def main() -> int:
             torch.cuda.synchronize()
 
     model = GPTNeoXForCausalLM.from_pretrained(args.model)
-    model = model.to(device=device, dtype=torch.float32).eval()
+    dtype = getattr(torch, args.dtype)
+    model = model.to(device=device, dtype=dtype).eval()
     cfg = model.config
     where = (torch.cuda.get_device_name(device) if device.type == "cuda"
              else f"{torch.get_num_threads()} threads")
     attention = getattr(cfg, "_attn_implementation", None) or "eager"
     print(f"PyTorch {torch.__version__} eager, transformers {transformers.__version__} "
-          f"({attention} attention), {args.device} ({where}), float32, {args.model}; context "
+          f"({attention} attention), {args.device} ({where}), {args.dtype}, {args.model}; context "
           f"{args.context}, {args.steps} steps (1 warm-up); greedy tokens taken on the device")
     print(f"{'batch':>6} {'step ms':>12} {'tok/s':>12}", flush=True)
     results = []
     for batch in batches:
         gen = torch.Generator(device=device).manual_seed(0)
-        past = random_cache(cfg, batch, args.context, device, gen)
+        past = random_cache(cfg, batch, args.context, device, dtype, gen)
         tokens = torch.randint(0, cfg.vocab_size, (batch, 1), generator=gen, device=device)
         times = []
         sync()
@@ -117,6 +121,7 @@ def main() -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"model": args.model, "device": args.device, "context": args.context,
+                       "dtype": args.dtype,
                        "torch": torch.__version__, "transformers": transformers.__version__,
                        "results": results}, f, indent=2)
     return 0

@@ -5,14 +5,13 @@
 
 namespace mlkv {
 
-DecodeStepCost EstimateDecodeStep(const ModelConfig& config, int64_t weight_dtype_bytes,
-                                  int64_t kv_dtype_bytes, int64_t batch, int64_t context,
-                                  const DeviceLimits& device) {
+DecodeStepCost EstimateDecodeStep(const ModelConfig& config, DType weight_dtype, DType kv_dtype,
+                                  int64_t batch, int64_t context, const DeviceLimits& device) {
   DecodeStepCost cost;
   const double params = static_cast<double>(config.num_parameters());
   const double b = static_cast<double>(batch), c = static_cast<double>(context);
-  cost.weight_bytes = params * static_cast<double>(weight_dtype_bytes);
-  cost.kv_bytes = b * c * static_cast<double>(config.kv_bytes_per_token(kv_dtype_bytes));
+  cost.weight_bytes = static_cast<double>(config.weight_bytes(weight_dtype));
+  cost.kv_bytes = b * c * static_cast<double>(config.kv_bytes_per_token(DTypeBytes(kv_dtype)));
   // The input embedding is a row lookup, not a multiply; a tied LM head still multiplies.
   const double embed_in = static_cast<double>(config.vocab_size * config.hidden_size);
   const double multiplying = config.tie_word_embeddings ? params : params - embed_in;

@@ -27,9 +27,10 @@ struct DecodeStepCost {
 // One decode step of `batch` sequences that each attend over `context` cached tokens.
 // FLOPs: 2 x (parameters that multiply: all but the input embedding) per token, plus attention's
 // 4 x context x (query heads x head_dim) per layer per token (scores and weighted sum).
-DecodeStepCost EstimateDecodeStep(const ModelConfig& config, int64_t weight_dtype_bytes,
-                                  int64_t kv_dtype_bytes, int64_t batch, int64_t context,
-                                  const DeviceLimits& device);
+// Weights are read as the engine stores them: matrices as `weight_dtype`, the rest float32
+// (ModelConfig::weight_bytes).
+DecodeStepCost EstimateDecodeStep(const ModelConfig& config, DType weight_dtype, DType kv_dtype,
+                                  int64_t batch, int64_t context, const DeviceLimits& device);
 
 }  // namespace mlkv
 

@@ -18,8 +18,10 @@ ModelConfig Pythia160m(int kv_layers, int kv_heads) {
 TEST(DecodeRooflineTest, MatchesHandArithmetic) {
   const ModelConfig mha = Pythia160m(12, 12);
   const DeviceLimits device{1e12, 1e14};
-  const DecodeStepCost cost = EstimateDecodeStep(mha, 2, 2, /*batch=*/8, /*context=*/1000, device);
-  EXPECT_DOUBLE_EQ(cost.weight_bytes, 162322944.0 * 2);
+  const DecodeStepCost cost =
+      EstimateDecodeStep(mha, DType::kF16, DType::kF16, /*batch=*/8, /*context=*/1000, device);
+  // Matrices in f16, the 121,344 layernorm parameters and biases in float32.
+  EXPECT_DOUBLE_EQ(cost.weight_bytes, (162322944.0 - 121344) * 2 + 121344 * 4);
   EXPECT_DOUBLE_EQ(cost.kv_bytes, 8.0 * 1000 * 36864);  // model.md: 36,864 B/token in fp16
   const double multiplying = 162322944.0 - 50304.0 * 768;
   EXPECT_DOUBLE_EQ(cost.flops, 8.0 * (2 * multiplying + 4.0 * 1000 * 768 * 12));
@@ -29,8 +31,10 @@ TEST(DecodeRooflineTest, MatchesHandArithmetic) {
 
 TEST(DecodeRooflineTest, SharingKvHeadsAcrossLayersCutsKvBytesOnly) {
   const DeviceLimits device{4.8e12, 2e14};
-  const DecodeStepCost mha = EstimateDecodeStep(Pythia160m(12, 12), 2, 2, 256, 2048, device);
-  const DecodeStepCost mlkv2 = EstimateDecodeStep(Pythia160m(2, 1), 2, 2, 256, 2048, device);
+  const DecodeStepCost mha =
+      EstimateDecodeStep(Pythia160m(12, 12), DType::kF16, DType::kF16, 256, 2048, device);
+  const DecodeStepCost mlkv2 =
+      EstimateDecodeStep(Pythia160m(2, 1), DType::kF16, DType::kF16, 256, 2048, device);
   EXPECT_DOUBLE_EQ(mha.kv_bytes / mlkv2.kv_bytes, 72.0);  // model.md's table
   EXPECT_GT(mlkv2.tokens_per_s, mha.tokens_per_s);
   // Batch 256 at 2048 tokens: MHA reads 19.3 GB of KV per step (memory-bound), MLKV-2 268 MB

@@ -202,11 +202,13 @@ std::string DescribeMemoryUse(const KvBudget& budget, const KvCapacity& c) {
   return line;
 }
 
-absl::Status CheckWeightsFit(int64_t weight_bytes, int64_t free_bytes, const std::string& device) {
+absl::Status CheckWeightsFit(int64_t weight_bytes, DType weight_dtype, int64_t free_bytes,
+                             const std::string& device) {
   if (weight_bytes <= free_bytes) return absl::OkStatus();
   return absl::ResourceExhaustedError(absl::StrCat(
-      "model does not fit: its float32 weights need ", BytesText(weight_bytes), ", ", device,
-      " has ", BytesText(free_bytes), " free"));
+      "model does not fit: its ", DTypeName(weight_dtype), " weights need ",
+      BytesText(weight_bytes), ", ", device, " has ", BytesText(free_bytes), " free",
+      weight_dtype == DType::kF32 ? " (--weight-dtype f16 or bf16 halves them)" : ""));
 }
 
 }  // namespace mlkv

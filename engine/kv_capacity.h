@@ -68,10 +68,11 @@ std::string DescribeKvCapacity(const KvCapacity& capacity);
 // pool that `capacity` plans for `budget`, their sum, and (fraction form) the memory they share.
 std::string DescribeMemoryUse(const KvBudget& budget, const KvCapacity& capacity);
 
-// OK when weights of `weight_bytes` fit in the `free_bytes` that `device` has (a description
-// such as "CUDA device 0 (NVIDIA H200)"); else ResourceExhausted "model does not fit", giving
-// both sizes, before any upload is tried.
-absl::Status CheckWeightsFit(int64_t weight_bytes, int64_t free_bytes, const std::string& device);
+// OK when weights of `weight_bytes` (matrices stored as `weight_dtype`) fit in the `free_bytes`
+// that `device` has (a description such as "CUDA device 0 (NVIDIA H200)"); else
+// ResourceExhausted "model does not fit", giving both sizes, before any upload is tried.
+absl::Status CheckWeightsFit(int64_t weight_bytes, DType weight_dtype, int64_t free_bytes,
+                             const std::string& device);
 
 }  // namespace mlkv
 

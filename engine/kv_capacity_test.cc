@@ -354,18 +354,27 @@ TEST(KvCapacityTest, MemoryUseGivesWeightsWorkspaceAndKvPool) {
 // ---- the weights on the device ------------------------------------------------------------------
 
 TEST(CheckWeightsFitTest, FitsUpToTheFreeBytes) {
-  EXPECT_TRUE(CheckWeightsFit(1000, 1000, "CUDA device 0 (NVIDIA H200)").ok());
-  EXPECT_TRUE(CheckWeightsFit(0, 0, "CUDA device 0 (NVIDIA H200)").ok());
+  EXPECT_TRUE(CheckWeightsFit(1000, DType::kF32, 1000, "CUDA device 0 (NVIDIA H200)").ok());
+  EXPECT_TRUE(CheckWeightsFit(0, DType::kF16, 0, "CUDA device 0 (NVIDIA H200)").ok());
 }
 
 TEST(CheckWeightsFitTest, TooLargeSaysTheModelDoesNotFitWithBothSizes) {
   constexpr int64_t kGiB = int64_t{1} << 30;
   const absl::Status status =
-      CheckWeightsFit(12 * kGiB, 8 * kGiB + 1, "CUDA device 0 (NVIDIA H200)");
+      CheckWeightsFit(12 * kGiB, DType::kF32, 8 * kGiB + 1, "CUDA device 0 (NVIDIA H200)");
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
   EXPECT_EQ(status.message(),
-            "model does not fit: its float32 weights need 12884901888 bytes (12.0 GiB), CUDA "
-            "device 0 (NVIDIA H200) has 8589934593 bytes (8.0 GiB) free");
+            "model does not fit: its f32 weights need 12884901888 bytes (12.0 GiB), CUDA "
+            "device 0 (NVIDIA H200) has 8589934593 bytes (8.0 GiB) free (--weight-dtype f16 or "
+            "bf16 halves them)");
+}
+
+TEST(CheckWeightsFitTest, NarrowWeightsNameTheirDtypeWithoutTheHalvingHint) {
+  const absl::Status status = CheckWeightsFit(3000, DType::kBF16, 2000, "CUDA device 0 (X)");
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_EQ(status.message(),
+            "model does not fit: its bf16 weights need 3000 bytes (2.9 KiB), CUDA device 0 (X) "
+            "has 2000 bytes (2.0 KiB) free");
 }
 
 // ---- host memory --------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "common/half.h"
 #include "common/status_macros.h"
 
 namespace mlkv {
@@ -31,11 +32,23 @@ struct Model::Workspace {
 
 namespace {
 
+template <typename T>
 absl::StatusOr<std::unique_ptr<DeviceBuffer>> Upload(Backend* backend,
-                                                     const std::vector<float>& host) {
-  ASSIGN_OR_RETURN(auto buffer, backend->Allocate(host.size() * sizeof(float)));
-  backend->CopyToDevice(buffer->data(), host.data(), host.size() * sizeof(float));
+                                                     const std::vector<T>& host) {
+  ASSIGN_OR_RETURN(auto buffer, backend->Allocate(host.size() * sizeof(T)));
+  backend->CopyToDevice(buffer->data(), host.data(), host.size() * sizeof(T));
   return buffer;
+}
+
+// A weight matrix or embedding table, stored as `dtype` (rounded to nearest even when narrower).
+absl::StatusOr<std::unique_ptr<DeviceBuffer>> UploadWeight(Backend* backend,
+                                                           const std::vector<float>& host,
+                                                           DType dtype) {
+  if (dtype == DType::kF32) return Upload(backend, host);
+  std::vector<uint16_t> narrow(host.size());
+  const auto round = dtype == DType::kF16 ? FloatToF16 : FloatToBf16;
+  for (size_t i = 0; i < host.size(); ++i) narrow[i] = round(host[i]);
+  return Upload(backend, narrow);
 }
 
 template <typename T>
@@ -62,18 +75,24 @@ float* F(const std::unique_ptr<DeviceBuffer>& b) { return b ? b->as<float>() : n
 
 }  // namespace
 
-Model::Model(const ModelConfig& config, Backend* backend)
-    : config_(config), backend_(backend), workspace_(std::make_unique<Workspace>()) {}
+Model::Model(const ModelConfig& config, Backend* backend, DType weight_dtype)
+    : config_(config),
+      backend_(backend),
+      weight_dtype_(weight_dtype),
+      workspace_(std::make_unique<Workspace>()) {}
 
 Model::~Model() = default;
 
 absl::StatusOr<std::unique_ptr<Model>> Model::Create(const ModelConfig& config,
                                                      const ModelHostWeights& weights,
-                                                     Backend* backend) {
-  std::unique_ptr<Model> model(new Model(config, backend));
-  ASSIGN_OR_RETURN(model->embed_in_, Upload(backend, weights.embed_in));
+                                                     Backend* backend, DType weight_dtype) {
+  std::unique_ptr<Model> model(new Model(config, backend, weight_dtype));
+  const auto upload_weight = [&](const std::vector<float>& host) {
+    return UploadWeight(backend, host, weight_dtype);
+  };
+  ASSIGN_OR_RETURN(model->embed_in_, upload_weight(weights.embed_in));
   if (!weights.embed_out.empty()) {
-    ASSIGN_OR_RETURN(model->embed_out_, Upload(backend, weights.embed_out));
+    ASSIGN_OR_RETURN(model->embed_out_, upload_weight(weights.embed_out));
   }
   ASSIGN_OR_RETURN(model->final_ln_weight_, Upload(backend, weights.final_layernorm_weight));
   ASSIGN_OR_RETURN(model->final_ln_bias_, Upload(backend, weights.final_layernorm_bias));
@@ -84,19 +103,19 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(const ModelConfig& config,
     ASSIGN_OR_RETURN(b.input_ln_bias, Upload(backend, w.input_layernorm_bias));
     ASSIGN_OR_RETURN(b.post_ln_weight, Upload(backend, w.post_attention_layernorm_weight));
     ASSIGN_OR_RETURN(b.post_ln_bias, Upload(backend, w.post_attention_layernorm_bias));
-    ASSIGN_OR_RETURN(b.query_weight, Upload(backend, w.query_weight));
+    ASSIGN_OR_RETURN(b.query_weight, upload_weight(w.query_weight));
     ASSIGN_OR_RETURN(b.query_bias, Upload(backend, w.query_bias));
     if (!w.key_weight.empty()) {
-      ASSIGN_OR_RETURN(b.key_weight, Upload(backend, w.key_weight));
+      ASSIGN_OR_RETURN(b.key_weight, upload_weight(w.key_weight));
       ASSIGN_OR_RETURN(b.key_bias, Upload(backend, w.key_bias));
-      ASSIGN_OR_RETURN(b.value_weight, Upload(backend, w.value_weight));
+      ASSIGN_OR_RETURN(b.value_weight, upload_weight(w.value_weight));
       ASSIGN_OR_RETURN(b.value_bias, Upload(backend, w.value_bias));
     }
-    ASSIGN_OR_RETURN(b.dense_weight, Upload(backend, w.dense_weight));
+    ASSIGN_OR_RETURN(b.dense_weight, upload_weight(w.dense_weight));
     ASSIGN_OR_RETURN(b.dense_bias, Upload(backend, w.dense_bias));
-    ASSIGN_OR_RETURN(b.fc_in_weight, Upload(backend, w.dense_h_to_4h_weight));
+    ASSIGN_OR_RETURN(b.fc_in_weight, upload_weight(w.dense_h_to_4h_weight));
     ASSIGN_OR_RETURN(b.fc_in_bias, Upload(backend, w.dense_h_to_4h_bias));
-    ASSIGN_OR_RETURN(b.fc_out_weight, Upload(backend, w.dense_4h_to_h_weight));
+    ASSIGN_OR_RETURN(b.fc_out_weight, upload_weight(w.dense_4h_to_h_weight));
     ASSIGN_OR_RETURN(b.fc_out_bias, Upload(backend, w.dense_4h_to_h_bias));
     model->layers_.push_back(std::move(b));
   }
@@ -104,16 +123,20 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(const ModelConfig& config,
 }
 
 absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& model_dir,
-                                                   Backend* backend) {
+                                                   Backend* backend, DType weight_dtype) {
   ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromFile(model_dir + "/config.json"));
   ASSIGN_OR_RETURN(ModelHostWeights weights, LoadModelWeights(config, model_dir));
-  return Create(config, weights, backend);
+  return Create(config, weights, backend, weight_dtype);
 }
 
 // A group whose layers all read rotated keys stores them rotated. Only in `unrotated` sharing
 // mode with more than one layer in the group do the other layers read unrotated keys: then the
 // group stores them unrotated and its KV layer rotates them as it reads (model.md: one stored
 // copy of K, the other form derived at read time).
+WeightView Model::Weight(const std::unique_ptr<DeviceBuffer>& buffer) const {
+  return WeightView(buffer->data(), weight_dtype_);
+}
+
 bool Model::GroupStoresRotatedKeys(int64_t group) const {
   return config_.kv_sharing_rope == KvSharingRope::kRotated || config_.group_num_layers(group) == 1;
 }
@@ -215,11 +238,11 @@ void Model::RunLayer(int64_t layer, const StepBatchView& view, KvCache& cache) {
   float* a = w.get(kNormed);
 
   be.LayerNorm(x, F(b.input_ln_weight), F(b.input_ln_bias), config_.layer_norm_eps, T, H, a);
-  be.Linear(a, T, H, F(b.query_weight), F(b.query_bias), nH * d, w.get(kQuery));
+  be.Linear(a, T, H, Weight(b.query_weight), F(b.query_bias), nH * d, w.get(kQuery));
   be.Rotary(w.get(kQuery), T, nH, d, view.positions, rotary);
   if (config_.is_kv_layer(layer)) {
-    be.Linear(a, T, H, F(b.key_weight), F(b.key_bias), nKV * d, w.get(kKey));
-    be.Linear(a, T, H, F(b.value_weight), F(b.value_bias), nKV * d, w.get(kValue));
+    be.Linear(a, T, H, Weight(b.key_weight), F(b.key_bias), nKV * d, w.get(kKey));
+    be.Linear(a, T, H, Weight(b.value_weight), F(b.value_bias), nKV * d, w.get(kValue));
     if (stores_rotated) be.Rotary(w.get(kKey), T, nKV, d, view.positions, rotary);
     be.WriteKvCache(w.get(kKey), w.get(kValue), view, cache.group(group));
   }
@@ -228,15 +251,16 @@ void Model::RunLayer(int64_t layer, const StepBatchView& view, KvCache& cache) {
   AttentionParams params{nH, 1.0f / std::sqrt(static_cast<float>(d)),
                          /*rotate_keys_on_read=*/reads_rotated && !stores_rotated};
   be.PagedAttention(w.get(kQuery), view, cache.group(group), rotary, params, w.get(kAttention));
-  be.Linear(w.get(kAttention), T, H, F(b.dense_weight), F(b.dense_bias), H, w.get(kProjected));
+  be.Linear(w.get(kAttention), T, H, Weight(b.dense_weight), F(b.dense_bias), H,
+            w.get(kProjected));
 
   // Parallel residual: x + attn(ln1(x)) + mlp(ln2(x)); sequential: x += attn; x += mlp(ln2(x)).
   if (!config_.use_parallel_residual) be.Add(x, w.get(kProjected), T * H);
   be.LayerNorm(x, F(b.post_ln_weight), F(b.post_ln_bias), config_.layer_norm_eps, T, H, a);
-  be.Linear(a, T, H, F(b.fc_in_weight), F(b.fc_in_bias), I, w.get(kMlp));
+  be.Linear(a, T, H, Weight(b.fc_in_weight), F(b.fc_in_bias), I, w.get(kMlp));
   be.Gelu(w.get(kMlp), T * I,
           config_.hidden_act == Activation::kGeluExact ? GeluKind::kExact : GeluKind::kTanh);
-  be.Linear(w.get(kMlp), T, I, F(b.fc_out_weight), F(b.fc_out_bias), H, a);
+  be.Linear(w.get(kMlp), T, I, Weight(b.fc_out_weight), F(b.fc_out_bias), H, a);
   if (config_.use_parallel_residual) be.Add(x, w.get(kProjected), T * H);
   be.Add(x, a, T * H);
 }
@@ -261,7 +285,7 @@ absl::Status Model::Forward(const StepBatch& batch, KvCache& cache, StepOutput* 
                            w.get<int32_t>(kQueryStart),  w.get<int32_t>(kContextLens),
                            w.get<int32_t>(kBlockTables), batch.max_blocks_per_seq};
   const int64_t H = config_.hidden_size, V = config_.vocab_size;
-  be.Embedding(F(embed_in_), H, w.get<int32_t>(kTokenIds), view.num_tokens, w.get(kHidden));
+  be.Embedding(Weight(embed_in_), H, w.get<int32_t>(kTokenIds), view.num_tokens, w.get(kHidden));
   for (int64_t layer = 0; layer < config_.num_hidden_layers; ++layer) RunLayer(layer, view, cache);
 
   // Final layernorm and LM head only for the output rows (one per decoding sequence): the logits
@@ -275,7 +299,7 @@ absl::Status Model::Forward(const StepBatch& batch, KvCache& cache, StepOutput* 
   be.GatherRows(w.get(kHidden), H, w.get<int32_t>(kLogitsRows), rows, w.get(kLogitsHidden));
   be.LayerNorm(w.get(kLogitsHidden), F(final_ln_weight_), F(final_ln_bias_),
                config_.layer_norm_eps, rows, H, w.get(kNormed));
-  const float* head = embed_out_ ? F(embed_out_) : F(embed_in_);
+  const WeightView head = Weight(embed_out_ ? embed_out_ : embed_in_);
   be.Linear(w.get(kNormed), rows, H, head, nullptr, V, w.get(kLogits));
   if (greedy > 0) {
     be.ArgmaxRows(w.get(kLogits) + full * V, greedy, V, w.get<int32_t>(kArgmax));

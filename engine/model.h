@@ -19,12 +19,16 @@ namespace mlkv {
 
 class Model {
  public:
-  // Uploads `weights` to `backend` (not owned; must outlive the model).
+  // Uploads `weights` to `backend` (not owned; must outlive the model). The weight matrices and
+  // embedding tables are stored as `weight_dtype` (rounded to nearest even when narrower, see
+  // ModelConfig::weight_bytes); layernorm parameters and biases stay float32, as do activations.
   static absl::StatusOr<std::unique_ptr<Model>> Create(const ModelConfig& config,
                                                        const ModelHostWeights& weights,
-                                                       Backend* backend);
+                                                       Backend* backend,
+                                                       DType weight_dtype = DType::kF32);
   // Reads config.json and the checkpoint in `model_dir`.
-  static absl::StatusOr<std::unique_ptr<Model>> Load(const std::string& model_dir, Backend* backend);
+  static absl::StatusOr<std::unique_ptr<Model>> Load(const std::string& model_dir, Backend* backend,
+                                                     DType weight_dtype = DType::kF32);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -43,22 +47,25 @@ class Model {
   absl::Status ReserveWorkspace(const WorkspaceLimits& limits);
 
   const ModelConfig& config() const { return config_; }
+  DType weight_dtype() const { return weight_dtype_; }
   Backend& backend() { return *backend_; }
 
  private:
   struct LayerBuffers;
   struct Workspace;
-  Model(const ModelConfig& config, Backend* backend);
+  Model(const ModelConfig& config, Backend* backend, DType weight_dtype);
 
   absl::Status CheckBatch(const StepBatch& batch, const KvCache& cache) const;
   // Makes every workspace buffer at least as large as steps within `limits` need.
   absl::Status GrowWorkspace(const WorkspaceLimits& limits);
   // Whether group g keeps its keys rotated in the cache (see the .cc for the rule).
   bool GroupStoresRotatedKeys(int64_t group) const;
+  WeightView Weight(const std::unique_ptr<DeviceBuffer>& buffer) const;
   void RunLayer(int64_t layer, const StepBatchView& view, KvCache& cache);
 
   ModelConfig config_;
   Backend* backend_;  // not owned
+  DType weight_dtype_;
   std::unique_ptr<DeviceBuffer> embed_in_, embed_out_, final_ln_weight_, final_ln_bias_;
   std::unique_ptr<DeviceBuffer> rotary_table_;
   std::vector<LayerBuffers> layers_;

@@ -243,17 +243,30 @@ int64_t ModelConfig::group_num_layers(int64_t group) const {
   return end - kv_layers[group];
 }
 
-int64_t ModelConfig::num_parameters() const {
+int64_t ModelConfig::num_matrix_parameters() const {
   const int64_t H = hidden_size, I = intermediate_size, kv = num_key_value_heads * head_dim;
-  int64_t total = vocab_size * H * (tie_word_embeddings ? 1 : 2) + 2 * H;  // embeddings, final LN
+  int64_t total = vocab_size * H * (tie_word_embeddings ? 1 : 2);  // embeddings
   for (int64_t layer = 0; layer < num_hidden_layers; ++layer) {
-    total += 4 * H;                         // two layernorms
-    total += H * H + H;                     // query
-    if (is_kv_layer(layer)) total += 2 * (kv * H + kv);  // key, value
-    total += H * H + H;                     // dense
-    total += I * H + I + H * I + H;         // MLP
+    total += 2 * H * H + 2 * I * H;                   // query, dense, MLP
+    if (is_kv_layer(layer)) total += 2 * kv * H;      // key, value
   }
   return total;
+}
+
+int64_t ModelConfig::num_parameters() const {
+  const int64_t H = hidden_size, I = intermediate_size, kv = num_key_value_heads * head_dim;
+  int64_t vectors = 2 * H;  // final layernorm
+  for (int64_t layer = 0; layer < num_hidden_layers; ++layer) {
+    vectors += 4 * H;                      // two layernorms
+    vectors += 2 * H + I + H;              // query, dense and MLP biases
+    if (is_kv_layer(layer)) vectors += 2 * kv;  // key, value biases
+  }
+  return num_matrix_parameters() + vectors;
+}
+
+int64_t ModelConfig::weight_bytes(DType matrix_dtype) const {
+  const int64_t matrices = num_matrix_parameters();
+  return matrices * DTypeBytes(matrix_dtype) + (num_parameters() - matrices) * 4;
 }
 
 }  // namespace mlkv

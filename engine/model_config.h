@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/dtype.h"
 #include "nlohmann/json.hpp"
 
 namespace mlkv {
@@ -65,6 +66,12 @@ struct ModelConfig {
   }
   // Number of weight parameters (embed_out counted once when tied).
   int64_t num_parameters() const;
+  // Of those, the ones in weight matrices and embedding tables (the rest are layernorm
+  // parameters and biases).
+  int64_t num_matrix_parameters() const;
+  // Bytes the model's weights take on a backend when the matrices and tables are stored as
+  // `matrix_dtype` and the rest as float32 (Model::Create).
+  int64_t weight_bytes(DType matrix_dtype) const;
 };
 
 // model.md: kv_layers = [0] + [int((i + 1) * (L / K)) for i in range(K - 1)].

@@ -39,6 +39,13 @@ TEST(ModelConfigTest, DefaultsAreStandardMha) {
   EXPECT_EQ(config->kv_bytes_per_token(2), 36864);  // model.md's table, MHA-144 fp16
   // Pythia-160M has 162,322,944 parameters (untied embeddings, vocab 50304).
   EXPECT_EQ(config->num_parameters(), 162322944);
+  // Of which 121,344 are layernorm parameters and biases, which stay float32 whatever the
+  // weight dtype: 768 x (2 + 12 x 13) (four layernorm vectors, query/key/value/dense biases,
+  // and the MLP's 3072 + 768).
+  EXPECT_EQ(config->num_matrix_parameters(), 162322944 - 121344);
+  EXPECT_EQ(config->weight_bytes(DType::kF32), 162322944 * 4);
+  EXPECT_EQ(config->weight_bytes(DType::kF16), (162322944 - 121344) * 2 + 121344 * 4);
+  EXPECT_EQ(config->weight_bytes(DType::kBF16), config->weight_bytes(DType::kF16));
 }
 
 TEST(ModelConfigTest, KvBytesPerTokenOfThePaperVariants) {

@@ -1,17 +1,19 @@
 // The model over the paged cache: the same log-probabilities whatever the block size, wherever
-// the blocks live and however the prompt is cut into chunks; a bf16 cache stays close; and the
-// model refuses malformed batches. (Batching with other sequences, prefix reuse and preemption
+// the blocks live and however the prompt is cut into chunks; f16/bf16 caches stay close; f16/bf16
+// weights are the rounded float32 model; and the model refuses malformed batches. (Batching with other sequences, prefix reuse and preemption
 // are covered through the engine in engine_test.cc.)
 #include "engine/model.h"
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <string>
 
 #include "engine/random_model.h"
 #include "engine/testing/paged_score.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/testing/random_inputs.h"
 
 namespace mlkv {
 namespace {
@@ -91,6 +93,51 @@ TEST_P(ModelPagingTest, HalfPrecisionCachesStayCloseToF32) {
   EXPECT_GT(f16, 0.0);
   EXPECT_LT(f16, bf16);
   EXPECT_LT(f16, 0.01);
+}
+
+// The model's weight matrices and tables rounded to `dtype`, all else unchanged: what a model
+// created with that weight dtype multiplies.
+ModelHostWeights RoundMatrices(ModelHostWeights weights, DType dtype) {
+  auto round = [&](std::vector<float>& values) {
+    for (float& x : values) x = ::mlkv::testing::RoundTo(x, dtype);
+  };
+  round(weights.embed_in);
+  round(weights.embed_out);
+  for (LayerHostWeights& l : weights.layers) {
+    for (auto* m : {&l.query_weight, &l.key_weight, &l.value_weight, &l.dense_weight,
+                    &l.dense_h_to_4h_weight, &l.dense_4h_to_h_weight}) {
+      round(*m);
+    }
+  }
+  return weights;
+}
+
+// f16/bf16 weights are the float32 model with its matrices rounded, nothing else: scores agree
+// with that model to float32 summation order, and differ from the unrounded one (else the narrow
+// weights were never used) by what the rounding explains (bf16 by more than f16).
+TEST_P(ModelPagingTest, NarrowWeightsAreTheFloat32ModelWithRoundedMatrices) {
+  const ModelConfig config = MakeConfig(GetParam());
+  const ModelHostWeights weights = RandomModelWeights(config, 7);
+  const auto tokens = Tokens(40);
+  const Layout layout{16, 13, true};
+  const std::vector<float> f32 = Score(*model_, tokens, layout);
+  std::map<DType, double> drift;
+  for (DType dtype : {DType::kF16, DType::kBF16}) {
+    auto narrow = Model::Create(config, weights, backend_.get(), dtype);
+    auto rounded = Model::Create(config, RoundMatrices(weights, dtype), backend_.get());
+    ASSERT_TRUE(narrow.ok() && rounded.ok());
+    EXPECT_EQ((*narrow)->weight_dtype(), dtype);
+    const std::vector<float> got = Score(**narrow, tokens, layout);
+    const std::vector<float> want = Score(**rounded, tokens, layout);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_NEAR(got[i], want[i], 1e-4) << DTypeName(dtype) << " token " << i;
+      drift[dtype] = std::max<double>(drift[dtype], std::abs(got[i] - f32[i]));
+    }
+  }
+  EXPECT_GT(drift[DType::kF16], 0.0);
+  EXPECT_LT(drift[DType::kF16], drift[DType::kBF16]);
+  EXPECT_LT(drift[DType::kBF16], 0.1);
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -10,12 +10,24 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/dtype.h"
 #include "kernels/device_buffer.h"
 #include "kernels/paged_kv.h"
 
 namespace mlkv {
 
 enum class GeluKind { kExact, kTanh };
+
+// A weight matrix or embedding table in backend memory: row-major elements of `dtype` (f32, f16
+// or bf16). Weights may be stored narrower than the float32 activations to halve their memory and
+// the bytes a decode step streams; ops widen them as they read and accumulate in float32. A
+// float32 pointer converts implicitly, so float32 callers read as before.
+struct WeightView {
+  WeightView(const float* f32_data) : data(f32_data) {}  // NOLINT: implicit on purpose
+  WeightView(const void* data, DType dtype) : data(data), dtype(dtype) {}
+  const void* data = nullptr;
+  DType dtype = DType::kF32;
+};
 
 class Backend {
  public:
@@ -35,8 +47,8 @@ class Backend {
   virtual void CopyToHost(void* host_dst, const void* src, size_t bytes) = 0;
   virtual void Synchronize() = 0;
 
-  // out[t, :] = table[ids[t], :] for t < rows; ids are already validated.
-  virtual void Embedding(const float* table, int64_t cols, const int32_t* ids, int64_t rows,
+  // out[t, :] = table[ids[t], :] (widened to float32) for t < rows; ids are already validated.
+  virtual void Embedding(const WeightView& table, int64_t cols, const int32_t* ids, int64_t rows,
                          float* out) = 0;
   // out[t, :] = in[indices[t], :] for t < rows.
   virtual void GatherRows(const float* in, int64_t cols, const int32_t* indices, int64_t rows,
@@ -44,8 +56,10 @@ class Backend {
   // out = (in - mean) / sqrt(var + eps) * gamma + beta, per row of `cols`.
   virtual void LayerNorm(const float* in, const float* gamma, const float* beta, float eps,
                          int64_t rows, int64_t cols, float* out) = 0;
-  // out[rows, n] = in[rows, k] * weight[n, k]^T + bias[n] (bias may be null).
-  virtual void Linear(const float* in, int64_t rows, int64_t k, const float* weight,
+  // out[rows, n] = in[rows, k] * weight[n, k]^T + bias[n] (bias may be null), accumulated in
+  // float32. With f16/bf16 weights a backend may round `in` to the weights' dtype first (the
+  // CUDA backend does, for the tensor cores; the CPU backend keeps it float32).
+  virtual void Linear(const float* in, int64_t rows, int64_t k, const WeightView& weight,
                       const float* bias, int64_t n, float* out) = 0;
   // x = gelu(x) elementwise.
   virtual void Gelu(float* x, int64_t count, GeluKind kind) = 0;

@@ -47,7 +47,7 @@ class CountingBackend final : public Backend {
     inner_->CopyToHost(dst, src, bytes);
   }
   void Synchronize() override { inner_->Synchronize(); }
-  void Embedding(const float* table, int64_t cols, const int32_t* ids, int64_t rows,
+  void Embedding(const WeightView& table, int64_t cols, const int32_t* ids, int64_t rows,
                  float* out) override {
     inner_->Embedding(table, cols, ids, rows, out);
   }
@@ -59,7 +59,7 @@ class CountingBackend final : public Backend {
                  int64_t cols, float* out) override {
     inner_->LayerNorm(in, gamma, beta, eps, rows, cols, out);
   }
-  void Linear(const float* in, int64_t rows, int64_t k, const float* weight, const float* bias,
+  void Linear(const float* in, int64_t rows, int64_t k, const WeightView& weight, const float* bias,
               int64_t n, float* out) override {
     inner_->Linear(in, rows, k, weight, bias, n, out);
   }

@@ -37,7 +37,7 @@ class CpuBackend final : public Backend {
   }
   void Synchronize() override {}
 
-  void Embedding(const float* table, int64_t cols, const int32_t* ids, int64_t rows,
+  void Embedding(const WeightView& table, int64_t cols, const int32_t* ids, int64_t rows,
                  float* out) override {
     cpu::Embedding(table, cols, ids, rows, out);
   }
@@ -49,7 +49,7 @@ class CpuBackend final : public Backend {
                  int64_t cols, float* out) override {
     cpu::LayerNorm(in, gamma, beta, eps, rows, cols, out);
   }
-  void Linear(const float* in, int64_t rows, int64_t k, const float* weight, const float* bias,
+  void Linear(const float* in, int64_t rows, int64_t k, const WeightView& weight, const float* bias,
               int64_t n, float* out) override {
     cpu::Linear(in, rows, k, weight, bias, n, out);
   }

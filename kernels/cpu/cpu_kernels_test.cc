@@ -15,7 +15,9 @@ namespace mlkv {
 namespace {
 
 using testing::CosSinTable;
+using testing::NarrowBits;
 using testing::RandomVector;
+using testing::RoundTo;
 
 TEST(CpuKernelsTest, LinearMatchesDirectSum) {
   auto backend = CreateCpuBackend();
@@ -30,6 +32,56 @@ TEST(CpuKernelsTest, LinearMatchesDirectSum) {
         double expected = b[j];
         for (int64_t i = 0; i < k; ++i) expected += double(in[r * k + i]) * w[j * k + i];
         ASSERT_NEAR(out[r * n + j], expected, 1e-4) << rows << " " << r << " " << j;
+      }
+    }
+  }
+}
+
+// f16/bf16 weights are widened exactly, so the product is the float32 one with the rounded weights.
+// k is large enough that the weights are widened in several panels (linear.cc), the last short.
+TEST(CpuKernelsTest, LinearWithNarrowWeightsMultipliesTheRoundedWeights) {
+  auto backend = CreateCpuBackend();
+  std::mt19937 rng(4);
+  const int64_t k = 4100, n = 100;
+  for (DType dtype : {DType::kF16, DType::kBF16}) {
+    for (int64_t rows : {1, 3, 17}) {
+      auto in = RandomVector(rows * k, rng), w = RandomVector(n * k, rng);
+      auto b = RandomVector(n, rng);
+      const std::vector<uint16_t> stored = NarrowBits(w, dtype);
+      std::vector<float> out(rows * n);
+      backend->Linear(in.data(), rows, k, WeightView(stored.data(), dtype), b.data(), n,
+                      out.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t j = 0; j < n; ++j) {
+          double expected = b[j];
+          for (int64_t i = 0; i < k; ++i) {
+            expected += double(in[r * k + i]) * RoundTo(w[j * k + i], dtype);
+          }
+          // Sums of 4100 unit-variance products (~64 in size): float32 summation error only.
+          ASSERT_NEAR(out[r * n + j], expected, 2e-3)
+              << DTypeName(dtype) << " rows " << rows << " " << r << " " << j;
+        }
+      }
+    }
+  }
+}
+
+TEST(CpuKernelsTest, EmbeddingWidensNarrowTables) {
+  auto backend = CreateCpuBackend();
+  std::mt19937 rng(5);
+  const int64_t vocab = 11, cols = 19;
+  const std::vector<int32_t> ids = {3, 0, 10, 3};
+  const auto table = RandomVector(vocab * cols, rng);
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+    const std::vector<uint16_t> stored = NarrowBits(table, dtype);
+    const WeightView view = dtype == DType::kF32 ? WeightView(table.data())
+                                                 : WeightView(stored.data(), dtype);
+    std::vector<float> out(ids.size() * cols);
+    backend->Embedding(view, cols, ids.data(), static_cast<int64_t>(ids.size()), out.data());
+    for (size_t t = 0; t < ids.size(); ++t) {
+      for (int64_t c = 0; c < cols; ++c) {
+        ASSERT_EQ(out[t * cols + c], RoundTo(table[ids[t] * cols + c], dtype))
+            << DTypeName(dtype) << " row " << t << " col " << c;
       }
     }
   }
@@ -123,14 +175,7 @@ TEST_P(PagedAttentionTest, MatchesDenseCausalAttention) {
   for (int64_t i = 0; i < 2 * max_blocks; ++i) block_tables[i] = physical[i];
 
   // Dense keys/values per sequence as float32 values exactly representable in the cache dtype.
-  auto round = [&](float x) {
-    switch (c.dtype) {
-      case DType::kF32: return x;
-      case DType::kF16: return F16ToFloat(FloatToF16(x));
-      case DType::kBF16: return Bf16ToFloat(FloatToBf16(x));
-    }
-    return x;
-  };
+  auto round = [&](float x) { return RoundTo(x, c.dtype); };
   const int64_t kv_elems = c.num_kv_heads * d;
   std::vector<std::vector<float>> keys(2), values(2);
   for (int s = 0; s < 2; ++s) {

@@ -6,14 +6,22 @@
 #include <cstring>
 
 #include "kernels/cpu/vector_math.h"
+#include "kernels/cpu/widen.h"
 
 namespace mlkv::cpu {
 namespace {
 constexpr int64_t kParallelThreshold = 1 << 14;  // elements; below this one thread is faster
 }  // namespace
 
-void Embedding(const float* table, int64_t cols, const int32_t* ids, int64_t rows, float* out) {
-  GatherRows(table, cols, ids, rows, out);
+void Embedding(const WeightView& table, int64_t cols, const int32_t* ids, int64_t rows,
+               float* out) {
+  const int64_t element_bytes = DTypeBytes(table.dtype);
+#pragma omp parallel for if (rows * cols > kParallelThreshold)
+  for (int64_t r = 0; r < rows; ++r) {
+    const char* row = static_cast<const char*>(table.data) +
+                      static_cast<int64_t>(ids[r]) * cols * element_bytes;
+    WidenToFloat(row, table.dtype, cols, out + r * cols);
+  }
 }
 
 void GatherRows(const float* in, int64_t cols, const int32_t* indices, int64_t rows, float* out) {

@@ -20,6 +20,7 @@
 #include "common/half.h"
 #include "kernels/cpu/rotary.h"
 #include "kernels/cpu/vector_math.h"
+#include "kernels/cpu/widen.h"
 
 namespace mlkv::cpu {
 namespace {
@@ -42,15 +43,8 @@ void StoreElement(const KvCacheView& cache, void* pool, int64_t offset, float va
 const float* BlockAsFloat(const KvCacheView& cache, const void* pool, int64_t offset,
                           float* scratch) {
   if (cache.dtype == DType::kF32) return static_cast<const float*>(pool) + offset;
-  const uint16_t* src = static_cast<const uint16_t*>(pool) + offset;
-  const int64_t count = cache.block_size * cache.head_dim;
-  if (cache.dtype == DType::kF16) {
-#pragma omp simd
-    for (int64_t i = 0; i < count; ++i) scratch[i] = F16ToFloat(src[i]);
-  } else {
-#pragma omp simd
-    for (int64_t i = 0; i < count; ++i) scratch[i] = Bf16ToFloat(src[i]);
-  }
+  WidenToFloat(static_cast<const uint16_t*>(pool) + offset, cache.dtype,
+               cache.block_size * cache.head_dim, scratch);
   return scratch;
 }
 

@@ -105,13 +105,13 @@ class CudaBackend final : public Backend {
   }
   void Synchronize() override { MLKV_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
-  void Embedding(const float* table, int64_t cols, const int32_t* ids, int64_t rows,
+  void Embedding(const WeightView& table, int64_t cols, const int32_t* ids, int64_t rows,
                  float* out) override {
-    cuda::LaunchGatherRows(table, cols, ids, rows, out, stream_);
+    cuda::LaunchGatherRows(table.data, table.dtype, cols, ids, rows, out, stream_);
   }
   void GatherRows(const float* in, int64_t cols, const int32_t* indices, int64_t rows,
                   float* out) override {
-    cuda::LaunchGatherRows(in, cols, indices, rows, out, stream_);
+    cuda::LaunchGatherRows(in, DType::kF32, cols, indices, rows, out, stream_);
   }
   void LayerNorm(const float* in, const float* gamma, const float* beta, float eps, int64_t rows,
                  int64_t cols, float* out) override {
@@ -120,9 +120,11 @@ class CudaBackend final : public Backend {
 
   // Row-major out[rows, n] = in[rows, k] W[n, k]^T is column-major out^T = W^T' in^T', i.e. a
   // column-major GEMM with A = W (k x n, transposed) and B = in (k x rows). The bias is
-  // broadcast into out first and the GEMM accumulates onto it (beta = 1).
-  void Linear(const float* in, int64_t rows, int64_t k, const float* weight, const float* bias,
-              int64_t n, float* out) override {
+  // broadcast into out first and the GEMM accumulates onto it (beta = 1). f16/bf16 weights take
+  // the input rounded to their dtype (cuBLAS has no 16-bit x float32 GEMM) and run on the tensor
+  // cores with float32 accumulation and output, as PyTorch's half-precision Linear does.
+  void Linear(const float* in, int64_t rows, int64_t k, const WeightView& weight,
+              const float* bias, int64_t n, float* out) override {
     if (rows == 0 || n == 0) return;
     float beta = 0.0f;
     if (bias != nullptr) {
@@ -130,9 +132,19 @@ class CudaBackend final : public Backend {
       beta = 1.0f;
     }
     const float alpha = 1.0f;
-    MLKV_CUBLAS_CHECK(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, ToInt(n, "n"),
-                                  ToInt(rows, "rows"), ToInt(k, "k"), &alpha, weight,
-                                  ToInt(k, "k"), in, ToInt(k, "k"), &beta, out, ToInt(n, "n")));
+    const int m_n = ToInt(n, "n"), m_rows = ToInt(rows, "rows"), m_k = ToInt(k, "k");
+    if (weight.dtype == DType::kF32) {
+      MLKV_CUBLAS_CHECK(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, m_n, m_rows, m_k, &alpha,
+                                    static_cast<const float*>(weight.data), m_k, in, m_k, &beta,
+                                    out, m_n));
+      return;
+    }
+    const cudaDataType_t type = weight.dtype == DType::kF16 ? CUDA_R_16F : CUDA_R_16BF;
+    void* narrow_in = Workspace(rows * k * DTypeBytes(weight.dtype));
+    cuda::LaunchNarrow(in, rows * k, weight.dtype, narrow_in, stream_);
+    MLKV_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, m_n, m_rows, m_k, &alpha,
+                                   weight.data, type, m_k, narrow_in, type, m_k, &beta, out,
+                                   CUDA_R_32F, m_n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   }
   void Gelu(float* x, int64_t count, GeluKind kind) override {
     cuda::LaunchGelu(x, count, kind == GeluKind::kExact, stream_);
@@ -176,8 +188,9 @@ class CudaBackend final : public Backend {
  private:
   explicit CudaBackend(const CudaBackendOptions& options) : options_(options) {}
 
-  // Scratch for split-KV partial results, grown on demand. Reusing it across ops is safe because
-  // they all run in order on stream_; cudaFree of the old one waits for its users.
+  // Scratch for split-KV partial results and narrowed GEMM inputs, grown on demand. Sharing it
+  // between ops is safe because they all run in order on stream_ and none keeps it past its own
+  // launches; cudaFree of the old one waits for its users.
   void* Workspace(int64_t bytes) {
     if (bytes <= workspace_bytes_) return workspace_;
     if (workspace_ != nullptr) MLKV_CUDA_CHECK(cudaFree(workspace_));

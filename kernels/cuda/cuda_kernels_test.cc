@@ -1,7 +1,7 @@
 // Every CUDA op against the CPU backend (kernels/cpu, itself tested against double-precision
 // sums in cpu_kernels_test.cc) on the same random inputs: odd sizes, shuffled block tables,
 // contexts of 1 and block_size +- 1, NaN in every unused cache slot, group sizes 1-16, forced and
-// planned split-KV, f32 and bf16 caches. Without a visible CUDA device every test is skipped.
+// planned split-KV, f32/f16/bf16 caches, f16/bf16 weights. Without a visible CUDA device every test is skipped.
 //
 // The CUDA cache layout differs from the CPU's, so caches are never compared directly: both
 // backends write the same keys and values through their own WriteKvCache and attention outputs
@@ -25,7 +25,9 @@ namespace mlkv {
 namespace {
 
 using testing::CosSinTable;
+using testing::NarrowBits;
 using testing::RandomVector;
+using testing::RoundTo;
 
 // Both backends, and host vectors moved onto either. A test fixture so that SetUp can skip.
 class CudaKernelsTest : public ::testing::Test {
@@ -134,6 +136,36 @@ TEST_F(CudaKernelsTest, LinearWithTf32StaysWithinItsPrecision) {
   ExpectNear(Download<float>(**tf32, *d_out), expected, 4e-3 * std::sqrt(double(k)), 0, "tf32");
 }
 
+// f16/bf16 weights: CUDA rounds the input to the weights' dtype and multiplies on the tensor cores
+// in float32. The CPU product of the same rounded input with the same weights is exact in its
+// factors, so the two differ only by float32 summation order, as in LinearMatchesCpu; sizes
+// straddle the tensor-core tile edges (8, 16) and an odd k.
+TEST_F(CudaKernelsTest, LinearWithNarrowWeightsMatchesCpuOnRoundedInput) {
+  std::mt19937 rng(11);
+  for (DType dtype : {DType::kF16, DType::kBF16}) {
+    for (int64_t rows : {1, 7, 17, 130}) {
+      for (int64_t k : {37, 768}) {
+        for (int64_t n : {1, 15, 300}) {
+          auto in = RandomVector(rows * k, rng), w = RandomVector(n * k, rng),
+               b = RandomVector(n, rng);
+          const std::vector<uint16_t> stored = NarrowBits(w, dtype);
+          std::vector<float> rounded_in = in;
+          for (float& x : rounded_in) x = RoundTo(x, dtype);
+          std::vector<float> expected(rows * n);
+          cpu_->Linear(rounded_in.data(), rows, k, WeightView(stored.data(), dtype), b.data(), n,
+                       expected.data());
+          auto d_in = Upload(*cuda_, in), d_w = Upload(*cuda_, stored), d_b = Upload(*cuda_, b);
+          auto d_out = Upload(*cuda_, std::vector<float>(rows * n, std::nanf("")));
+          cuda_->Linear(d_in->as<float>(), rows, k, WeightView(d_w->data(), dtype),
+                        d_b->as<float>(), n, d_out->as<float>());
+          ExpectNear(Download<float>(*cuda_, *d_out), expected, 3e-6 * k + 1e-5, 0,
+                     absl::StrCat(DTypeName(dtype), " linear ", rows, "x", k, "x", n));
+        }
+      }
+    }
+  }
+}
+
 // The CPU sums in double, CUDA in float32 over a block reduction: with rows of mean 5 and scale 3
 // the normalised values are ~1 and float32 keeps them to ~1e-6; 5e-5 leaves room for long rows.
 TEST_F(CudaKernelsTest, LayerNormMatchesCpu) {
@@ -194,6 +226,15 @@ TEST_F(CudaKernelsTest, EmbeddingAndGatherRowsCopyExactly) {
     cpu_->GatherRows(table.data(), cols, ids.data(), rows, expected.data());
     cuda_->GatherRows(d_table->as<float>(), cols, d_ids->as<int32_t>(), rows, d_out->as<float>());
     EXPECT_EQ(Download<float>(*cuda_, *d_out), expected);
+    // f16/bf16 tables widen exactly.
+    for (DType dtype : {DType::kF16, DType::kBF16}) {
+      const std::vector<uint16_t> stored = NarrowBits(table, dtype);
+      cpu_->Embedding(WeightView(stored.data(), dtype), cols, ids.data(), rows, expected.data());
+      auto d_stored = Upload(*cuda_, stored);
+      cuda_->Embedding(WeightView(d_stored->data(), dtype), cols, d_ids->as<int32_t>(), rows,
+                       d_out->as<float>());
+      EXPECT_EQ(Download<float>(*cuda_, *d_out), expected) << DTypeName(dtype);
+    }
   }
 }
 

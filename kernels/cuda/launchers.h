@@ -20,9 +20,13 @@ void LaunchAdd(float* x, const float* y, int64_t count, cudaStream_t stream);
 void LaunchBroadcastRows(const float* bias, int64_t rows, int64_t cols, float* out,
                          cudaStream_t stream);
 
-// gather.cu: out[t, :] = in[indices[t], :] (embedding lookup and row gather).
-void LaunchGatherRows(const float* in, int64_t cols, const int32_t* indices, int64_t rows,
-                      float* out, cudaStream_t stream);
+// gather.cu: out[t, :] = in[indices[t], :] widened to float32 (embedding lookup and row
+// gather); `in` holds elements of `dtype`.
+void LaunchGatherRows(const void* in, DType dtype, int64_t cols, const int32_t* indices,
+                      int64_t rows, float* out, cudaStream_t stream);
+
+// narrow.cu: out[i] = in[i] rounded to `dtype` (kF16 or kBF16) for i < count.
+void LaunchNarrow(const float* in, int64_t count, DType dtype, void* out, cudaStream_t stream);
 
 // argmax.cu: out[r] = argmax of row r, by the rule of Backend::ArgmaxRows.
 void LaunchArgmaxRows(const float* in, int64_t rows, int64_t cols, int32_t* out,

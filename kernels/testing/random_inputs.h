@@ -9,6 +9,9 @@
 #include <random>
 #include <vector>
 
+#include "common/dtype.h"
+#include "common/half.h"
+
 namespace mlkv::testing {
 
 // n draws from a normal distribution.
@@ -32,6 +35,26 @@ inline std::vector<float> CosSinTable(int64_t positions, int64_t rotary_dims,
     }
   }
   return table;
+}
+
+// x rounded to the nearest value of `dtype` (nearest even), as float32.
+inline float RoundTo(float x, DType dtype) {
+  switch (dtype) {
+    case DType::kF32: return x;
+    case DType::kF16: return F16ToFloat(FloatToF16(x));
+    case DType::kBF16: return Bf16ToFloat(FloatToBf16(x));
+  }
+  return x;
+}
+
+// The bits of each value rounded to `dtype` (kF16 or kBF16): a 16-bit weight or table as a
+// backend stores it.
+inline std::vector<uint16_t> NarrowBits(const std::vector<float>& values, DType dtype) {
+  std::vector<uint16_t> bits(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    bits[i] = dtype == DType::kF16 ? FloatToF16(values[i]) : FloatToBf16(values[i]);
+  }
+  return bits;
 }
 
 }  // namespace mlkv::testing

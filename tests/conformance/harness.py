@@ -227,10 +227,10 @@ class ModelStore:
             self._refs[key] = rm.ReferenceModel.from_dir(self.dir(name, rope, dtype))
         return self._refs[key]
 
-    def reference_greedy(self, name, rope, prompt, n):
-        key = (name, rope, tuple(prompt), n)
+    def reference_greedy(self, name, rope, prompt, n, dtype="f32"):
+        key = (name, rope, tuple(prompt), n, dtype)
         if key not in self._greedy:
-            self._greedy[key] = self.reference(name, rope).greedy(prompt, n)
+            self._greedy[key] = self.reference(name, rope, dtype).greedy(prompt, n)
         return self._greedy[key]
 
 

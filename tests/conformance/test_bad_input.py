@@ -93,6 +93,10 @@ def test_kv_dtype_f8(small_model):
     expect_failure(_score(small_model, "1,2,3", "--kv-dtype", "f8"), ["kv-dtype", "kv_dtype", "f8"])
 
 
+def test_weight_dtype_int8(small_model):
+    expect_failure(_generate(small_model, "--weight-dtype", "int8"), ["weight-dtype", "int8"])
+
+
 @pytest.mark.parametrize("command", ["score", "generate"])
 def test_block_size_zero(small_model, command):
     args = _by_command(command, small_model, "1,2,3") + ["--block-size", "0"]

@@ -46,20 +46,36 @@ def bytes_per_token(cfg, kv_dtype="f32"):
     return 2 * n_kv_layers * n_kv_heads * head_dim * DTYPE_BYTES[kv_dtype]
 
 
-def num_parameters(cfg):
-    """Weight parameters of the GPT-NeoX/MLKV model in model.md, counted independently."""
+def parameter_counts(cfg):
+    """(matrix and embedding parameters, layernorm and bias parameters) of the GPT-NeoX/MLKV model
+    in model.md, counted independently."""
     H, I, V, L = (cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"],
                   cfg["num_hidden_layers"])
     n_heads = cfg["num_attention_heads"]
     kv = cfg.get("num_key_value_heads", n_heads) * (H // n_heads)
     K = cfg.get("num_key_value_layers", L)
     kv_layers = {0} | {int((i + 1) * (L / K)) for i in range(K - 1)}
-    total = V * H * (1 if cfg.get("tie_word_embeddings", False) else 2) + 2 * H
+    matrices = V * H * (1 if cfg.get("tie_word_embeddings", False) else 2)
+    vectors = 2 * H
     for layer in range(L):
-        total += 4 * H + 2 * (H * H + H) + 2 * I * H + I + H
+        matrices += 2 * H * H + 2 * I * H
+        vectors += 4 * H + 2 * H + I + H
         if layer in kv_layers:
-            total += 2 * (kv * H + kv)
-    return total
+            matrices += 2 * kv * H
+            vectors += 2 * kv
+    return matrices, vectors
+
+
+def num_parameters(cfg):
+    """Weight parameters of the GPT-NeoX/MLKV model in model.md."""
+    return sum(parameter_counts(cfg))
+
+
+def weight_bytes(cfg, matrix_bytes):
+    """Bytes of the weights as the engine stores them: matrices and embeddings at `matrix_bytes`
+    each (--weight-dtype), layernorm parameters and biases in float32."""
+    matrices, vectors = parameter_counts(cfg)
+    return matrices * matrix_bytes + vectors * 4
 
 
 def workspace_bytes(cfg, max_num_batched_tokens=2048, max_num_seqs=256, max_model_len=None,

@@ -14,7 +14,7 @@ import pytest
 
 import harness
 from harness import expect_failure
-from test_capacity import CONFIGS_DIR, num_parameters
+from test_capacity import CONFIGS_DIR, num_parameters, weight_bytes
 
 VARIANTS = ["mha-144", "gqa-48", "mqa-12", "mlkv-12", "mlkv-6", "mlkv-2", "mlkv-1"]
 
@@ -48,7 +48,7 @@ def test_blocks_and_sequences_on_a_141_gb_device():
     assert len(rows) == 2 * len(VARIANTS)
     for row, (variant, context) in zip(rows, [(v, c) for v in VARIANTS for c in (512, 2048)]):
         cfg = load(variant)
-        weights = num_parameters(cfg) * 2
+        weights = weight_bytes(cfg, 2)
         budget = int(141e9 * 0.9 - weights)
         blocks = budget // (16 * fp16_bytes_per_token(cfg))
         assert row["variant"] == f"pythia-160m-{variant}"
@@ -65,7 +65,7 @@ def test_roofline_matches_the_formula():
         cfg = load(variant)
         params = num_parameters(cfg)
         batch = min(64, row["max_concurrent_sequences"])
-        step_bytes = params * 2 + batch * 1024 * fp16_bytes_per_token(cfg)
+        step_bytes = weight_bytes(cfg, 2) + batch * 1024 * fp16_bytes_per_token(cfg)
         multiplying = params - cfg["vocab_size"] * cfg["hidden_size"]
         flops = batch * (2 * multiplying + 4 * 1024 * cfg["hidden_size"] * cfg["num_hidden_layers"])
         bound = batch / max(step_bytes / 4.8e12, flops / 989e12)

@@ -76,6 +76,24 @@ def test_bf16_kv_cache_within_tolerance(models, variant):
                          f"{name}/{rope}: bf16 KV generate")
 
 
+@pytest.mark.parametrize("dtype", ["f16", "bf16"])
+def test_half_checkpoint_with_its_own_weight_dtype_matches_reference(models, dtype):
+    """A checkpoint stored in f16/bf16 and served with --weight-dtype of the same dtype keeps its
+    values exactly (half the weight memory, no rounding): it matches the float64 reference of that
+    checkpoint as closely as float32 weights do, in scoring and in greedy decoding."""
+    name, rope = "mlkv6", "unrotated"
+    ref = models.reference(name, rope, dtype)
+    ids = score_ids(name)[:200]
+    got, _ = engine_score(models.dir(name, rope, dtype), ids, weight_dtype=dtype)
+    assert_close(got, ref.logprobs(ids), LOGPROB_TOL, f"{dtype} weights: score logprobs")
+    prompt = prompt_ids(name)
+    tokens, lps = engine_generate(models.dir(name, rope, dtype), prompt, 32, temperature=0,
+                                  ignore_eos=True, weight_dtype=dtype)
+    what = f"{dtype} weights: greedy"
+    check_greedy(models.reference_greedy(name, rope, prompt, 32, dtype), tokens, what)
+    check_teacher_forced(ref, prompt, tokens, lps, LOGPROB_TOL, harness.TIE_TOL, what)
+
+
 @pytest.mark.parametrize("variant", SUBSET)
 def test_block_size_and_prefill_chunk_do_not_change_outputs(models, variant):
     name, rope = variant

@@ -1,7 +1,11 @@
 // The whole forward pass (engine/model.h) on the CUDA backend against the CPU backend: the same
 // seeded random weights, one sequence fed through a shuffled paged cache in prompt chunks and
 // decode steps, then two sequences batched in one step. MHA, GQA and MLKV variants in both
-// kv_sharing_rope modes, f32 and bf16 caches. Skipped where no CUDA device is visible.
+// kv_sharing_rope modes, f32/f16/bf16 caches and f32/f16/bf16 weights. Skipped where no CUDA
+// device is visible.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <ostream>
 #include <string>
 
@@ -24,6 +28,7 @@ struct Variant {
   int kv_heads, kv_layers;
   const char* sharing_rope;
   DType kv_dtype;
+  DType weight_dtype = DType::kF32;
 };
 
 // How gtest (and so the CTest test names) prints a variant, instead of its raw bytes.
@@ -52,32 +57,53 @@ class CudaModelTest : public ::testing::TestWithParam<Variant> {
     cuda_ = std::move(*cuda);
     config_ = MakeConfig(GetParam());
     const ModelHostWeights weights = RandomModelWeights(config_, 7);
-    auto cpu_model = Model::Create(config_, weights, cpu_.get());
-    auto cuda_model = Model::Create(config_, weights, cuda_.get());
+    const DType weight_dtype = GetParam().weight_dtype;
+    auto cpu_model = Model::Create(config_, weights, cpu_.get(), weight_dtype);
+    auto cuda_model = Model::Create(config_, weights, cuda_.get(), weight_dtype);
+    auto cpu_f32_model = Model::Create(config_, weights, cpu_.get());
     ASSERT_TRUE(cpu_model.ok()) << cpu_model.status();
     ASSERT_TRUE(cuda_model.ok()) << cuda_model.status();
+    ASSERT_TRUE(cpu_f32_model.ok()) << cpu_f32_model.status();
     cpu_model_ = std::move(*cpu_model);
     cuda_model_ = std::move(*cuda_model);
+    cpu_f32_model_ = std::move(*cpu_f32_model);
   }
 
   std::unique_ptr<Backend> cpu_ = CreateCpuBackend(), cuda_;
   ModelConfig config_;
   std::unique_ptr<Model> cpu_model_, cuda_model_;
+  std::unique_ptr<Model> cpu_f32_model_;  // float32 weights: what narrow weights drift from
 };
 
 // float32 everywhere (no TF32): the backends differ only in summation order, ~1e-6 relative per
 // op; 1e-4 is the tolerance the CPU engine meets against a float64 reference. With a 16-bit
 // cache both read rounded keys and values, but a key computed a few ulps apart can round to the
 // neighbouring 16-bit value (2^-8 relative in bf16, 2^-11 in f16), so those cases get 2e-3 and
-// 5e-4.
+// 5e-4. With f16/bf16 weights CUDA also rounds each GEMM's input to that dtype (the CPU keeps it
+// float32): an error of the same size as rounding the weights themselves, so CUDA may differ from
+// the CPU by up to twice what the narrow weights move the CPU's own scores from float32 weights
+// (measured here on the same tokens), on top of the cache's tolerance.
 TEST_P(CudaModelTest, ScoresMatchCpuInChunksAndDecodeSteps) {
   std::vector<int32_t> tokens;
   for (int i = 0; i < 75; ++i) tokens.push_back(1 + (i * 31 + 7) % 130);
   const DType kv = GetParam().kv_dtype;
-  const double tolerance = kv == DType::kF32 ? 1e-4 : kv == DType::kF16 ? 5e-4 : 2e-3;
+  double tolerance = kv == DType::kF32 ? 1e-4 : kv == DType::kF16 ? 5e-4 : 2e-3;
+  if (GetParam().weight_dtype != DType::kF32) {
+    const Layout layout{16, 75, false, kv};
+    const auto narrow = Score(*cpu_model_, tokens, layout);
+    const auto f32 = Score(*cpu_f32_model_, tokens, layout);
+    double drift = 0.0;
+    for (size_t i = 0; i < narrow.size(); ++i) {
+      drift = std::max<double>(drift, std::abs(narrow[i] - f32[i]));
+    }
+    ASSERT_GT(drift, 0.0) << "the narrow weights were not used";
+    tolerance += 2.0 * drift;
+    std::printf("[ info ] %s weights move the CPU's scores by up to %.2e; tolerance %.2e\n",
+                DTypeName(GetParam().weight_dtype), drift, tolerance);
+  }
   for (int64_t chunk : {75, 13, 1}) {
-    const auto expected = Score(*cpu_model_, tokens, Layout{16, chunk, true, GetParam().kv_dtype});
-    const auto actual = Score(*cuda_model_, tokens, Layout{16, chunk, true, GetParam().kv_dtype});
+    const auto expected = Score(*cpu_model_, tokens, Layout{16, chunk, true, kv});
+    const auto actual = Score(*cuda_model_, tokens, Layout{16, chunk, true, kv});
     ASSERT_EQ(actual.size(), expected.size());
     for (size_t i = 0; i < actual.size(); ++i) {
       ASSERT_NEAR(actual[i], expected[i], tolerance) << "chunk " << chunk << ", token " << i;
@@ -93,7 +119,10 @@ INSTANTIATE_TEST_SUITE_P(
                       Variant{"mlkv_rotated", 1, 2, "rotated", DType::kF32},
                       Variant{"mlkv_uneven_bf16", 2, 3, "unrotated", DType::kBF16},
                       Variant{"mqa_bf16", 1, 5, "rotated", DType::kBF16},
-                      Variant{"mlkv_f16", 1, 2, "unrotated", DType::kF16}),
+                      Variant{"mlkv_f16", 1, 2, "unrotated", DType::kF16},
+                      Variant{"mha_f16_weights", 8, 5, "unrotated", DType::kF32, DType::kF16},
+                      Variant{"mlkv_all_f16", 1, 2, "unrotated", DType::kF16, DType::kF16},
+                      Variant{"gqa_all_bf16", 2, 5, "rotated", DType::kBF16, DType::kBF16}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -16,16 +16,6 @@
 namespace mlkv::cli {
 namespace {
 
-absl::StatusOr<int64_t> DtypeBytesFlag(const Flags& flags, const std::string& name) {
-  const std::string value = flags.String(name, "f16");
-  std::optional<DType> dtype = ParseDType(value);
-  if (!dtype) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", name, ": must be f32, f16 or bf16, got \"", value, "\""));
-  }
-  return DTypeBytes(*dtype);
-}
-
 struct Budget {
   std::optional<double> memory_bytes, kv_cache_bytes;
   double utilization = 0.9;
@@ -67,8 +57,8 @@ absl::Status RunCapacity(const Args& args) {
     ASSIGN_OR_RETURN(budget.kv_cache_bytes, flags.Double("kv-cache-bytes", 0, 1, kHuge));
   }
   ASSIGN_OR_RETURN(budget.utilization, flags.Double("memory-utilization", 0.9, 0.01, 1.0));
-  ASSIGN_OR_RETURN(int64_t weight_bytes_per, DtypeBytesFlag(flags, "weight-dtype"));
-  ASSIGN_OR_RETURN(int64_t kv_bytes_per, DtypeBytesFlag(flags, "kv-dtype"));
+  ASSIGN_OR_RETURN(const DType weight_dtype, DTypeFromFlags(flags, "weight-dtype", DType::kF16));
+  ASSIGN_OR_RETURN(const DType kv_dtype, DTypeFromFlags(flags, "kv-dtype", DType::kF16));
   ASSIGN_OR_RETURN(int64_t block_size, flags.Int("block-size", 16, 1, 1024));
   std::vector<int64_t> contexts = {2048};
   if (flags.Has("context-lens")) {
@@ -85,13 +75,12 @@ absl::Status RunCapacity(const Args& args) {
     ASSIGN_OR_RETURN(double tflops, flags.Double("tflops", 0, 1e-6, 1e9));
     device = {gbs * 1e9, tflops * 1e12};
   }
-  const DType kv_dtype = kv_bytes_per == 4 ? DType::kF32 : DType::kF16;
 
   nlohmann::json rows = nlohmann::json::array();
   for (const std::string& path : flags.Strings("config")) {
     ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromFile(path));
     const std::string variant = std::filesystem::path(path).stem().string();
-    const double weight_bytes = static_cast<double>(config.num_parameters()) * weight_bytes_per;
+    const double weight_bytes = static_cast<double>(config.weight_bytes(weight_dtype));
     ASSIGN_OR_RETURN(int64_t kv_budget, KvBudgetBytes(budget, weight_bytes, variant));
     for (int64_t context : contexts) {
       KvBudget b;
@@ -111,7 +100,7 @@ absl::Status RunCapacity(const Args& args) {
       if (roofline) {
         const int64_t batch = std::max<int64_t>(1, std::min(max_batch, capacity.max_concurrent_sequences));
         const DecodeStepCost cost =
-            EstimateDecodeStep(config, weight_bytes_per, kv_bytes_per, batch, context, device);
+            EstimateDecodeStep(config, weight_dtype, kv_dtype, batch, context, device);
         row["decode_batch"] = batch;
         row["decode_step_bytes"] = cost.weight_bytes + cost.kv_bytes;
         row["decode_step_flops"] = cost.flops;

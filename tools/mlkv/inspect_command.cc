@@ -1,5 +1,5 @@
 // `mlkv inspect`: a model's configuration, KV-layer placement and sharing groups, parameter
-// count and KV cache bytes per token, and what a KV budget holds, without loading the weights.
+// count and weight bytes, KV cache bytes per token, and what a KV budget holds, without loading the weights.
 #include <cstdio>
 #include <limits>
 #include <optional>
@@ -32,7 +32,7 @@ struct BudgetPlan {
 // engine, so that `inspect` refuses exactly what the engine refuses, in its words.
 absl::StatusOr<std::optional<BudgetPlan>> PlanFromFlags(const Flags& flags,
                                                         const ModelConfig& config,
-                                                        DType kv_dtype) {
+                                                        DType kv_dtype, DType weight_dtype) {
   const bool bytes_form = flags.Has("kv-cache-bytes");
   const bool fraction_form = flags.Has("kv-cache-fraction");
   if (!bytes_form && !fraction_form) {
@@ -69,11 +69,7 @@ absl::StatusOr<std::optional<BudgetPlan>> PlanFromFlags(const Flags& flags,
     if (!flags.Has("memory-limit-bytes")) {
       plan.budget.memory_limit_source = "the host's memory; set --memory-limit-bytes to change it";
     }
-    if (config.num_parameters() > kInt64Max / 4) {
-      return absl::InvalidArgumentError("model config: float32 weight bytes overflow 64 bits");
-    }
-    // The CPU backend holds and computes the weights in float32 whatever the checkpoint's dtype.
-    plan.budget.weight_bytes = config.num_parameters() * 4;
+    plan.budget.weight_bytes = config.weight_bytes(weight_dtype);
     // What the engine reserves at start-up for the largest step of these limits.
     ASSIGN_OR_RETURN(plan.budget.workspace_bytes, WorkspaceBytes(config, LargestStep(scheduler)));
   }
@@ -86,15 +82,21 @@ absl::StatusOr<std::optional<BudgetPlan>> PlanFromFlags(const Flags& flags,
 
 absl::Status RunInspect(const Args& args) {
   ASSIGN_OR_RETURN(Flags flags,
-                   Flags::Parse(args, {"model", "kv-dtype", "format", "kv-cache-bytes",
+                   Flags::Parse(args, {"model", "kv-dtype", "weight-dtype", "format",
+                                       "kv-cache-bytes",
                                        "kv-cache-fraction", "memory-limit-bytes",
                                        "max-model-len", "block-size", "max-num-batched-tokens",
                                        "max-num-seqs"}));
   ASSIGN_OR_RETURN(bool json, JsonFormatFromFlags(flags));
-  ASSIGN_OR_RETURN(DType kv_dtype, KvDtypeFromFlags(flags));
+  ASSIGN_OR_RETURN(DType kv_dtype, DTypeFromFlags(flags, "kv-dtype"));
+  ASSIGN_OR_RETURN(DType weight_dtype, DTypeFromFlags(flags, "weight-dtype"));
   ASSIGN_OR_RETURN(std::string dir, flags.RequiredString("model"));
   ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromFile(dir + "/config.json"));
-  ASSIGN_OR_RETURN(std::optional<BudgetPlan> plan, PlanFromFlags(flags, config, kv_dtype));
+  if (config.num_parameters() > kInt64Max / 4) {
+    return absl::InvalidArgumentError("model config: float32 weight bytes overflow 64 bits");
+  }
+  ASSIGN_OR_RETURN(std::optional<BudgetPlan> plan,
+                   PlanFromFlags(flags, config, kv_dtype, weight_dtype));
 
   std::vector<std::vector<int64_t>> groups(config.num_kv_groups());
   for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
@@ -106,6 +108,8 @@ absl::Status RunInspect(const Args& args) {
   out["kv_layers"] = config.kv_layers;
   out["groups"] = groups;
   out["num_parameters"] = config.num_parameters();
+  out["weight_dtype"] = std::string(DTypeName(weight_dtype));
+  out["weight_bytes"] = config.weight_bytes(weight_dtype);
   out["kv_dtype"] = std::string(DTypeName(kv_dtype));
   out["kv_bytes_per_token"] = config.kv_bytes_per_token(DTypeBytes(kv_dtype));
   if (plan) {
@@ -113,8 +117,6 @@ absl::Status RunInspect(const Args& args) {
     if (plan->budget.kv_cache_fraction) {
       out["kv_cache_fraction"] = *plan->budget.kv_cache_fraction;
       out["memory_limit_bytes"] = plan->budget.memory_limit_bytes;
-      out["weight_bytes"] = plan->budget.weight_bytes;
-      out["weight_dtype"] = "f32";  // as the CPU backend holds the weights
       out["workspace_bytes"] = plan->budget.workspace_bytes;
     }
     out["kv_budget_bytes"] = c.budget_bytes;
@@ -141,14 +143,14 @@ absl::Status RunInspect(const Args& args) {
   for (size_t g = 0; g < groups.size(); ++g) {
     std::printf("  group %zu: layers %s\n", g, absl::StrJoin(groups[g], ", ").c_str());
   }
-  std::printf("parameters %lld\n", (long long)config.num_parameters());
+  std::printf("parameters %lld: %lld bytes as %s weights\n", (long long)config.num_parameters(),
+              (long long)config.weight_bytes(weight_dtype), DTypeName(weight_dtype));
   std::printf("KV cache bytes per token (%s) %lld\n", std::string(DTypeName(kv_dtype)).c_str(),
               (long long)out["kv_bytes_per_token"].get<int64_t>());
   if (plan) {
     if (plan->budget.kv_cache_fraction) {
       std::printf("KV budget %lld bytes: %g of the memory limit of %lld bytes less %lld bytes of "
-                  "float32 weights (as the CPU backend holds them) and %lld bytes of activation "
-                  "workspace\n",
+                  "weights and %lld bytes of activation workspace\n",
                   (long long)plan->capacity.budget_bytes, *plan->budget.kv_cache_fraction,
                   (long long)plan->budget.memory_limit_bytes,
                   (long long)plan->budget.weight_bytes,

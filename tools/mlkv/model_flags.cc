@@ -18,7 +18,7 @@
 namespace mlkv::cli {
 
 const std::set<std::string> kModelFlags = {
-    "model",         "threads",           "block-size",         "kv-dtype",
+    "model",         "threads",           "block-size",         "kv-dtype",  "weight-dtype",
     "prefill-chunk", "kv-cache-bytes",    "kv-cache-fraction",  "memory-limit-bytes",
     "max-model-len", "max-num-batched-tokens", "max-num-seqs", "tokenizer", "device"};
 const std::set<std::string> kModelSwitches = {"no-prefix-caching"};
@@ -51,9 +51,6 @@ absl::Status CheckBackendServes(const Backend& backend, const ModelConfig& confi
   return cuda::CheckAttentionShape(config.num_attention_heads, config.num_key_value_heads,
                                    config.head_dim);
 }
-
-// Both backends hold the weights in float32, whatever the checkpoint's dtype.
-int64_t WeightBytes(const ModelConfig& config) { return config.num_parameters() * 4; }
 
 std::string DeviceText(const DeviceMemory& memory) {
   return absl::StrCat("CUDA device 0 (", memory.name, ")");
@@ -89,11 +86,13 @@ absl::Status SetMemoryLimit(const Flags& flags, KvBudget* budget) {
 // On a GPU, refuses a model whose weights exceed what the device has free before the checkpoint
 // is read, giving both sizes, rather than failing on one upload partway through. Runs only
 // where a GPU is present (the arithmetic, CheckWeightsFit, is unit-tested on any machine).
-absl::Status CheckWeightsFitDevice(const Backend& backend, const std::string& model_dir) {
+absl::Status CheckWeightsFitDevice(const Backend& backend, const std::string& model_dir,
+                                   DType weight_dtype) {
   if (backend.name() != "cuda") return absl::OkStatus();
   ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromFile(model_dir + "/config.json"));
   ASSIGN_OR_RETURN(DeviceMemory memory, QueryDeviceMemory(0));
-  return CheckWeightsFit(WeightBytes(config), memory.free_bytes, DeviceText(memory));
+  return CheckWeightsFit(config.weight_bytes(weight_dtype), weight_dtype, memory.free_bytes,
+                         DeviceText(memory));
 }
 
 // --tokenizer, else <model dir>/tokenizer.json when there is one; null when neither.
@@ -143,20 +142,23 @@ absl::StatusOr<LoadedModel> LoadModelFromFlags(const Flags& flags) {
   LoadedModel loaded;
   ASSIGN_OR_RETURN(loaded.backend,
                    BackendFromFlags(flags, static_cast<int>(threads), DefaultDevice()));
-  RETURN_IF_ERROR(CheckWeightsFitDevice(*loaded.backend, dir));
-  ASSIGN_OR_RETURN(loaded.model, Model::Load(dir, loaded.backend.get()));
+  ASSIGN_OR_RETURN(const DType weight_dtype, DTypeFromFlags(flags, "weight-dtype"));
+  RETURN_IF_ERROR(CheckWeightsFitDevice(*loaded.backend, dir, weight_dtype));
+  ASSIGN_OR_RETURN(loaded.model, Model::Load(dir, loaded.backend.get(), weight_dtype));
   RETURN_IF_ERROR(CheckBackendServes(*loaded.backend, loaded.model->config()));
   ASSIGN_OR_RETURN(loaded.tokenizer, LoadTokenizer(flags, dir, loaded.model->config()));
   return loaded;
 }
 
-absl::StatusOr<DType> KvDtypeFromFlags(const Flags& flags) {
-  const std::string name = flags.String("kv-dtype", "f32");
-  if (name == "f32") return DType::kF32;
-  if (name == "f16") return DType::kF16;
-  if (name == "bf16") return DType::kBF16;
-  return absl::InvalidArgumentError(
-      absl::StrCat("--kv-dtype: must be f32, f16 or bf16, got \"", name, "\""));
+absl::StatusOr<DType> DTypeFromFlags(const Flags& flags, const std::string& name,
+                                     DType default_dtype) {
+  const std::string value = flags.String(name, DTypeName(default_dtype));
+  std::optional<DType> dtype = ParseDType(value);
+  if (!dtype) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, ": must be f32, f16 or bf16, got \"", value, "\""));
+  }
+  return *dtype;
 }
 
 absl::StatusOr<SchedulerConfig> SchedulerConfigFromFlags(const Flags& flags,
@@ -182,7 +184,7 @@ absl::StatusOr<SchedulerConfig> SchedulerConfigFromFlags(const Flags& flags,
 absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const Flags& flags, const ModelConfig& config,
                                                      int64_t tokens_needed) {
   EngineOptions options;
-  ASSIGN_OR_RETURN(options.kv_dtype, KvDtypeFromFlags(flags));
+  ASSIGN_OR_RETURN(options.kv_dtype, DTypeFromFlags(flags, "kv-dtype"));
   ASSIGN_OR_RETURN(options.scheduler, SchedulerConfigFromFlags(flags, config));
   SchedulerConfig& s = options.scheduler;
   int64_t num_blocks = (tokens_needed + s.block_size - 1) / s.block_size;
@@ -194,7 +196,8 @@ absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const Flags& flags, const M
       ASSIGN_OR_RETURN(budget.kv_cache_fraction, flags.Double("kv-cache-fraction", 0.0, 0.0, 1.0));
     }
     RETURN_IF_ERROR(SetMemoryLimit(flags, &budget));
-    budget.weight_bytes = WeightBytes(config);
+    ASSIGN_OR_RETURN(const DType weight_dtype, DTypeFromFlags(flags, "weight-dtype"));
+    budget.weight_bytes = config.weight_bytes(weight_dtype);
     // The engine reserves the workspace for the largest step at start-up (Engine::Create).
     ASSIGN_OR_RETURN(budget.workspace_bytes, WorkspaceBytes(config, LargestStep(s)));
     ASSIGN_OR_RETURN(KvCapacity capacity, PlanKvCapacity(config, options.kv_dtype, s.block_size,

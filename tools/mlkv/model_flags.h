@@ -15,7 +15,7 @@
 
 namespace mlkv::cli {
 
-// --model, --threads, --block-size, --kv-dtype, --prefill-chunk, the KV budget
+// --model, --threads, --block-size, --kv-dtype, --weight-dtype, --prefill-chunk, the KV budget
 // (--kv-cache-bytes, --kv-cache-fraction, --memory-limit-bytes), --max-model-len,
 // --max-num-batched-tokens, --max-num-seqs, --tokenizer, --device (cpu|cuda; default cuda when
 // built with CUDA and a GPU is visible), --no-prefix-caching (a switch).
@@ -38,7 +38,7 @@ struct LoadedModel {
   std::shared_ptr<const Tokenizer> tokenizer;  // null: the model takes token ids only
 };
 
-// The model of --model, and its tokenizer: --tokenizer FILE, else <model dir>/tokenizer.json when
+// The model of --model, its weight matrices stored as --weight-dtype, and its tokenizer: --tokenizer FILE, else <model dir>/tokenizer.json when
 // present (a malformed one is an error naming it), else none. On a GPU, weights larger than the
 // device's free memory are refused (ResourceExhausted, "model does not fit") before any upload.
 absl::StatusOr<LoadedModel> LoadModelFromFlags(const Flags& flags);
@@ -58,7 +58,10 @@ absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const Flags& flags, const M
 // hold `tokens_needed` tokens, what an offline run of known requests needs.
 absl::StatusOr<std::unique_ptr<Engine>> CreateEngineFromFlags(const Flags& flags,
                                                               int64_t tokens_needed);
-absl::StatusOr<DType> KvDtypeFromFlags(const Flags& flags);
+// --<name> f32|f16|bf16 (float32, float16 and bfloat16 also accepted), `default_dtype` when
+// absent: --kv-dtype and --weight-dtype.
+absl::StatusOr<DType> DTypeFromFlags(const Flags& flags, const std::string& name,
+                                     DType default_dtype = DType::kF32);
 // Defaults to greedy (temperature 0) so that a bare command is deterministic.
 absl::StatusOr<SamplingParams> SamplingFromFlags(const Flags& flags);
 // Every --token-ids as int32 ids (range against the vocabulary is checked by the engine).
