@@ -89,6 +89,8 @@ engine:
                                left after the weights and the activation workspace
   --max-model-len N            longest prompt + output (the model's max_position_embeddings)
   --block-size N (16)  --kv-dtype f32|f16|bf16 (f32)  --threads N (all cores)
+  --weight-dtype f32|f16|bf16 (f32)  how weight matrices and embeddings are held: 16-bit
+                               halves their memory (the GPU also runs the GEMMs on tensor cores)
   --max-num-seqs N (256)       sequences running at once
   --max-num-batched-tokens N (2048)  tokens computed per engine step
   --prefill-chunk N            most prompt tokens of one sequence per step (0: no limit)

@@ -22,7 +22,8 @@ commands:
   score         --model DIR (--token-ids 1,2,3 | --text-file FILE) [--format text|json]
                 log-probability of each token given those before it, total, perplexity;
                 longer than --max-model-len: windows overlapping by one token
-  inspect       --model DIR [--kv-dtype f32|f16|bf16] [--format text|json]
+  inspect       --model DIR [--kv-dtype f32|f16|bf16] [--weight-dtype f32|f16|bf16]
+                [--format text|json]
                 [--kv-cache-bytes B | --kv-cache-fraction F [--memory-limit-bytes M]]
                 [--max-model-len L] [--block-size N]
                 [--max-num-batched-tokens T] [--max-num-seqs S]: with a budget, also the KV
@@ -43,6 +44,8 @@ commands:
 
 flags of generate and score (the engine):
   --block-size N (16)  --kv-dtype f32|f16|bf16 (f32)  --threads N (all cores)
+  --weight-dtype f32|f16|bf16 (f32)  how weight matrices and embeddings are held: 16-bit
+                       halves their memory (the GPU also runs the GEMMs on tensor cores)
   --prefill-chunk N    most prompt tokens of one sequence per step (0: no limit)
   --max-num-batched-tokens N (2048)  --max-num-seqs N (256)  --no-prefix-caching
   --max-model-len N (the model's max_position_embeddings)
