@@ -194,12 +194,31 @@ std::string DescribeMemoryUse(const KvBudget& budget, const KvCapacity& c) {
       !__builtin_add_overflow(total, kv_bytes, &total)) {
     absl::StrAppend(&line, " = ", HumanBytes(total));
   }
-  if (budget.kv_cache_fraction) {
+  if (budget.memory_limit_bytes > 0) {
     absl::StrAppend(&line, " of ", HumanBytes(budget.memory_limit_bytes), " (",
-                    budget.memory_limit_source, "; --kv-cache-fraction ",
-                    *budget.kv_cache_fraction, ")");
+                    budget.memory_limit_source);
+    if (budget.kv_cache_fraction) {
+      absl::StrAppend(&line, "; --kv-cache-fraction ", *budget.kv_cache_fraction);
+    }
+    absl::StrAppend(&line, ")");
   }
   return line;
+}
+
+absl::Status CheckMemoryFits(const KvBudget& budget, const KvCapacity& capacity) {
+  if (!budget.kv_cache_bytes || budget.memory_limit_bytes <= 0) return absl::OkStatus();
+  const int64_t kv_bytes = capacity.num_blocks * capacity.block_bytes;
+  int64_t total = 0;
+  if (!__builtin_add_overflow(budget.weight_bytes, budget.workspace_bytes, &total) &&
+      !__builtin_add_overflow(total, kv_bytes, &total) && total <= budget.memory_limit_bytes) {
+    return absl::OkStatus();
+  }
+  return Invalid(absl::StrCat(
+      "--kv-cache-bytes: the KV cache (", BytesText(kv_bytes), "), the weights (",
+      BytesText(budget.weight_bytes), ") and the activation workspace (",
+      BytesText(budget.workspace_bytes), ") need more than the ",
+      BytesText(budget.memory_limit_bytes), " of memory (", budget.memory_limit_source,
+      "); lower --kv-cache-bytes or --max-num-batched-tokens, or use --kv-cache-fraction"));
 }
 
 absl::Status CheckWeightsFit(int64_t weight_bytes, DType weight_dtype, int64_t free_bytes,

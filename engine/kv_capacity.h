@@ -16,13 +16,14 @@ namespace mlkv {
 
 // The KV cache's share of memory, in exactly one of two forms.
 struct KvBudget {
-  // --kv-cache-bytes: the budget itself. The fields below then only feed DescribeMemoryUse.
+  // --kv-cache-bytes: the budget itself. The fields below then only feed DescribeMemoryUse and
+  // CheckMemoryFits.
   std::optional<int64_t> kv_cache_bytes;
   // --kv-cache-fraction: this fraction, in (0, 1], of
   // (memory_limit_bytes - weight_bytes - workspace_bytes).
   std::optional<double> kv_cache_fraction;
   // Device memory, or on the CPU a configured host-memory limit (--memory-limit-bytes; by default
-  // HostMemoryBytes()). Only the fraction form reads it.
+  // HostMemoryBytes()). The fraction form shares it out; 0 in the bytes form: not checked.
   int64_t memory_limit_bytes = 0;
   // Where memory_limit_bytes came from, for messages: the flag, or e.g. "the free memory of CUDA
   // device 0 (NVIDIA H200)" when it defaulted to what the device has.
@@ -63,6 +64,13 @@ absl::StatusOr<KvCapacity> PlanKvCapacity(const ModelConfig& config, DType kv_dt
 
 // One line for the start-up log: blocks, tokens, concurrency at max_model_len, bytes per token.
 std::string DescribeKvCapacity(const KvCapacity& capacity);
+
+// For the --kv-cache-bytes form: OK when the planned KV pool, the weights and the activation
+// workspace together fit in budget.memory_limit_bytes; else InvalidArgument naming
+// --kv-cache-bytes with all four figures, so that a cache the machine cannot hold fails at
+// start-up rather than in an allocation (or, on the CPU, an out-of-memory kill once its pages are
+// touched). The fraction form fits by construction.
+absl::Status CheckMemoryFits(const KvBudget& budget, const KvCapacity& capacity);
 
 // One line for the start-up log: the bytes of the weights, the activation workspace and the KV
 // pool that `capacity` plans for `budget`, their sum, and (fraction form) the memory they share.

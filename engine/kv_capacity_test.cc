@@ -349,6 +349,41 @@ TEST(KvCapacityTest, MemoryUseGivesWeightsWorkspaceAndKvPool) {
   EXPECT_EQ(DescribeMemoryUse(bytes, *plan),
             "memory: weights 2.0 GiB + activation workspace 512.0 MiB + KV cache 1.0 GiB = "
             "3.5 GiB");
+  bytes.memory_limit_bytes = 4 * kGiB;
+  bytes.memory_limit_source = "the host's memory";
+  EXPECT_EQ(DescribeMemoryUse(bytes, *plan),
+            "memory: weights 2.0 GiB + activation workspace 512.0 MiB + KV cache 1.0 GiB = "
+            "3.5 GiB of 4.0 GiB (the host's memory)");
+}
+
+// A byte budget must fit beside the weights and workspace: exactly at the limit it does, one
+// byte more of any of them and the message names the flag and all four figures.
+TEST(KvCapacityTest, ByteBudgetMustFitBesideWeightsAndWorkspace) {
+  constexpr int64_t kMiB = int64_t{1} << 20;
+  const ModelConfig config = LoadConfig("pythia-160m-mlkv-2");  // 8 KiB blocks in f16
+  KvBudget budget = Bytes(64 * kMiB);
+  budget.weight_bytes = 300 * kMiB;
+  budget.workspace_bytes = 100 * kMiB;
+  budget.memory_limit_bytes = 464 * kMiB;
+  budget.memory_limit_source = "--memory-limit-bytes";
+  auto plan = PlanKvCapacity(config, DType::kF16, 16, 2048, budget);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(CheckMemoryFits(budget, *plan).ok());
+  budget.memory_limit_bytes -= 1;
+  const absl::Status status = CheckMemoryFits(budget, *plan);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "--kv-cache-bytes: the KV cache (67108864 bytes (64.0 MiB)), the weights (314572800 "
+            "bytes (300.0 MiB)) and the activation workspace (104857600 bytes (100.0 MiB)) need "
+            "more than the 486539263 bytes (464.0 MiB) of memory (--memory-limit-bytes); lower "
+            "--kv-cache-bytes or --max-num-batched-tokens, or use --kv-cache-fraction");
+  // Without a limit (0) there is nothing to check against; the fraction form is not checked.
+  budget.memory_limit_bytes = 0;
+  EXPECT_TRUE(CheckMemoryFits(budget, *plan).ok());
+  KvBudget fraction = Fraction(1.0, 464 * kMiB, 300 * kMiB, 100 * kMiB);
+  plan = PlanKvCapacity(config, DType::kF16, 16, 2048, fraction);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(CheckMemoryFits(fraction, *plan).ok());
 }
 
 // ---- the weights on the device ------------------------------------------------------------------

@@ -103,6 +103,16 @@ def test_block_size_zero(small_model, command):
     expect_failure(args, ["block-size", "block_size"])
 
 
+@pytest.mark.parametrize("command", ["score", "generate"])
+def test_kv_cache_bytes_beyond_the_memory_limit(small_model, command):
+    # Refused at start-up, naming the flag, rather than failing an allocation (or, on the CPU,
+    # being killed once the pages are touched). The limit is the host's memory, or the flag.
+    args = _by_command(command, small_model, "1,2,3")
+    expect_failure(args + ["--kv-cache-bytes", str(1 << 50)], ["--kv-cache-bytes", "memory"])
+    expect_failure(args + ["--kv-cache-bytes", str(1 << 20), "--memory-limit-bytes", str(1 << 20)],
+                   ["--kv-cache-bytes", "--memory-limit-bytes"])
+
+
 def test_negative_prefill_chunk(small_model):
     # (--prefill-chunk 0 means "the whole prompt at once" in the CLI's usage text.)
     expect_failure(_score(small_model, "1,2,3", "--prefill-chunk", "-1"),

@@ -1,7 +1,7 @@
 """`mlkv capacity`, the planning calculator, checked by arithmetic written here from model.md.
 
-For each variant and context length: KV budget = memory x utilization - weights (or the given
-budget), blocks = floor(budget / (block_size x bytes per token)), sequences = blocks / blocks per
+For each variant and context length: KV budget = memory x utilization - weights - the activation
+workspace the engine reserves for its largest step (or the given budget), blocks = floor(budget / (block_size x bytes per token)), sequences = blocks / blocks per
 sequence; the decode roofline bound = batch / max(bytes / bandwidth, FLOPs / FLOP rate). Run as
 described in test_score_generate.py.
 """
@@ -14,7 +14,7 @@ import pytest
 
 import harness
 from harness import expect_failure
-from test_capacity import CONFIGS_DIR, num_parameters, weight_bytes
+from test_capacity import CONFIGS_DIR, num_parameters, weight_bytes, workspace_bytes
 
 VARIANTS = ["mha-144", "gqa-48", "mqa-12", "mlkv-12", "mlkv-6", "mlkv-2", "mlkv-1"]
 
@@ -49,13 +49,29 @@ def test_blocks_and_sequences_on_a_141_gb_device():
     for row, (variant, context) in zip(rows, [(v, c) for v in VARIANTS for c in (512, 2048)]):
         cfg = load(variant)
         weights = weight_bytes(cfg, 2)
-        budget = int(141e9 * 0.9 - weights)
+        workspace = workspace_bytes(cfg, max_model_len=context)
+        budget = int(141e9 * 0.9 - weights - workspace)
         blocks = budget // (16 * fp16_bytes_per_token(cfg))
         assert row["variant"] == f"pythia-160m-{variant}"
         assert row["context_len"] == context
+        assert row["weight_bytes"] == weights
+        assert row["workspace_bytes"] == workspace
         assert row["kv_bytes_per_token"] == fp16_bytes_per_token(cfg)
         assert row["num_blocks"] == blocks, variant
         assert row["max_concurrent_sequences"] == blocks // math.ceil(context / 16), variant
+
+
+def test_smaller_steps_leave_more_for_the_kv_cache():
+    limits = {"max_num_batched_tokens": 256, "max_num_seqs": 8}
+    rows = run_capacity("--memory-bytes", "4e9", "--context-lens", "2048",
+                        "--max-num-batched-tokens", 256, "--max-num-seqs", 8)
+    default = run_capacity("--memory-bytes", "4e9", "--context-lens", "2048")
+    for row, before, variant in zip(rows, default, VARIANTS):
+        cfg = load(variant)
+        workspace = workspace_bytes(cfg, max_model_len=2048, **limits)
+        assert row["workspace_bytes"] == workspace < before["workspace_bytes"]
+        budget = int(4e9 * 0.9 - weight_bytes(cfg, 2) - workspace)
+        assert row["num_blocks"] == budget // (16 * fp16_bytes_per_token(cfg)), variant
 
 
 def test_roofline_matches_the_formula():
@@ -83,6 +99,7 @@ def test_roofline_matches_the_formula():
     (["--kv-cache-bytes", "1e9", "--kv-dtype", "f8"], ["--kv-dtype"]),
     (["--kv-cache-bytes", "1e9", "--tflops", "100"], ["--bandwidth-gbs"]),
     (["--kv-cache-bytes", "-5"], ["--kv-cache-bytes"]),
+    (["--kv-cache-bytes", "1e9", "--max-num-seqs", "0"], ["--max-num-seqs"]),
 ])
 def test_bad_arguments_are_refused_naming_the_flag(args, keywords):
     harness.mlkv_bin()

@@ -1,14 +1,17 @@
-// `mlkv capacity`: what a device's memory buys for each model variant — weights, KV bytes per
-// token, KV blocks, concurrent sequences per context length — and the decode-step roofline
-// (upper bound on tokens/s from memory bandwidth and FLOP rate). Arithmetic only: no model runs.
+// `mlkv capacity`: what a device's memory buys for each model variant — weights, activation
+// workspace, KV bytes per token, KV blocks, concurrent sequences per context length — and the
+// decode-step roofline (upper bound on tokens/s from memory bandwidth and FLOP rate). Arithmetic
+// only: no model runs.
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "engine/decode_roofline.h"
 #include "engine/kv_capacity.h"
+#include "engine/model_workspace.h"
 #include "nlohmann/json.hpp"
 #include "tools/mlkv/commands.h"
 #include "tools/mlkv/model_flags.h"
@@ -21,15 +24,17 @@ struct Budget {
   double utilization = 0.9;
 };
 
-// The KV budget of one variant: explicit, or the device's usable memory minus its weights.
+// The KV budget of one variant: explicit, or the device's usable memory minus its weights and
+// the activation workspace the engine reserves at start-up.
 absl::StatusOr<int64_t> KvBudgetBytes(const Budget& b, double weight_bytes,
-                                      const std::string& variant) {
+                                      double workspace_bytes, const std::string& variant) {
   if (b.kv_cache_bytes) return static_cast<int64_t>(*b.kv_cache_bytes);
-  const double left = *b.memory_bytes * b.utilization - weight_bytes;
+  const double left = *b.memory_bytes * b.utilization - weight_bytes - workspace_bytes;
   if (left < 1.0) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: the weights (%.0f bytes) do not fit in --memory-bytes x --memory-utilization",
-        variant, weight_bytes));
+        "%s: the weights (%.0f bytes) and the activation workspace (%.0f bytes) do not fit in "
+        "--memory-bytes x --memory-utilization",
+        variant, weight_bytes, workspace_bytes));
   }
   return static_cast<int64_t>(left);
 }
@@ -42,7 +47,7 @@ absl::Status RunCapacity(const Args& args) {
       Flags::Parse(args,
                    {"config", "memory-bytes", "memory-utilization", "kv-cache-bytes",
                     "weight-dtype", "kv-dtype", "block-size", "context-lens", "bandwidth-gbs",
-                    "tflops", "max-batch", "format"},
+                    "tflops", "max-batch", "max-num-batched-tokens", "max-num-seqs", "format"},
                    {}, {"config"}));
   ASSIGN_OR_RETURN(bool json, JsonFormatFromFlags(flags));
   if (!flags.Has("config")) return absl::InvalidArgumentError("--config: is required");
@@ -65,6 +70,11 @@ absl::Status RunCapacity(const Args& args) {
     ASSIGN_OR_RETURN(contexts, flags.IntList("context-lens", 1, 1 << 24));
   }
   ASSIGN_OR_RETURN(int64_t max_batch, flags.Int("max-batch", 256, 1, 1 << 20));
+  // The engine's step limits, which size its activation workspace.
+  constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
+  ASSIGN_OR_RETURN(const int64_t batched_tokens,
+                   flags.Int("max-num-batched-tokens", 2048, 1, kInt32Max));
+  ASSIGN_OR_RETURN(const int64_t max_seqs, flags.Int("max-num-seqs", 256, 1, kInt32Max));
   const bool roofline = flags.Has("bandwidth-gbs") || flags.Has("tflops");
   DeviceLimits device;
   if (roofline) {
@@ -81,8 +91,17 @@ absl::Status RunCapacity(const Args& args) {
     ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromFile(path));
     const std::string variant = std::filesystem::path(path).stem().string();
     const double weight_bytes = static_cast<double>(config.weight_bytes(weight_dtype));
-    ASSIGN_OR_RETURN(int64_t kv_budget, KvBudgetBytes(budget, weight_bytes, variant));
     for (int64_t context : contexts) {
+      SchedulerConfig step_limits;
+      step_limits.block_size = static_cast<int32_t>(block_size);
+      step_limits.max_model_len = static_cast<int32_t>(context);
+      step_limits.max_num_batched_tokens = static_cast<int32_t>(batched_tokens);
+      step_limits.max_num_seqs = static_cast<int32_t>(max_seqs);
+      ASSIGN_OR_RETURN(const int64_t workspace_bytes,
+                       WorkspaceBytes(config, LargestStep(step_limits)));
+      ASSIGN_OR_RETURN(const int64_t kv_budget,
+                       KvBudgetBytes(budget, weight_bytes, static_cast<double>(workspace_bytes),
+                                     variant));
       KvBudget b;
       b.kv_cache_bytes = kv_budget;
       ASSIGN_OR_RETURN(KvCapacity capacity,
@@ -91,6 +110,7 @@ absl::Status RunCapacity(const Args& args) {
                             {"config", path},
                             {"num_parameters", config.num_parameters()},
                             {"weight_bytes", weight_bytes},
+                            {"workspace_bytes", workspace_bytes},
                             {"kv_bytes_per_token", capacity.kv_bytes_per_token},
                             {"kv_budget_bytes", capacity.budget_bytes},
                             {"num_blocks", capacity.num_blocks},

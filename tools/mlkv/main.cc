@@ -34,8 +34,10 @@ commands:
                 [--pool mean|pairwise]
   capacity      --config FILE [--config FILE ...] (--memory-bytes B [--memory-utilization 0.9]
                 | --kv-cache-bytes B) [--weight-dtype f16] [--kv-dtype f16] [--block-size 16]
-                [--context-lens 2048,...] [--bandwidth-gbs G --tflops T [--max-batch 256]]
-                weights, KV blocks and concurrent sequences per variant; decode roofline
+                [--context-lens 2048,...] [--max-num-batched-tokens 2048] [--max-num-seqs 256]
+                [--bandwidth-gbs G --tflops T [--max-batch 256]]
+                weights, activation workspace, KV blocks and concurrent sequences per
+                variant; decode roofline
   tokenize      --tokenizer FILE (--text TEXT | --text-file FILE) [--format text|json]
                 token ids of the text (text: space-separated; json: {"token_ids": [...]});
                 or --jsonl-in FILE|-: one JSON string per line in, one JSON id list per line out

@@ -56,32 +56,26 @@ std::string DeviceText(const DeviceMemory& memory) {
   return absl::StrCat("CUDA device 0 (", memory.name, ")");
 }
 
-// The memory --kv-cache-fraction shares out, and where the figure came from: --memory-limit-bytes,
-// else on the CPU the host's memory, else what the GPU has free now (other processes' use and the
-// CUDA context already taken out). mlkv-server asks before loading the weights, so that is exact;
-// mlkv generate/score ask after, so their weights count twice and the budget errs on the small
-// side.
-absl::Status SetMemoryLimit(const Flags& flags, KvBudget* budget) {
+}  // namespace
+
+absl::StatusOr<MemoryLimit> MemoryLimitFromFlags(const Flags& flags) {
   constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
   if (flags.Has("memory-limit-bytes")) {
-    ASSIGN_OR_RETURN(budget->memory_limit_bytes,
-                     flags.Int("memory-limit-bytes", 0, 1, kInt64Max));
-    budget->memory_limit_source = "--memory-limit-bytes";
-    return absl::OkStatus();
+    ASSIGN_OR_RETURN(const int64_t bytes, flags.Int("memory-limit-bytes", 0, 1, kInt64Max));
+    return MemoryLimit{bytes, "--memory-limit-bytes"};
   }
   ASSIGN_OR_RETURN(std::string device, DeviceFromFlags(flags, DefaultDevice()));
   if (device == "cpu") {
-    budget->memory_limit_bytes = HostMemoryBytes();
-    budget->memory_limit_source = "the host's memory; set --memory-limit-bytes to change it";
-    return absl::OkStatus();
+    return MemoryLimit{HostMemoryBytes(),
+                       "the host's memory; set --memory-limit-bytes to change it"};
   }
   ASSIGN_OR_RETURN(DeviceMemory memory, QueryDeviceMemory(0));
-  budget->memory_limit_bytes = memory.free_bytes;
-  budget->memory_limit_source =
-      absl::StrCat("the free memory of ", DeviceText(memory),
-                   "; set --memory-limit-bytes to change it");
-  return absl::OkStatus();
+  return MemoryLimit{memory.free_bytes,
+                     absl::StrCat("the free memory of ", DeviceText(memory),
+                                  "; set --memory-limit-bytes to change it")};
 }
+
+namespace {
 
 // On a GPU, refuses a model whose weights exceed what the device has free before the checkpoint
 // is read, giving both sizes, rather than failing on one upload partway through. Runs only
@@ -144,6 +138,7 @@ absl::StatusOr<LoadedModel> LoadModelFromFlags(const Flags& flags) {
                    BackendFromFlags(flags, static_cast<int>(threads), DefaultDevice()));
   ASSIGN_OR_RETURN(const DType weight_dtype, DTypeFromFlags(flags, "weight-dtype"));
   RETURN_IF_ERROR(CheckWeightsFitDevice(*loaded.backend, dir, weight_dtype));
+  ASSIGN_OR_RETURN(loaded.memory_before_weights, MemoryLimitFromFlags(flags));
   ASSIGN_OR_RETURN(loaded.model, Model::Load(dir, loaded.backend.get(), weight_dtype));
   RETURN_IF_ERROR(CheckBackendServes(*loaded.backend, loaded.model->config()));
   ASSIGN_OR_RETURN(loaded.tokenizer, LoadTokenizer(flags, dir, loaded.model->config()));
@@ -182,7 +177,8 @@ absl::StatusOr<SchedulerConfig> SchedulerConfigFromFlags(const Flags& flags,
 }
 
 absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const Flags& flags, const ModelConfig& config,
-                                                     int64_t tokens_needed) {
+                                                     int64_t tokens_needed,
+                                                     const std::optional<MemoryLimit>& memory) {
   EngineOptions options;
   ASSIGN_OR_RETURN(options.kv_dtype, DTypeFromFlags(flags, "kv-dtype"));
   ASSIGN_OR_RETURN(options.scheduler, SchedulerConfigFromFlags(flags, config));
@@ -195,7 +191,14 @@ absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const Flags& flags, const M
     if (flags.Has("kv-cache-fraction")) {
       ASSIGN_OR_RETURN(budget.kv_cache_fraction, flags.Double("kv-cache-fraction", 0.0, 0.0, 1.0));
     }
-    RETURN_IF_ERROR(SetMemoryLimit(flags, &budget));
+    MemoryLimit limit;
+    if (memory) {
+      limit = *memory;
+    } else {
+      ASSIGN_OR_RETURN(limit, MemoryLimitFromFlags(flags));
+    }
+    budget.memory_limit_bytes = limit.bytes;
+    budget.memory_limit_source = limit.source;
     ASSIGN_OR_RETURN(const DType weight_dtype, DTypeFromFlags(flags, "weight-dtype"));
     budget.weight_bytes = config.weight_bytes(weight_dtype);
     // The engine reserves the workspace for the largest step at start-up (Engine::Create).
@@ -204,6 +207,7 @@ absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const Flags& flags, const M
                                                          s.max_model_len, budget));
     spdlog::info("{}", DescribeKvCapacity(capacity));
     spdlog::info("{}", DescribeMemoryUse(budget, capacity));
+    RETURN_IF_ERROR(CheckMemoryFits(budget, capacity));
     num_blocks = capacity.num_blocks;
   }
   s.num_blocks = static_cast<int32_t>(
@@ -215,7 +219,8 @@ absl::StatusOr<std::unique_ptr<Engine>> CreateEngineFromFlags(const Flags& flags
                                                               int64_t tokens_needed) {
   ASSIGN_OR_RETURN(LoadedModel loaded, LoadModelFromFlags(flags));
   ASSIGN_OR_RETURN(EngineOptions options,
-                   EngineOptionsFromFlags(flags, loaded.model->config(), tokens_needed));
+                   EngineOptionsFromFlags(flags, loaded.model->config(), tokens_needed,
+                                          loaded.memory_before_weights));
   options.tokenizer = std::move(loaded.tokenizer);
   return Engine::Create(options, std::move(loaded.backend), std::move(loaded.model));
 }

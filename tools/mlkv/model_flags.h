@@ -4,6 +4,7 @@
 #define MLKV_TOOLS_MLKV_MODEL_FLAGS_H_
 
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -32,10 +33,22 @@ std::string DefaultDevice();
 absl::StatusOr<std::unique_ptr<Backend>> BackendFromFlags(const Flags& flags, int threads,
                                                           const std::string& default_device);
 
+// The memory a KV budget is planned against, and where the figure came from (for messages).
+struct MemoryLimit {
+  int64_t bytes = 0;
+  std::string source;
+};
+// --memory-limit-bytes, else on the CPU the host's memory (cgroup limit included), else what the
+// GPU has free now (other processes' use and the CUDA context already taken out).
+absl::StatusOr<MemoryLimit> MemoryLimitFromFlags(const Flags& flags);
+
 struct LoadedModel {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Model> model;
   std::shared_ptr<const Tokenizer> tokenizer;  // null: the model takes token ids only
+  // MemoryLimitFromFlags just before the weights were uploaded: what the KV budget is planned
+  // against once they take their share (EngineOptionsFromFlags).
+  MemoryLimit memory_before_weights;
 };
 
 // The model of --model, its weight matrices stored as --weight-dtype, and its tokenizer: --tokenizer FILE, else <model dir>/tokenizer.json when
@@ -49,11 +62,14 @@ absl::StatusOr<SchedulerConfig> SchedulerConfigFromFlags(const Flags& flags,
                                                          const ModelConfig& config);
 // The engine options the flags ask for, for a model of `config` (which bounds --max-model-len
 // and sizes the KV budget: --kv-cache-fraction shares out the memory that the weights and the
-// activation workspace leave; the plan is logged). Without a KV budget flag the cache is sized
-// to hold `tokens_needed` tokens. Also used by mlkv-server, which reports the options it runs
-// with.
-absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const Flags& flags, const ModelConfig& config,
-                                                     int64_t tokens_needed);
+// activation workspace leave; --kv-cache-bytes must fit beside them; the plan is logged).
+// Without a KV budget flag the cache is sized to hold `tokens_needed` tokens. The memory is
+// `memory` when given (measured before the weights were loaded), else measured now, which is
+// right only before loading them (mlkv-server). Also used by mlkv-server, which reports the
+// options it runs with.
+absl::StatusOr<EngineOptions> EngineOptionsFromFlags(
+    const Flags& flags, const ModelConfig& config, int64_t tokens_needed,
+    const std::optional<MemoryLimit>& memory = std::nullopt);
 // Loads the model and starts an engine for it. Without a KV budget flag the cache is sized to
 // hold `tokens_needed` tokens, what an offline run of known requests needs.
 absl::StatusOr<std::unique_ptr<Engine>> CreateEngineFromFlags(const Flags& flags,

@@ -78,7 +78,8 @@ absl::Status RunScore(const Args& args) {
   // whole sequence at once when it fits one.
   ASSIGN_OR_RETURN(EngineOptions options,
                    EngineOptionsFromFlags(flags, loaded.model->config(),
-                                          static_cast<int64_t>(ids.size()) + 1));
+                                          static_cast<int64_t>(ids.size()) + 1,
+                                          loaded.memory_before_weights));
   const int32_t max_model_len = options.scheduler.max_model_len;
   if (max_model_len < 3) {
     return absl::InvalidArgumentError(absl::StrCat(
