@@ -13,10 +13,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/vector_math.h"
+#include "kernels/testing/sampling_statistics.h"
 
 namespace mlkv {
 namespace {
 
+using ::mlkv::testing::ChiSquare;
+using ::mlkv::testing::LogitsOf;
+using ::mlkv::testing::Softmax;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 
@@ -40,35 +44,6 @@ std::vector<int64_t> Histogram(SequenceSampler& sampler, const std::vector<float
   std::vector<int64_t> counts(logits.size(), 0);
   for (int i = 0; i < draws; ++i) ++counts[Draw(sampler, logits)];
   return counts;
-}
-
-// Logits whose softmax is `probs` (which need not sum to 1: softmax renormalizes).
-std::vector<float> LogitsOf(const std::vector<double>& probs) {
-  std::vector<float> logits;
-  for (double p : probs) logits.push_back(static_cast<float>(std::log(p)));
-  return logits;
-}
-
-std::vector<double> Softmax(const std::vector<float>& logits, double temperature) {
-  const double max = *std::max_element(logits.begin(), logits.end());
-  std::vector<double> probs;
-  for (float x : logits) probs.push_back(std::exp((x - max) / temperature));
-  const double sum = std::accumulate(probs.begin(), probs.end(), 0.0);
-  for (double& p : probs) p /= sum;
-  return probs;
-}
-
-// Pearson's statistic over the tokens with expected mass; a token drawn outside them is a failure
-// of its own, reported by the caller.
-double ChiSquare(const std::vector<int64_t>& counts, const std::vector<double>& probs) {
-  const double n = static_cast<double>(std::accumulate(counts.begin(), counts.end(), int64_t{0}));
-  double chi2 = 0.0;
-  for (size_t i = 0; i < counts.size(); ++i) {
-    if (probs[i] == 0.0) continue;
-    const double expected = n * probs[i];
-    chi2 += (counts[i] - expected) * (counts[i] - expected) / expected;
-  }
-  return chi2;
 }
 
 // ---- Penalties ---------------------------------------------------------------------------------
@@ -379,27 +354,8 @@ TEST(SequenceSamplerTest, DrawsStayInTheBruteForceKeptSet) {
     params.top_p = (rng() % 2 == 0) ? 1.0f : 0.05f + static_cast<float>(rng() % 90) / 100.0f;
     params.min_p = (rng() % 2 == 0) ? 0.0f : static_cast<float>(rng() % 50) / 100.0f;
 
-    std::vector<int32_t> order;
-    for (int32_t i = 0; i < vocab; ++i) {
-      if (logits[i] > kNegInf) order.push_back(i);
-    }
-    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
-      return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-    });
-    if (params.top_k > 0 && static_cast<size_t>(params.top_k) < order.size()) {
-      order.resize(params.top_k);
-    }
-    const float max = logits[order[0]];
-    auto prob = [&](int32_t t) { return std::exp((logits[t] - max) / params.temperature); };
-    double total = 0.0;
-    for (int32_t t : order) total += prob(t);
-    double mass = 0.0;
-    std::set<int32_t> kept;
-    for (int32_t t : order) {
-      if (prob(t) >= params.min_p) kept.insert(t);
-      mass += prob(t);
-      if (params.top_p < 1.0f && mass >= params.top_p * total) break;
-    }
+    const std::set<int32_t> kept = ::mlkv::testing::BruteForceKept(
+        logits, params.temperature, params.top_k, params.top_p, params.min_p);
 
     SequenceSampler sampler(params, trial);
     for (int draw = 0; draw < 200; ++draw) {

@@ -5,6 +5,7 @@
 #ifndef MLKV_KERNELS_BACKEND_H_
 #define MLKV_KERNELS_BACKEND_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -28,6 +29,20 @@ struct WeightView {
   const void* data = nullptr;
   DType dtype = DType::kF32;
 };
+
+// Per-row parameters of SampleRows (an array of them in backend memory, one per row).
+struct RowSampling {
+  float temperature = 1.0f;  // > 0 (greedy rows use ArgmaxRows)
+  int32_t top_k = 0;         // keep the top_k highest logits; 0 (or >= cols): all
+  float top_p = 1.0f;        // (0, 1]: keep the smallest highest-first set with top_p of the mass
+  float min_p = 0.0f;        // [0, 1): keep tokens with probability >= min_p x the top token's
+  uint64_t seed = 0;         // the request's random stream...
+  uint64_t draw = 0;         // ...and the index of this draw in it (tokens sampled before)
+};
+// Copied to the device as bytes: the layout must be the same in every compiler that reads it.
+// These hold in nvcc's device pass too, which compiles this header for kernels/cuda.
+static_assert(sizeof(RowSampling) == 32 && alignof(RowSampling) == 8);
+static_assert(offsetof(RowSampling, seed) == 16 && offsetof(RowSampling, draw) == 24);
 
 class Backend {
  public:
@@ -74,6 +89,31 @@ class Backend {
   // ties; NaN is never chosen unless the whole row is NaN (then cols - 1). Greedy sampling where
   // the logits are, so that only token ids cross to the host. `out` is backend memory.
   virtual void ArgmaxRows(const float* in, int64_t rows, int64_t cols, int32_t* out) = 0;
+
+  // out[r] = a token drawn from row r of logits[rows][cols] (cols >= 1) by params[r], so that on
+  // a GPU only token ids cross to the host. logits, params and out are backend memory. A draw is
+  // a pure function of its row, its parameters and (seed, draw): the same whatever else is in
+  // the batch, and a request recomputed after preemption continues its stream where it was.
+  // Per row x (the bounds of RowSampling's fields are preconditions):
+  //   1. Candidates: every index whose logit is neither NaN nor -inf. If the row's maximum (by
+  //      ArgmaxRows' rule) is not finite (+inf, or no candidate at all), the answer is the
+  //      ArgmaxRows answer and nothing is drawn.
+  //   2. Rank order: the higher logit first, the lower index first on equal logits (-0 == +0).
+  //   3. top-k (0 < top_k < candidates): keep the first top_k candidates in rank order.
+  //   4. p_i = exp((x_i - max) / temperature), the quotient in float32 and the exp in double, for
+  //      every kept i (the top token's p is exactly 1); total = their sum, in double.
+  //   5. top-p (top_p < 1): keep the shortest rank-order prefix of the kept candidates whose mass
+  //      reaches top_p x total (at least the top token; all of them if rounding falls short).
+  //   6. min-p (min_p > 0): keep those with p_i >= min_p.
+  //   7. Draw u = PhiloxUniform(seed, draw) (common/philox.h) and answer the smallest index i of
+  //      the kept candidates whose running sum of p over the kept j <= i, in index order, exceeds
+  //      u x (the sum of the kept p). Strictly: a token whose p underflowed to 0 is never drawn.
+  //      If rounding leaves no such i, the kept candidate with the highest index and p > 0.
+  // Both backends compute p with kernels/sample_weight.h but sum in different orders, so they
+  // agree on the token except where u x the kept sum falls within the sums' rounding (far below
+  // 1e-9 of it) of a boundary of the walk (kernels/cpu/sample_rows.h measures that margin).
+  virtual void SampleRows(const float* logits, int64_t rows, int64_t cols,
+                          const RowSampling* params, int32_t* out) = 0;
 
   // Stores k and v ([num_tokens][num_kv_heads][head_dim]) at the batch's slot_mapping.
   virtual void WriteKvCache(const float* k, const float* v, const StepBatchView& batch,

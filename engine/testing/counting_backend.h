@@ -1,5 +1,6 @@
-// Test helper: a Backend that runs every op on another backend and counts its allocations, and
-// can refuse allocations past a byte limit, as a full device does. For tests only.
+// Test helper: a Backend that runs every op on another backend and counts its allocations and the
+// rows it samples, and can refuse allocations past a byte limit, as a full device does. For tests
+// only.
 #ifndef MLKV_ENGINE_TESTING_COUNTING_BACKEND_H_
 #define MLKV_ENGINE_TESTING_COUNTING_BACKEND_H_
 
@@ -26,6 +27,7 @@ class CountingBackend final : public Backend {
   // Thread-safe: an engine allocates on its own thread.
   int64_t num_allocations() const { return num_allocations_; }
   int64_t allocated_bytes() const { return allocated_bytes_; }
+  int64_t sampled_rows() const { return sampled_rows_; }  // rows drawn by SampleRows so far
 
   std::string name() const override { return inner_->name(); }
   void AttachThread() override { inner_->AttachThread(); }
@@ -72,6 +74,11 @@ class CountingBackend final : public Backend {
   void ArgmaxRows(const float* in, int64_t rows, int64_t cols, int32_t* out) override {
     inner_->ArgmaxRows(in, rows, cols, out);
   }
+  void SampleRows(const float* logits, int64_t rows, int64_t cols, const RowSampling* params,
+                  int32_t* out) override {
+    sampled_rows_ += rows;
+    inner_->SampleRows(logits, rows, cols, params, out);
+  }
   void WriteKvCache(const float* k, const float* v, const StepBatchView& batch,
                     const KvCacheView& cache) override {
     inner_->WriteKvCache(k, v, batch, cache);
@@ -87,6 +94,7 @@ class CountingBackend final : public Backend {
   const int64_t limit_bytes_;
   std::atomic<int64_t> num_allocations_ = 0;
   std::atomic<int64_t> allocated_bytes_ = 0;
+  std::atomic<int64_t> sampled_rows_ = 0;
 };
 
 }  // namespace mlkv::testing

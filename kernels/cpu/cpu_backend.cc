@@ -12,6 +12,7 @@
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/paged_attention.h"
 #include "kernels/cpu/rotary.h"
+#include "kernels/cpu/sample_rows.h"
 
 namespace mlkv {
 namespace {
@@ -61,6 +62,10 @@ class CpuBackend final : public Backend {
   }
   void ArgmaxRows(const float* in, int64_t rows, int64_t cols, int32_t* out) override {
     cpu::ArgmaxRows(in, rows, cols, out);
+  }
+  void SampleRows(const float* logits, int64_t rows, int64_t cols, const RowSampling* params,
+                  int32_t* out) override {
+    cpu::SampleRows(logits, rows, cols, params, out);
   }
   void WriteKvCache(const float* k, const float* v, const StepBatchView& batch,
                     const KvCacheView& cache) override {

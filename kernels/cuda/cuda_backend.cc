@@ -159,6 +159,10 @@ class CudaBackend final : public Backend {
   void ArgmaxRows(const float* in, int64_t rows, int64_t cols, int32_t* out) override {
     cuda::LaunchArgmaxRows(in, rows, cols, out, stream_);
   }
+  void SampleRows(const float* logits, int64_t rows, int64_t cols, const RowSampling* params,
+                  int32_t* out) override {
+    cuda::LaunchSampleRows(logits, rows, cols, params, out, stream_);
+  }
   void WriteKvCache(const float* k, const float* v, const StepBatchView& batch,
                     const KvCacheView& cache) override {
     cuda::LaunchWriteKvCache(k, v, batch, cache, stream_);

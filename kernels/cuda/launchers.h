@@ -10,6 +10,10 @@
 #include "kernels/cuda/attention_plan.h"
 #include "kernels/paged_kv.h"
 
+namespace mlkv {
+struct RowSampling;  // kernels/backend.h, which only sample_rows.cu needs to see in full
+}  // namespace mlkv
+
 namespace mlkv::cuda {
 
 // activation.cu
@@ -31,6 +35,11 @@ void LaunchNarrow(const float* in, int64_t count, DType dtype, void* out, cudaSt
 // argmax.cu: out[r] = argmax of row r, by the rule of Backend::ArgmaxRows.
 void LaunchArgmaxRows(const float* in, int64_t rows, int64_t cols, int32_t* out,
                       cudaStream_t stream);
+
+// sample_rows.cu: out[r] = a token drawn from row r by params[r], by the rule of
+// Backend::SampleRows. One thread block per row; no host synchronisation and no scratch memory.
+void LaunchSampleRows(const float* logits, int64_t rows, int64_t cols, const RowSampling* params,
+                      int32_t* out, cudaStream_t stream);
 
 // layernorm.cu
 void LaunchLayerNorm(const float* in, const float* gamma, const float* beta, float eps,
