@@ -82,6 +82,10 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
                                     options.kv_dtype},
                                    engine->backend_.get()));
   engine->runner_ = std::make_unique<ModelRunner>(engine->model_.get(), engine->cache_.get());
+  engine->sample_on_backend_ =
+      options.sampling_placement == SamplingPlacement::kBackend ||
+      (options.sampling_placement == SamplingPlacement::kAuto &&
+       engine->backend_->name() != "cpu");
   engine->stats_.num_kv_groups = engine->model_->config().num_kv_groups();
   engine->stats_.block_bytes = KvCache::BlockBytes(engine->model_->config(),
                                                    engine->cache_->options());
@@ -314,8 +318,8 @@ void Engine::ReadRows(const ScheduledRequest& s, const std::vector<RowLogits>& r
   }
   if (!s.needs_sample) return;
   const RowLogits& last = rows.back();
-  if (last.logits.empty()) {  // greedy_token_only: the backend took the argmax
-    *token = last.greedy_token;
+  if (last.logits.empty()) {  // the backend took the token (argmax or its own draw)
+    *token = last.token;
     return;
   }
   std::vector<float> scratch(last.logits.begin(), last.logits.end());
@@ -340,7 +344,17 @@ absl::StatusOr<bool> Engine::RunStep() {
     if (live->wants_prompt_logprobs) {
       rows[i].prompt_logprobs_from = static_cast<int32_t>(live->prompt_logprobs.size());
     }
-    rows[i].greedy_token_only = live->sampler.params().is_plain_greedy() && !live->top_logprobs;
+    const SamplingParams& sampling = live->sampler.params();
+    if (!live->top_logprobs) {
+      rows[i].greedy_token_only = sampling.is_plain_greedy();
+      if (sample_on_backend_ && !sampling.is_greedy() && !sampling.has_penalties()) {
+        // The draw's index in the request's stream is the number of tokens it has output, so a
+        // preempted and recomputed request continues the same stream.
+        rows[i].backend_sampling = RowSampling{
+            sampling.temperature, sampling.top_k, sampling.top_p, sampling.min_p,
+            *sampling.seed, output.scheduled[i].request->output_token_ids().size()};
+      }
+    }
   }
   absl::Status ran = runner_->Run(output, rows);
   const int64_t num_scheduled = static_cast<int64_t>(output.scheduled.size());

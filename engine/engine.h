@@ -29,12 +29,26 @@
 
 namespace mlkv {
 
+// Where sampled requests without penalties or logprobs draw their tokens.
+enum class SamplingPlacement {
+  // On the backend unless it is the CPU, whose logits are host memory already and whose host
+  // sampler is the faster of the two.
+  kAuto,
+  // On the backend (Backend::SampleRows): only the token leaves a GPU, not 50k logits.
+  kBackend,
+  // On the host (SequenceSampler), as every other sampled request.
+  kHost,
+};
+
 struct EngineOptions {
   // Scheduling limits; block_size and num_blocks also size the KV cache (plan num_blocks with
   // PlanKvCapacity).
   SchedulerConfig scheduler;
   DType kv_dtype = DType::kF32;
   uint64_t seed = 0;  // sampling seed of requests that set none (mixed with an arrival counter)
+  // The two placements draw differently (both exactly from the filtered distribution), so a
+  // seed reproduces a sampled output on one placement only.
+  SamplingPlacement sampling_placement = SamplingPlacement::kAuto;
   // The model's tokenizer: text prompts, text deltas and stop strings. Null: token ids only
   // (a text prompt or a stop string is then InvalidArgument).
   std::shared_ptr<const Tokenizer> tokenizer;
@@ -120,6 +134,7 @@ class Engine {
   std::unique_ptr<KvCache> cache_;
   std::unique_ptr<Scheduler> scheduler_;  // engine thread only
   std::unique_ptr<ModelRunner> runner_;   // engine thread only
+  bool sample_on_backend_ = false;         // options_.sampling_placement resolved for backend_
   absl::flat_hash_map<std::string, std::unique_ptr<LiveRequest>> live_;  // engine thread only
 
   mutable std::mutex mu_;

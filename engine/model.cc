@@ -184,15 +184,29 @@ absl::Status Model::CheckBatch(const StepBatch& batch, const KvCache& cache) con
     }
   }
   // The workspace holds at most one output row per token (model_workspace.h).
-  const size_t output_rows = batch.logits_rows.size() + batch.argmax_rows.size();
+  const size_t output_rows =
+      batch.logits_rows.size() + batch.argmax_rows.size() + batch.sample_rows.size();
   if (static_cast<int64_t>(output_rows) > T) {
     return absl::InvalidArgumentError(absl::StrCat(
-        batch.logits_rows.size(), " logits rows and ", batch.argmax_rows.size(),
-        " argmax rows for ", T, " tokens: at most one output row per token"));
+        batch.logits_rows.size(), " logits rows, ", batch.argmax_rows.size(), " argmax rows and ",
+        batch.sample_rows.size(), " sample rows for ", T, " tokens: at most one output row per "
+        "token"));
   }
-  for (const auto* rows : {&batch.logits_rows, &batch.argmax_rows}) {
+  for (const auto* rows : {&batch.logits_rows, &batch.argmax_rows, &batch.sample_rows}) {
     for (int32_t row : *rows) {
       if (row < 0 || row >= T) return absl::InvalidArgumentError("output row outside the batch");
+    }
+  }
+  if (batch.sample_params.size() != batch.sample_rows.size()) {
+    return absl::InvalidArgumentError("sample_params and sample_rows differ in length");
+  }
+  for (const RowSampling& p : batch.sample_params) {
+    // Written so that NaN fails each test.
+    if (!(p.temperature > 0.0f && std::isfinite(p.temperature)) || p.top_k < 0 ||
+        !(p.top_p > 0.0f && p.top_p <= 1.0f) || !(p.min_p >= 0.0f && p.min_p < 1.0f)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "sample row parameters out of range: temperature ", p.temperature, ", top_k ",
+          p.top_k, ", top_p ", p.top_p, ", min_p ", p.min_p));
     }
   }
   return absl::OkStatus();
@@ -278,8 +292,12 @@ absl::Status Model::Forward(const StepBatch& batch, KvCache& cache, StepOutput* 
   CopyVector(be, w.get<int32_t>(kQueryStart), batch.query_start);
   CopyVector(be, w.get<int32_t>(kContextLens), batch.context_lens);
   CopyVector(be, w.get<int32_t>(kBlockTables), batch.block_tables);
-  CopyVector(be, w.get<int32_t>(kLogitsRows), batch.logits_rows);
-  CopyVector(be, w.get<int32_t>(kLogitsRows) + batch.logits_rows.size(), batch.argmax_rows);
+  int32_t* output_rows = w.get<int32_t>(kLogitsRows);
+  CopyVector(be, output_rows, batch.logits_rows);
+  CopyVector(be, output_rows + batch.logits_rows.size(), batch.argmax_rows);
+  CopyVector(be, output_rows + batch.logits_rows.size() + batch.argmax_rows.size(),
+             batch.sample_rows);
+  CopyVector(be, w.get<RowSampling>(kSampleParams), batch.sample_params);
   const StepBatchView view{batch.num_tokens(),         w.get<int32_t>(kPositions),
                            w.get<int64_t>(kSlotMapping), batch.num_seqs(),
                            w.get<int32_t>(kQueryStart),  w.get<int32_t>(kContextLens),
@@ -289,22 +307,27 @@ absl::Status Model::Forward(const StepBatch& batch, KvCache& cache, StepOutput* 
   for (int64_t layer = 0; layer < config_.num_hidden_layers; ++layer) RunLayer(layer, view, cache);
 
   // Final layernorm and LM head only for the output rows (one per decoding sequence): the logits
-  // rows first, then the argmax rows, whose logits stay on the backend.
+  // rows first, then the argmax rows and the sample rows, whose logits stay on the backend and
+  // whose tokens come back together.
   const int64_t full = static_cast<int64_t>(batch.logits_rows.size());
   const int64_t greedy = static_cast<int64_t>(batch.argmax_rows.size());
-  const int64_t rows = full + greedy;
+  const int64_t drawn = static_cast<int64_t>(batch.sample_rows.size());
+  const int64_t rows = full + greedy + drawn;
   output->logits.resize(full * V);
-  output->argmax.resize(greedy);
+  output->tokens.resize(greedy + drawn);
   if (rows == 0) return absl::OkStatus();
   be.GatherRows(w.get(kHidden), H, w.get<int32_t>(kLogitsRows), rows, w.get(kLogitsHidden));
   be.LayerNorm(w.get(kLogitsHidden), F(final_ln_weight_), F(final_ln_bias_),
                config_.layer_norm_eps, rows, H, w.get(kNormed));
   const WeightView head = Weight(embed_out_ ? embed_out_ : embed_in_);
   be.Linear(w.get(kNormed), rows, H, head, nullptr, V, w.get(kLogits));
-  if (greedy > 0) {
-    be.ArgmaxRows(w.get(kLogits) + full * V, greedy, V, w.get<int32_t>(kArgmax));
-    be.CopyToHost(output->argmax.data(), w.get<int32_t>(kArgmax), greedy * sizeof(int32_t));
+  int32_t* tokens = w.get<int32_t>(kOutputTokens);
+  if (greedy > 0) be.ArgmaxRows(w.get(kLogits) + full * V, greedy, V, tokens);
+  if (drawn > 0) {
+    be.SampleRows(w.get(kLogits) + (full + greedy) * V, drawn, V,
+                  w.get<RowSampling>(kSampleParams), tokens + greedy);
   }
+  be.CopyToHost(output->tokens.data(), tokens, output->tokens.size() * sizeof(int32_t));
   be.CopyToHost(output->logits.data(), w.get(kLogits), output->logits.size() * sizeof(float));
   return absl::OkStatus();
 }

@@ -34,9 +34,10 @@ class Model {
   Model& operator=(const Model&) = delete;
 
   // Runs one step: writes the new tokens' K/V into `cache` (KV layers only) and returns the
-  // logits of batch.logits_rows and the greedy tokens of batch.argmax_rows in `output`. The batch
-  // is checked first (token ids, positions, slots and block ids in range; consistent lengths; at
-  // most one output row per token). A batch beyond the workspace grows it (ReserveWorkspace).
+  // logits of batch.logits_rows, and the greedy tokens of batch.argmax_rows and the drawn tokens
+  // of batch.sample_rows, in `output`. The batch is checked first (token ids, positions, slots and
+  // block ids in range; consistent lengths; at most one output row per token; sampling
+  // parameters in range). A batch beyond the workspace grows it (ReserveWorkspace).
   absl::Status Forward(const StepBatch& batch, KvCache& cache, StepOutput* output);
 
   // Allocates the activation workspace for every step within `limits` now (the engine passes

@@ -19,6 +19,8 @@ void ModelRunner::BuildBatch(const SchedulerOutput& output,
   b.block_tables.clear();
   b.logits_rows.clear();
   b.argmax_rows.clear();
+  b.sample_rows.clear();
+  b.sample_params.clear();
   sources_.clear();
   b.max_blocks_per_seq = 0;
   for (const ScheduledRequest& s : output.scheduled) {
@@ -34,11 +36,16 @@ void ModelRunner::BuildBatch(const SchedulerOutput& output,
       const bool scores_prompt = score_from && p >= *score_from && p + 1 < prompt_len;
       const bool samples = last && s.needs_sample;
       const int32_t row = static_cast<int32_t>(b.token_ids.size());
-      if (samples && !scores_prompt && requests[i].greedy_token_only) {
-        sources_.push_back({i, true, b.argmax_rows.size()});
+      const RowRequest& r = requests[i];
+      if (samples && !scores_prompt && r.greedy_token_only) {
+        sources_.push_back({i, RowKind::kArgmax, b.argmax_rows.size()});
         b.argmax_rows.push_back(row);
+      } else if (samples && !scores_prompt && r.backend_sampling) {
+        sources_.push_back({i, RowKind::kSample, b.sample_rows.size()});
+        b.sample_rows.push_back(row);
+        b.sample_params.push_back(*r.backend_sampling);
       } else if (scores_prompt || samples) {
-        sources_.push_back({i, false, b.logits_rows.size()});
+        sources_.push_back({i, RowKind::kLogits, b.logits_rows.size()});
         b.logits_rows.push_back(row);
       }
       b.token_ids.push_back(s.token_ids[j]);
@@ -60,15 +67,24 @@ absl::Status ModelRunner::Run(const SchedulerOutput& output,
   rows_.resize(output.scheduled.size());
   for (auto& rows : rows_) rows.clear();
   // Sources are in row order, so each request's rows come out in position order.
+  // output_.tokens holds the argmax rows' tokens, then the sample rows'.
+  const size_t num_argmax = batch_.argmax_rows.size();
   for (const RowSource& source : sources_) {
-    if (source.argmax) {
-      const int32_t row = batch_.argmax_rows[source.index];
-      rows_[source.request].push_back({batch_.positions[row], {}, output_.argmax[source.index]});
-    } else {
-      const int32_t row = batch_.logits_rows[source.index];
-      rows_[source.request].push_back(
-          {batch_.positions[row],
-           std::span<const float>(output_.logits.data() + source.index * vocab, vocab)});
+    std::vector<RowLogits>& rows = rows_[source.request];
+    switch (source.kind) {
+      case RowKind::kArgmax:
+        rows.push_back({batch_.positions[batch_.argmax_rows[source.index]], {},
+                        output_.tokens[source.index]});
+        break;
+      case RowKind::kSample:
+        rows.push_back({batch_.positions[batch_.sample_rows[source.index]], {},
+                        output_.tokens[num_argmax + source.index]});
+        break;
+      case RowKind::kLogits:
+        rows.push_back(
+            {batch_.positions[batch_.logits_rows[source.index]],
+             std::span<const float>(output_.logits.data() + source.index * vocab, vocab)});
+        break;
     }
   }
   return absl::OkStatus();

@@ -18,19 +18,21 @@ namespace mlkv {
 
 // What one scheduled request wants from the step besides its KV: logits to score its prompt from
 // position `prompt_logprobs_from` on (the logits at position p predict token p + 1), if set; and
-// for the row it samples, only the greedy token (the argmax of the logits) when
-// `greedy_token_only`, so that the logits need not leave the backend.
+// for the row it samples, its logits, or only a token taken on the backend so that the logits
+// need not leave it: the greedy token (the argmax) when `greedy_token_only`, else one drawn with
+// `backend_sampling` when set.
 struct RowRequest {
   std::optional<int32_t> prompt_logprobs_from;
   bool greedy_token_only = false;
+  std::optional<RowSampling> backend_sampling;
 };
 
 // The output of one batch row, and the position of the token it was computed for: its logits,
-// or, for a sampled row that asked for the greedy token only, that token.
+// or, for a sampled row whose token the backend took, that token.
 struct RowLogits {
   int32_t position;
   std::span<const float> logits;  // vocab_size values, valid until the next Run(); else empty
-  int32_t greedy_token = -1;      // set instead of `logits` for a greedy_token_only row
+  int32_t token = -1;             // set instead of `logits` when the backend took the token
 };
 
 class ModelRunner {
@@ -50,10 +52,11 @@ class ModelRunner {
   Model* model_;
   KvCache* cache_;
   // Where each output row of the batch goes, in row order: the scheduled request, and its index
-  // among the batch's argmax rows or logits rows.
+  // among the batch's rows of its kind.
+  enum class RowKind { kLogits, kArgmax, kSample };
   struct RowSource {
     size_t request;
-    bool argmax;
+    RowKind kind;
     size_t index;
   };
 

@@ -13,6 +13,7 @@
 #include "engine/testing/paged_score.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/sample_rows.h"
 #include "kernels/testing/random_inputs.h"
 
 namespace mlkv {
@@ -149,8 +150,9 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return std::string(info.param.name); });
 
 // Argmax rows give the index of the largest logit the same rows would have returned, whether a
-// batch mixes them with logits rows or not, and leave the logits rows' values unchanged.
-TEST(ModelArgmaxRowsTest, GreedyTokensAreTheArgmaxOfTheSameRowsLogits) {
+// batch mixes them with logits rows or not, and leave the logits rows' values unchanged; sample
+// rows give the token the backend's sampling rule draws from those logits.
+TEST(ModelBackendTokensTest, AreTakenFromTheSameRowsLogits) {
   auto backend = CreateCpuBackend();
   const ModelConfig config = MakeConfig({"argmax", 2, 3, "unrotated", true});
   auto model = Model::Create(config, RandomModelWeights(config, 3), backend.get());
@@ -188,7 +190,7 @@ TEST(ModelArgmaxRowsTest, GreedyTokensAreTheArgmaxOfTheSameRowsLogits) {
   batch.argmax_rows = {last_rows[0], last_rows[2]};
   StepOutput mixed;
   ASSERT_TRUE((*model)->Forward(batch, **cache, &mixed).ok());
-  EXPECT_EQ(mixed.argmax, (std::vector<int32_t>{want[0], want[2]}));
+  EXPECT_EQ(mixed.tokens, (std::vector<int32_t>{want[0], want[2]}));
   ASSERT_EQ(mixed.logits.size(), static_cast<size_t>(vocab));
   EXPECT_TRUE(std::equal(mixed.logits.begin(), mixed.logits.end(),
                          all_logits.logits.begin() + vocab));
@@ -197,8 +199,23 @@ TEST(ModelArgmaxRowsTest, GreedyTokensAreTheArgmaxOfTheSameRowsLogits) {
   batch.argmax_rows = last_rows;
   StepOutput greedy_only;
   ASSERT_TRUE((*model)->Forward(batch, **cache, &greedy_only).ok());
-  EXPECT_EQ(greedy_only.argmax, want);
+  EXPECT_EQ(greedy_only.tokens, want);
   EXPECT_TRUE(greedy_only.logits.empty());
+
+  // Sample rows come after the argmax rows, each drawn by the backend's rule from the same row's
+  // logits with its own parameters.
+  const std::vector<RowSampling> params = {RowSampling{0.8f, 0, 0.9f, 0.0f, 7, 3},
+                                           RowSampling{1.3f, 20, 1.0f, 0.02f, 8, 0}};
+  batch.argmax_rows = {last_rows[1]};
+  batch.sample_rows = {last_rows[0], last_rows[2]};
+  batch.sample_params = params;
+  StepOutput sampled;
+  ASSERT_TRUE((*model)->Forward(batch, **cache, &sampled).ok());
+  const float* logits = all_logits.logits.data();
+  const int32_t drawn0 = cpu::SampleRow(logits, vocab, params[0]).token;
+  const int32_t drawn2 = cpu::SampleRow(logits + 2 * vocab, vocab, params[1]).token;
+  EXPECT_EQ(sampled.tokens, (std::vector<int32_t>{want[1], drawn0, drawn2}));
+  EXPECT_TRUE(sampled.logits.empty());
 }
 
 TEST(ModelBadInputTest, RefusesOutOfRangeTokensPositionsSlotsAndBlocks) {
@@ -208,7 +225,15 @@ TEST(ModelBadInputTest, RefusesOutOfRangeTokensPositionsSlotsAndBlocks) {
   ASSERT_TRUE(model.ok()) << model.status();
   auto cache = KvCache::Create(config, {16, 2, DType::kF32}, backend.get());
   ASSERT_TRUE(cache.ok());
-  const StepBatch good{{1}, {0}, {0}, {0, 1}, {1}, {0}, 1, {0}, {}};
+  StepBatch good;
+  good.token_ids = {1};
+  good.positions = {0};
+  good.slot_mapping = {0};
+  good.query_start = {0, 1};
+  good.context_lens = {1};
+  good.block_tables = {0};
+  good.max_blocks_per_seq = 1;
+  good.logits_rows = {0};
   StepOutput output;
   ASSERT_TRUE((*model)->Forward(good, **cache, &output).ok());
   auto refused = [&](StepBatch batch, const std::string& text) {
@@ -240,10 +265,21 @@ TEST(ModelBadInputTest, RefusesOutOfRangeTokensPositionsSlotsAndBlocks) {
   refused(b, "output row outside the batch");
   b = good;
   b.logits_rows = {0, 0};  // the workspace holds one output row per token
-  refused(b, "2 logits rows and 0 argmax rows for 1 tokens");
+  refused(b, "2 logits rows, 0 argmax rows and 0 sample rows for 1 tokens");
   b = good;
   b.argmax_rows = {0};
-  refused(b, "1 logits rows and 1 argmax rows for 1 tokens");
+  refused(b, "1 logits rows, 1 argmax rows and 0 sample rows for 1 tokens");
+  b = good;
+  b.logits_rows = {};
+  b.sample_rows = {0};
+  refused(b, "sample_params and sample_rows differ in length");
+  for (const RowSampling& bad :
+       {RowSampling{0.0f, 0, 1.0f, 0.0f, 1, 0}, RowSampling{std::nanf(""), 0, 1.0f, 0.0f, 1, 0},
+        RowSampling{1.0f, -1, 1.0f, 0.0f, 1, 0}, RowSampling{1.0f, 0, 0.0f, 0.0f, 1, 0},
+        RowSampling{1.0f, 0, 1.5f, 0.0f, 1, 0}, RowSampling{1.0f, 0, 1.0f, 1.0f, 1, 0}}) {
+    b.sample_params = {bad};
+    refused(b, "sample row parameters out of range");
+  }
   refused(StepBatch{}, "empty batch");
 }
 

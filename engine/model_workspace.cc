@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "kernels/backend.h"
 
 namespace mlkv {
 namespace {
@@ -53,7 +54,8 @@ std::array<BufferSpec, kNumWorkspaceBuffers> Layout(const ModelConfig& c) {
       {kPositions, "positions", Dim::kTokens, 1, 0, 4},
       {kSlotMapping, "slot_mapping", Dim::kTokens, 1, 0, 8},
       {kLogitsRows, "logits_rows", Dim::kTokens, 1, 0, 4},
-      {kArgmax, "argmax", Dim::kTokens, 1, 0, 4},
+      {kOutputTokens, "output_tokens", Dim::kTokens, 1, 0, 4},
+      {kSampleParams, "sample_params", Dim::kTokens, 1, 0, sizeof(RowSampling)},
       {kQueryStart, "query_start", Dim::kSeqs, 1, 1, 4},
       {kContextLens, "context_lens", Dim::kSeqs, 1, 0, 4},
       {kBlockTables, "block_tables", Dim::kTableEntries, 1, 0, 4},

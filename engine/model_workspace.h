@@ -28,8 +28,9 @@ enum class WorkspaceBuffer {
   kTokenIds,      // [T] i32
   kPositions,     // [T] i32
   kSlotMapping,   // [T] i64
-  kLogitsRows,    // [T] i32: logits_rows, then argmax_rows
-  kArgmax,        // [T] i32: the greedy tokens of argmax_rows
+  kLogitsRows,    // [T] i32: logits_rows, then argmax_rows, then sample_rows
+  kOutputTokens,  // [T] i32: the tokens taken on the backend, argmax_rows' then sample_rows'
+  kSampleParams,  // [T] RowSampling (32 bytes): sample_params
   kQueryStart,    // [S + 1] i32
   kContextLens,   // [S] i32
   kBlockTables,   // [S][B] i32

@@ -24,9 +24,11 @@ struct SamplingParams {
   bool is_greedy() const { return temperature == 0.0f; }
   // Greedy and no penalty: the token is the argmax of the raw logits, which a backend finds where
   // the logits are (Backend::ArgmaxRows) without copying the row to the host.
-  bool is_plain_greedy() const {
-    return is_greedy() && repetition_penalty == 1.0f && presence_penalty == 0.0f &&
-           frequency_penalty == 0.0f;
+  bool is_plain_greedy() const { return is_greedy() && !has_penalties(); }
+  // Whether a penalty depends on the tokens seen so far; without one a draw needs only the
+  // logits, and a backend can take it where they are (Backend::SampleRows).
+  bool has_penalties() const {
+    return repetition_penalty != 1.0f || presence_penalty != 0.0f || frequency_penalty != 0.0f;
   }
 };
 

@@ -1,11 +1,14 @@
 // One model step's input in host memory, as the runner builds it: the new tokens of every
 // scheduled sequence back to back, their cache slots, the block tables, and which rows need
-// logits. The model uploads it to its backend and hands the kernels a StepBatchView.
+// logits or a token taken on the backend. The model uploads it to its backend and hands the
+// kernels a StepBatchView.
 #ifndef MLKV_ENGINE_STEP_BATCH_H_
 #define MLKV_ENGINE_STEP_BATCH_H_
 
 #include <cstdint>
 #include <vector>
+
+#include "kernels/backend.h"
 
 namespace mlkv {
 
@@ -22,6 +25,11 @@ struct StepBatch {
   // argmax is taken on the backend, so that a decoding sequence sampled greedily sends 4 bytes to
   // the host instead of a vocabulary of logits.
   std::vector<int32_t> argmax_rows;
+  // Rows whose token is drawn on the backend (Backend::SampleRows) with sample_params[i] for
+  // sample_rows[i], in output order; disjoint from the two above. A sampled decoding sequence
+  // then also sends only its token to the host.
+  std::vector<int32_t> sample_rows;
+  std::vector<RowSampling> sample_params;
 
   int64_t num_tokens() const { return static_cast<int64_t>(token_ids.size()); }
   int64_t num_seqs() const { return static_cast<int64_t>(context_lens.size()); }
@@ -30,7 +38,9 @@ struct StepBatch {
 // What one step hands back to the host.
 struct StepOutput {
   std::vector<float> logits;    // [logits_rows.size()][vocab_size]
-  std::vector<int32_t> argmax;  // [argmax_rows.size()]: the index of each row's largest logit
+  // [argmax_rows.size() + sample_rows.size()]: the tokens taken on the backend, the index of each
+  // argmax row's largest logit, then the token drawn from each sample row.
+  std::vector<int32_t> tokens;
 };
 
 }  // namespace mlkv

@@ -99,6 +99,10 @@ engine:
                                the model directory's tokenizer.json if any, else ids only)
   --device cpu|cuda            where the model runs (default: cuda when this build has the
                                CUDA backend and a GPU is visible, else cpu)
+  --sampling-placement auto|backend|host
+                               where sampled requests without penalties or logprobs draw: on
+                               the backend (only token ids leave a GPU) or on the host; auto:
+                               the backend unless it is the CPU
 )";
 
 absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& args) {

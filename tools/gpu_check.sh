@@ -171,6 +171,35 @@ EOF
   done
 done
 
+# Sampling on the backend: a seeded, filtered draw on each device with --sampling-placement
+# backend, text output (json would ask for logprobs, which only the host sampler gives). Both draw by one definition (Backend::SampleRows) from logits that agree to float32
+# rounding, so the tokens must be equal unless a draw lands within ~1e-6 of a boundary (a chance
+# of about 1e-4 over the 32 draws).
+for config in configs/smoke-test.json configs/pythia-160m-mlkv-2.json; do
+  name=$(basename "$config" .json)
+  model="$E2E_DIR/$name"
+  ok=1
+  for device in cpu cuda; do
+    timeout 120 "$MLKV" generate --model "$model" --token-ids "$IDS" --max-tokens 32 \
+        --temperature 0.8 --top-k 50 --top-p 0.9 --seed 7 --sampling-placement backend \
+        --device "$device" >"$E2E_DIR/$device.sampled" 2>"$E2E_DIR/err" || ok=0
+  done
+  if [[ $ok -eq 0 ]]; then
+    note "sampled on backend $name" FAIL "$(tail -1 "$E2E_DIR/err")"
+    continue
+  fi
+  verdict=$(python3 - "$E2E_DIR" <<'EOF'
+import json, sys
+d = sys.argv[1]
+ids = lambda device: [int(t) for t in open(f"{d}/{device}.sampled").readline().split()]
+x, y = ids("cpu"), ids("cuda")
+equal = next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
+print(("ok" if x == y and len(x) == 32 else "FAIL") + f" {equal}/{len(x)} seeded draws equal")
+EOF
+)
+  note "sampled on backend $name" "${verdict%% *}" "${verdict#* }"
+done
+
 # Decode throughput (docs/benchmarks.md): the engine's decode step on the three Pythia-160M shapes
 # in fp16 (f16 weights and KV cache; float32 accumulation and activations between GEMMs), each at
 # batches 1, 8, 32, ... up to as many sequences as one KV budget holds at this context, beside a

@@ -35,15 +35,14 @@ struct EngineSetup {
   int32_t max_waiting = 1000;
   bool prefix_caching = true;
   DType kv_dtype = DType::kF32;
+  SamplingPlacement sampling_placement = SamplingPlacement::kAuto;
   std::shared_ptr<const Tokenizer> tokenizer;
   std::shared_ptr<EngineMonitor> monitor;
 };
 
-// An engine over a random model of `config`, its weights drawn from `weight_seed`, on a CPU
-// backend of `threads` threads (0: OpenMP's default).
+// An engine over a random model of `config`, its weights drawn from `weight_seed`, on `backend`.
 inline std::unique_ptr<Engine> MakeEngine(const ModelConfig& config, const EngineOptions& options,
-                                          uint64_t weight_seed, int threads = 0) {
-  auto backend = CreateCpuBackend(threads);
+                                          uint64_t weight_seed, std::unique_ptr<Backend> backend) {
   auto model = Model::Create(config, RandomModelWeights(config, weight_seed), backend.get());
   EXPECT_TRUE(model.ok()) << model.status();
   auto engine = Engine::Create(options, std::move(backend), std::move(*model));
@@ -51,7 +50,14 @@ inline std::unique_ptr<Engine> MakeEngine(const ModelConfig& config, const Engin
   return std::move(*engine);
 }
 
-inline std::unique_ptr<Engine> MakeEngine(const ModelConfig& config, const EngineSetup& setup) {
+// The same on a CPU backend of `threads` threads (0: OpenMP's default).
+inline std::unique_ptr<Engine> MakeEngine(const ModelConfig& config, const EngineOptions& options,
+                                          uint64_t weight_seed, int threads = 0) {
+  return MakeEngine(config, options, weight_seed, CreateCpuBackend(threads));
+}
+
+// The engine options of `setup`.
+inline EngineOptions OptionsOf(const EngineSetup& setup) {
   EngineOptions options;
   options.scheduler.block_size = setup.block_size;
   options.scheduler.num_blocks = setup.num_blocks;
@@ -61,9 +67,14 @@ inline std::unique_ptr<Engine> MakeEngine(const ModelConfig& config, const Engin
   options.scheduler.max_waiting = setup.max_waiting;
   options.scheduler.enable_prefix_caching = setup.prefix_caching;
   options.kv_dtype = setup.kv_dtype;
+  options.sampling_placement = setup.sampling_placement;
   options.tokenizer = setup.tokenizer;
   options.monitor = setup.monitor;
-  return MakeEngine(config, options, /*weight_seed=*/11);
+  return options;
+}
+
+inline std::unique_ptr<Engine> MakeEngine(const ModelConfig& config, const EngineSetup& setup) {
+  return MakeEngine(config, OptionsOf(setup), /*weight_seed=*/11);
 }
 
 inline std::vector<int32_t> Prompt(int n, int salt) {

@@ -93,6 +93,11 @@ def test_kv_dtype_f8(small_model):
     expect_failure(_score(small_model, "1,2,3", "--kv-dtype", "f8"), ["kv-dtype", "kv_dtype", "f8"])
 
 
+def test_sampling_placement_unknown(small_model):
+    expect_failure(_generate(small_model, "--sampling-placement", "gpu"),
+                   ["sampling-placement", "gpu"])
+
+
 def test_weight_dtype_int8(small_model):
     expect_failure(_generate(small_model, "--weight-dtype", "int8"), ["weight-dtype", "int8"])
 

@@ -59,6 +59,10 @@ flags of generate and score (the engine):
                        and the activation workspace of the largest step
   --device cpu|cuda    where the model runs (default: cuda when this build has the CUDA
                        backend and a GPU is visible, else cpu)
+  --sampling-placement auto|backend|host
+                       where sampled requests without penalties or logprobs draw: on the
+                       backend (only token ids leave a GPU) or on the host; auto: the backend
+                       unless it is the CPU. A seed reproduces its tokens on one placement
 )";
 
 }  // namespace

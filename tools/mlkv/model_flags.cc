@@ -20,7 +20,8 @@ namespace mlkv::cli {
 const std::set<std::string> kModelFlags = {
     "model",         "threads",           "block-size",         "kv-dtype",  "weight-dtype",
     "prefill-chunk", "kv-cache-bytes",    "kv-cache-fraction",  "memory-limit-bytes",
-    "max-model-len", "max-num-batched-tokens", "max-num-seqs", "tokenizer", "device"};
+    "max-model-len", "max-num-batched-tokens", "max-num-seqs", "tokenizer", "device",
+    "sampling-placement"};
 const std::set<std::string> kModelSwitches = {"no-prefix-caching"};
 const std::set<std::string> kSamplingFlags = {
     "temperature",      "top-k",           "top-p", "min-p", "repetition-penalty",
@@ -176,10 +177,25 @@ absl::StatusOr<SchedulerConfig> SchedulerConfigFromFlags(const Flags& flags,
   return s;
 }
 
+namespace {
+
+// --sampling-placement auto|backend|host (auto when absent).
+absl::StatusOr<SamplingPlacement> SamplingPlacementFromFlags(const Flags& flags) {
+  const std::string placement = flags.String("sampling-placement", "auto");
+  if (placement == "auto") return SamplingPlacement::kAuto;
+  if (placement == "backend") return SamplingPlacement::kBackend;
+  if (placement == "host") return SamplingPlacement::kHost;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--sampling-placement: must be auto, backend or host, got \"", placement, "\""));
+}
+
+}  // namespace
+
 absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const Flags& flags, const ModelConfig& config,
                                                      int64_t tokens_needed,
                                                      const std::optional<MemoryLimit>& memory) {
   EngineOptions options;
+  ASSIGN_OR_RETURN(options.sampling_placement, SamplingPlacementFromFlags(flags));
   ASSIGN_OR_RETURN(options.kv_dtype, DTypeFromFlags(flags, "kv-dtype"));
   ASSIGN_OR_RETURN(options.scheduler, SchedulerConfigFromFlags(flags, config));
   SchedulerConfig& s = options.scheduler;
