@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/dtype.h"
 #include "kernels/device_buffer.h"
@@ -32,7 +33,7 @@ struct WeightView {
 
 // Per-row parameters of SampleRows (an array of them in backend memory, one per row).
 struct RowSampling {
-  float temperature = 1.0f;  // > 0 (greedy rows use ArgmaxRows)
+  float temperature = 1.0f;  // >= 0; 0: greedy, the ArgmaxRows answer (the other fields unused)
   int32_t top_k = 0;         // keep the top_k highest logits; 0 (or >= cols): all
   float top_p = 1.0f;        // (0, 1]: keep the smallest highest-first set with top_p of the mass
   float min_p = 0.0f;        // [0, 1): keep tokens with probability >= min_p x the top token's
@@ -43,6 +44,12 @@ struct RowSampling {
 // These hold in nvcc's device pass too, which compiles this header for kernels/cuda.
 static_assert(sizeof(RowSampling) == 32 && alignof(RowSampling) == 8);
 static_assert(offsetof(RowSampling, seed) == 16 && offsetof(RowSampling, draw) == 24);
+
+// A recorded sequence of a backend's ops (a CUDA graph), replayed by Backend::Replay.
+class BackendGraph {
+ public:
+  virtual ~BackendGraph() = default;
+};
 
 class Backend {
  public:
@@ -95,6 +102,8 @@ class Backend {
   // a pure function of its row, its parameters and (seed, draw): the same whatever else is in
   // the batch, and a request recomputed after preemption continues its stream where it was.
   // Per row x (the bounds of RowSampling's fields are preconditions):
+  //   0. temperature == 0: the answer is the ArgmaxRows answer and nothing is drawn, whatever the
+  //      other fields hold, so that one call serves greedy and sampled rows alike.
   //   1. Candidates: every index whose logit is neither NaN nor -inf. If the row's maximum (by
   //      ArgmaxRows' rule) is not finite (+inf, or no candidate at all), the answer is the
   //      ArgmaxRows answer and nothing is drawn.
@@ -115,7 +124,9 @@ class Backend {
   virtual void SampleRows(const float* logits, int64_t rows, int64_t cols,
                           const RowSampling* params, int32_t* out) = 0;
 
-  // Stores k and v ([num_tokens][num_kv_heads][head_dim]) at the batch's slot_mapping.
+  // Stores k and v ([num_tokens][num_kv_heads][head_dim]) at the batch's slot_mapping. A row whose
+  // slot is negative writes nothing: a padding row (vLLM's slot -1), so that a batch padded to a
+  // fixed size leaves the cache as the unpadded batch would.
   virtual void WriteKvCache(const float* k, const float* v, const StepBatchView& batch,
                             const KvCacheView& cache) = 0;
   // Causal attention of every row's query heads ([num_tokens][num_heads][head_dim]) over its
@@ -123,6 +134,20 @@ class Backend {
   virtual void PagedAttention(const float* q, const StepBatchView& batch, const KvCacheView& cache,
                               const RotaryView& rotary, const AttentionParams& params,
                               float* out) = 0;
+
+  // Graph capture: the ops issued between BeginCapture and EndCapture are recorded, not run, and
+  // EndCapture returns them; Replay runs them, as often as wanted, on the same pointers and sizes
+  // with what those buffers hold at replay time. Between the two calls only ops may be issued
+  // (no Allocate, CopyToDevice, CopyToHost or Synchronize), all on the thread that began the
+  // capture. An op may grow backend scratch or load its code on first use, which cannot happen
+  // inside a capture: run the ops once eagerly before capturing them. A backend without graphs
+  // returns Unimplemented from BeginCapture (the default); the caller then runs its ops eagerly.
+  virtual absl::Status BeginCapture();
+  // The recorded ops, or an error (no capture was begun, or the capture failed); either way ops
+  // run eagerly again afterwards.
+  virtual absl::StatusOr<std::unique_ptr<BackendGraph>> EndCapture();
+  // Queues a graph that this backend's EndCapture returned, in issue order like any op.
+  virtual void Replay(const BackendGraph& graph);
 
  protected:
   Backend() = default;

@@ -26,7 +26,9 @@ namespace mlkv {
 struct StepBatchView {
   int64_t num_tokens = 0;
   const int32_t* positions = nullptr;     // [num_tokens] position of each row in its sequence
-  const int64_t* slot_mapping = nullptr;  // [num_tokens] physical cache slot each row writes
+  // [num_tokens] physical cache slot each row writes; negative: the row writes nothing (padding,
+  // as in a decode batch padded to the size of a captured graph).
+  const int64_t* slot_mapping = nullptr;
   int64_t num_seqs = 0;
   const int32_t* query_start = nullptr;   // [num_seqs + 1]
   const int32_t* context_lens = nullptr;  // [num_seqs]

@@ -88,6 +88,11 @@ class CountingBackend final : public Backend {
                       float* out) override {
     inner_->PagedAttention(q, batch, cache, rotary, params, out);
   }
+  absl::Status BeginCapture() override { return inner_->BeginCapture(); }
+  absl::StatusOr<std::unique_ptr<BackendGraph>> EndCapture() override {
+    return inner_->EndCapture();
+  }
+  void Replay(const BackendGraph& graph) override { inner_->Replay(graph); }
 
  private:
   std::unique_ptr<Backend> inner_;

@@ -216,6 +216,7 @@ void WriteKvCache(const float* k, const float* v, const StepBatchView& batch,
   const int64_t row_elems = cache.num_kv_heads * d;
 #pragma omp parallel for if (batch.num_tokens * row_elems > (1 << 14))
   for (int64_t t = 0; t < batch.num_tokens; ++t) {
+    if (batch.slot_mapping[t] < 0) continue;  // a padding row: writes nothing
     const int64_t block = batch.slot_mapping[t] / bs, slot = batch.slot_mapping[t] % bs;
     for (int64_t h = 0; h < cache.num_kv_heads; ++h) {
       const int64_t base = BlockOffset(cache, block, h);

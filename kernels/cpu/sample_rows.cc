@@ -42,10 +42,13 @@ double SumOfP(const std::vector<Candidate>& candidates) {
 }  // namespace
 
 SampledToken SampleRow(const float* row, int64_t cols, const RowSampling& params) {
-  // 1. A +inf logit is a certainty and a row without candidates has nothing to weigh.
+  // 0. A greedy row. 1. A +inf logit is a certainty and a row without candidates has nothing to
+  // weigh.
   const int32_t best = static_cast<int32_t>(ArgmaxRow(row, cols));
   const float max = row[best];
-  if (!std::isfinite(max)) return {best, std::numeric_limits<double>::infinity()};
+  if (params.temperature == 0.0f || !std::isfinite(max)) {
+    return {best, std::numeric_limits<double>::infinity()};
+  }
 
   // Gathered in index order, which every step below leaves them in.
   std::vector<Candidate> kept;

@@ -310,16 +310,92 @@ TEST(CpuSampleRowsTest, ASingleColumnIsAlwaysDrawn) {
   EXPECT_EQ(DrawnTokens({-3.0f}, Sampling(0.5f), 100), (std::set<int32_t>{0}));
 }
 
+// ---- Greedy rows -------------------------------------------------------------------------------
+
+// Every row the rule of ArgmaxRows distinguishes, and random rows with and without a tie for the
+// maximum, under filters, seeds and draws that must all be ignored. Were temperature 0 sampled,
+// the top token's weight would be exp(0 / 0) = NaN.
+TEST(CpuSampleRowsTest, TemperatureZeroIsTheArgmaxWhateverTheOtherFields) {
+  std::vector<std::vector<float>> rows = {
+      {1.0f, 3.0f, 2.0f, 3.0f},        // a tie: the lower index
+      {-1.0f, -0.0f, 0.0f},            // -0 == +0: the lower index
+      {kNaN, -5.0f, kNaN, -4.0f},      // NaN is never chosen...
+      {kNaN, kNaN, kNaN},              // ...unless all is NaN: the last index
+      {kNegInf, kNegInf, kNegInf},     // all -inf: the first
+      {kNaN, kNegInf, kNaN, kNegInf},  // no candidate: the first -inf
+      {0.0f, kInf, 3.0f, kInf},        // +inf: its lowest index
+      {-3.0f},
+  };
+  std::mt19937_64 rng(15);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  for (int r = 0; r < 20; ++r) {
+    std::vector<float> row(1 + rng() % 3000);
+    for (float& x : row) x = normal(rng);
+    if (r % 2 == 0) row[rng() % row.size()] = row[rng() % row.size()] = 20.0f;
+    rows.push_back(std::move(row));
+  }
+  const int32_t top_ks[] = {0, 1, 5};
+  const float top_ps[] = {1.0f, 0.3f};
+  const float min_ps[] = {0.0f, 0.5f};
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const int64_t cols = std::ssize(rows[r]);
+    const int32_t want = static_cast<int32_t>(cpu::ArgmaxRow(rows[r].data(), cols));
+    for (int mix = 0; mix < 12; ++mix) {
+      RowSampling params = Sampling(0.0f, 1000 * r + mix);
+      params.top_k = top_ks[mix % 3];
+      params.top_p = top_ps[mix / 3 % 2];
+      params.min_p = min_ps[mix / 6];
+      params.draw = 7 * mix;
+      const cpu::SampledToken got = cpu::SampleRow(rows[r].data(), cols, params);
+      EXPECT_EQ(got.token, want) << "row " << r << " mix " << mix;
+      EXPECT_EQ(got.margin, std::numeric_limits<double>::infinity()) << "nothing is drawn";
+    }
+  }
+}
+
+// `count` logits drawn from N(0, 2^2) with `seed`.
+std::vector<float> NormalLogits(int64_t count, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  std::vector<float> logits(count);
+  for (float& x : logits) x = normal(rng);
+  return logits;
+}
+
+// Through the backend: one call over greedy and sampled rows, each answered as if alone.
+TEST(CpuSampleRowsTest, GreedyAndSampledRowsShareOneCall) {
+  constexpr int64_t kRows = 8, kCols = 500;
+  const std::vector<float> logits = NormalLogits(kRows * kCols, 16);
+  std::vector<RowSampling> params(kRows);
+  for (int64_t r = 0; r < kRows; ++r) {
+    params[r] = Sampling(r % 2 == 0 ? 0.0f : 1.2f, 200 + r);
+    params[r].draw = 3 * r;
+    params[r].top_k = r % 4 < 2 ? 0 : 40;
+  }
+  std::vector<int32_t> out(kRows, -1);
+  CreateCpuBackend()->SampleRows(logits.data(), kRows, kCols, params.data(), out.data());
+  int sampled_off_the_argmax = 0;
+  for (int64_t r = 0; r < kRows; ++r) {
+    const float* row = logits.data() + r * kCols;
+    const int32_t argmax = static_cast<int32_t>(cpu::ArgmaxRow(row, kCols));
+    if (params[r].temperature == 0.0f) {
+      EXPECT_EQ(out[r], argmax) << "greedy row " << r;
+    } else {
+      EXPECT_EQ(out[r], cpu::SampleRow(row, kCols, params[r]).token) << "sampled row " << r;
+      sampled_off_the_argmax += out[r] != argmax ? 1 : 0;
+    }
+  }
+  // The sampled rows were drawn (at temperature 1.2 over 500 tokens the top is rarely drawn).
+  EXPECT_GT(sampled_off_the_argmax, 0);
+}
+
 // ---- Rows --------------------------------------------------------------------------------------
 
 // Through the backend: each row's token is the one it gets alone, whatever the other rows hold
 // and in whichever order the rows come.
 TEST(CpuSampleRowsTest, RowsOfOneCallAreIndependent) {
   constexpr int64_t kRows = 6, kCols = 300;
-  std::mt19937_64 rng(14);
-  std::normal_distribution<float> normal(0.0f, 2.0f);
-  std::vector<float> logits(kRows * kCols);
-  for (float& x : logits) x = normal(rng);
+  const std::vector<float> logits = NormalLogits(kRows * kCols, 14);
   std::vector<RowSampling> params(kRows);
   for (int64_t r = 0; r < kRows; ++r) {
     params[r] = Sampling(0.5f + 0.2f * r, 100 + r);

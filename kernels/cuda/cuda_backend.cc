@@ -1,20 +1,25 @@
 // The CUDA Backend: every op is queued on one stream in issue order (so ops need no
 // synchronisation between them); CopyToHost and Synchronize wait for the stream. Shapes are the
 // caller's responsibility (Backend contract); attention shapes the kernel cannot serve, or a
-// failed CUDA call inside an op, abort with the reason (see cuda_check.h).
+// failed CUDA call inside an op, abort with the reason (see cuda_check.h). Graph capture records
+// the stream's work (cuda_graph.h).
 #include "kernels/cuda/cuda_backend.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
+#include "common/status_macros.h"
 #include "kernels/cuda/attention_plan.h"
 #include "kernels/cuda/cuda_buffer.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_graph.h"
 #include "kernels/cuda/device_info.h"
 #include "kernels/cuda/launchers.h"
 
@@ -23,8 +28,14 @@ namespace {
 
 absl::Status Unavailable(const char* what, cudaError_t error) {
   static_cast<void>(cudaGetLastError());
-  return absl::UnavailableError(absl::StrCat("CUDA backend: ", what, ": ", cudaGetErrorString(error)));
+  return absl::UnavailableError(
+      absl::StrCat("CUDA backend: ", what, ": ", cudaGetErrorString(error)));
 }
+
+// cuBLAS's scratch, given to it at creation because it must not allocate its own during a stream
+// capture (Backend::BeginCapture). 32 MiB is NVIDIA's recommendation for Hopper (4 MiB for older
+// GPUs); a smaller one can only restrict cuBLAS's choice of GEMM algorithm.
+constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
 
 int ToInt(int64_t v, const char* what) {
   MLKV_CHECK(v >= 0 && v <= INT_MAX, "{} = {} does not fit cuBLAS's int", what, v);
@@ -62,13 +73,18 @@ class CudaBackend final : public Backend {
     MLKV_CUBLAS_CHECK(cublasSetStream(backend->cublas_, backend->stream_));
     MLKV_CUBLAS_CHECK(cublasSetMathMode(
         backend->cublas_, options.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    // After cublasSetStream, which resets the handle to cuBLAS's own workspace pool.
+    ASSIGN_OR_RETURN(backend->cublas_workspace_, backend->Allocate(kCublasWorkspaceBytes));
+    MLKV_CUBLAS_CHECK(cublasSetWorkspace(backend->cublas_, backend->cublas_workspace_->data(),
+                                         kCublasWorkspaceBytes));
     return std::unique_ptr<Backend>(std::move(backend));
   }
 
+  // The buffers are members, freed after this body: cuBLAS's workspace after cublasDestroy.
   ~CudaBackend() override {
     // Errors are ignored: a destructor has no one to report to, and the process may be exiting.
+    if (capturing_) cuda::AbandonStreamCapture(stream_);
     if (stream_ != nullptr) static_cast<void>(cudaStreamSynchronize(stream_));
-    if (workspace_ != nullptr) static_cast<void>(cudaFree(workspace_));
     if (cublas_ != nullptr) static_cast<void>(cublasDestroy(cublas_));
     if (stream_ != nullptr) static_cast<void>(cudaStreamDestroy(stream_));
   }
@@ -78,10 +94,12 @@ class CudaBackend final : public Backend {
   void AttachThread() override { MLKV_CUDA_CHECK(cudaSetDevice(options_.device)); }
 
   absl::StatusOr<std::unique_ptr<DeviceBuffer>> Allocate(size_t bytes) override {
+    CheckNotCapturing("Allocate");
     if (bytes == 0) return std::unique_ptr<DeviceBuffer>(new CudaBuffer(nullptr, 0));
     void* data = nullptr;
     if (cudaError_t e = cudaMalloc(&data, bytes); e != cudaSuccess) {
-      static_cast<void>(cudaGetLastError());  // out of memory is not sticky; keep it from the next check
+      // Out of memory is not sticky: keep it from the next check.
+      static_cast<void>(cudaGetLastError());
       size_t free_bytes = 0, total_bytes = 0;
       static_cast<void>(cudaMemGetInfo(&free_bytes, &total_bytes));
       return absl::ResourceExhaustedError(
@@ -95,15 +113,20 @@ class CudaBackend final : public Backend {
   // From pageable host memory the call returns once the source has been staged, so the caller
   // may reuse it at once.
   void CopyToDevice(void* dst, const void* host_src, size_t bytes) override {
+    CheckNotCapturing("CopyToDevice");
     if (bytes == 0) return;
     MLKV_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
   }
   void CopyToHost(void* host_dst, const void* src, size_t bytes) override {
+    CheckNotCapturing("CopyToHost");
     if (bytes == 0) return;
     MLKV_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
     MLKV_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
-  void Synchronize() override { MLKV_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  void Synchronize() override {
+    CheckNotCapturing("Synchronize");
+    MLKV_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
 
   void Embedding(const WeightView& table, int64_t cols, const int32_t* ids, int64_t rows,
                  float* out) override {
@@ -189,29 +212,66 @@ class CudaBackend final : public Backend {
                                Workspace(plan.workspace_bytes), out, stream_);
   }
 
+  absl::Status BeginCapture() override {
+    if (capturing_) return absl::FailedPreconditionError("BeginCapture during a capture");
+    RETURN_IF_ERROR(cuda::BeginStreamCapture(stream_));
+    capturing_ = true;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::unique_ptr<BackendGraph>> EndCapture() override {
+    if (!capturing_) return absl::FailedPreconditionError("EndCapture without BeginCapture");
+    capturing_ = false;
+    return cuda::EndStreamCapture(stream_, this);
+  }
+  void Replay(const BackendGraph& graph) override {
+    const auto* cuda_graph = dynamic_cast<const cuda::CudaGraph*>(&graph);
+    MLKV_CHECK(cuda_graph != nullptr && cuda_graph->owner() == this,
+               "Replay of a graph that this CUDA backend did not capture");
+    MLKV_CUDA_CHECK(cudaGraphLaunch(cuda_graph->exec(), stream_));
+  }
+
  private:
   explicit CudaBackend(const CudaBackendOptions& options) : options_(options) {}
 
+  // Inside a capture these would run at once rather than be recorded, or be recorded with a host
+  // pointer that replay would read again: a capture holds ops only (Backend contract).
+  void CheckNotCapturing(const char* call) const {
+    MLKV_CHECK(!capturing_, "{} between BeginCapture and EndCapture, where only ops may be issued",
+               call);
+  }
+
   // Scratch for split-KV partial results and narrowed GEMM inputs, grown on demand. Sharing it
   // between ops is safe because they all run in order on stream_ and none keeps it past its own
-  // launches; cudaFree of the old one waits for its users.
+  // launches. A captured graph keeps the address it was captured with, so a grown-out buffer is
+  // retired rather than freed, until the backend is destroyed. Each growth at least doubles the
+  // size, which bounds the waste: the retired buffers together are smaller than the current one,
+  // itself under twice the largest request (plus the rounding).
   void* Workspace(int64_t bytes) {
-    if (bytes <= workspace_bytes_) return workspace_;
-    if (workspace_ != nullptr) MLKV_CUDA_CHECK(cudaFree(workspace_));
-    workspace_ = nullptr;
-    constexpr int64_t kGranule = int64_t{1} << 20;  // round up so that small growth reallocates rarely
-    const int64_t rounded = (bytes + kGranule - 1) / kGranule * kGranule;
-    MLKV_CUDA_CHECK(cudaMalloc(&workspace_, static_cast<size_t>(rounded)));
-    workspace_bytes_ = rounded;
-    return workspace_;
+    const int64_t have = workspace_ != nullptr ? static_cast<int64_t>(workspace_->bytes()) : 0;
+    if (bytes <= have) return workspace_ != nullptr ? workspace_->data() : nullptr;
+    // A cudaMalloc would fail inside a capture and invalidate it.
+    MLKV_CHECK(!capturing_,
+               "an op needs {} bytes of scratch during a graph capture, which has {}: run the ops "
+               "once eagerly before capturing them, so that the scratch grows first",
+               bytes, have);
+    // Rounded up so that small growth reallocates rarely.
+    constexpr int64_t kGranule = int64_t{1} << 20;
+    const int64_t size = std::max((bytes + kGranule - 1) / kGranule * kGranule, 2 * have);
+    void* data = nullptr;
+    MLKV_CUDA_CHECK(cudaMalloc(&data, static_cast<size_t>(size)));
+    if (workspace_ != nullptr) retired_workspaces_.push_back(std::move(workspace_));
+    workspace_ = std::make_unique<CudaBuffer>(data, static_cast<size_t>(size));
+    return data;
   }
 
   const CudaBackendOptions options_;
   int num_sms_ = 0;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
-  void* workspace_ = nullptr;
-  int64_t workspace_bytes_ = 0;
+  std::unique_ptr<DeviceBuffer> cublas_workspace_;
+  std::unique_ptr<CudaBuffer> workspace_;
+  std::vector<std::unique_ptr<CudaBuffer>> retired_workspaces_;  // see Workspace()
+  bool capturing_ = false;  // between BeginCapture and EndCapture
 };
 
 }  // namespace

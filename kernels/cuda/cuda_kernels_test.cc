@@ -2,8 +2,9 @@
 // sums in cpu_kernels_test.cc) on the same random inputs: odd sizes, shuffled block tables,
 // contexts of 1 and block_size +- 1, NaN in every unused cache slot, group sizes 1-16, forced and
 // planned split-KV, f32/f16/bf16 caches, f16/bf16 weights, and sampling (the same tokens as the CPU
-// reference wherever rounding cannot tell them apart). Without a visible CUDA device every test
-// is skipped.
+// reference wherever rounding cannot tell them apart, greedy rows among them), padding rows of
+// the cache write, and graph capture and replay. Without a visible CUDA device every test is
+// skipped.
 //
 // The CUDA cache layout differs from the CPU's, so caches are never compared directly: both
 // backends write the same keys and values through their own WriteKvCache and attention outputs
@@ -23,6 +24,7 @@
 #include "kernels/cpu/sample_rows.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_info.h"
+#include "kernels/testing/negative_slots.h"
 #include "kernels/testing/random_inputs.h"
 
 namespace mlkv {
@@ -306,16 +308,16 @@ TEST_F(CudaSampleRowsTest, MatchesCpuOnVocabularyRows) {
   constexpr int64_t kRows = 512, kCols = 50304;
   std::mt19937 rng(10);
   const std::vector<float> logits = RandomVector(kRows * kCols, rng, 3.0f);
-  const float temperatures[] = {0.3f, 0.7f, 1.0f, 1.5f};
+  const float temperatures[] = {0.0f, 0.3f, 0.7f, 1.0f, 1.5f};  // 0: greedy, the filters ignored
   const int32_t top_ks[] = {0, 1, 50, 1000};
   const float top_ps[] = {1.0f, 0.9f, 0.5f};
   const float min_ps[] = {0.0f, 0.05f};
   std::vector<RowSampling> params(kRows);
-  for (int64_t r = 0; r < kRows; ++r) {  // every one of the 96 mixes, 5 or 6 times
-    params[r].temperature = temperatures[r % 4];
-    params[r].top_k = top_ks[r / 4 % 4];
-    params[r].top_p = top_ps[r / 16 % 3];
-    params[r].min_p = min_ps[r / 48 % 2];
+  for (int64_t r = 0; r < kRows; ++r) {  // every one of the 120 mixes, 4 or 5 times
+    params[r].temperature = temperatures[r % 5];
+    params[r].top_k = top_ks[r / 5 % 4];
+    params[r].top_p = top_ps[r / 20 % 3];
+    params[r].min_p = min_ps[r / 60 % 2];
     params[r].seed = 0x9E3779B97F4A7C15u * static_cast<uint64_t>(r + 1);
     params[r].draw = static_cast<uint64_t>(131 * r + 7);
   }
@@ -324,7 +326,8 @@ TEST_F(CudaSampleRowsTest, MatchesCpuOnVocabularyRows) {
 }
 
 // Non-finite rows, single columns, ties (-0 and +0 among them) across the kernel's 1024-element
-// tiles, exact top-p boundaries, and widths that are not a multiple of the tile.
+// tiles, exact top-p boundaries, and widths that are not a multiple of the tile; and each of these
+// rows again at temperature 0, whose answer is the argmax whatever the other fields hold.
 TEST_F(CudaSampleRowsTest, MatchesCpuOnEdgeRows) {
   const float inf = std::numeric_limits<float>::infinity(), nan = std::nanf("");
   std::mt19937 rng(11);
@@ -381,6 +384,11 @@ TEST_F(CudaSampleRowsTest, MatchesCpuOnEdgeRows) {
       mixed.min_p = 0.02f;
       add(random_row(), mixed);
     }
+    for (size_t i = 0, sampled = rows.size(); i < sampled; ++i) {
+      RowSampling greedy_copy = params[i];
+      greedy_copy.temperature = 0.0f;
+      add(rows[i], greedy_copy);
+    }
     std::vector<float> flat;
     for (const std::vector<float>& r : rows) flat.insert(flat.end(), r.begin(), r.end());
     // Every edge row's draw is exact or far from a boundary: all of them are compared.
@@ -409,6 +417,15 @@ TEST_F(CudaKernelsTest, RotaryMatchesCpu) {
         ExpectNear(Download<float>(*cuda_, *d_x), expected, 1e-6, 1e-6, "rotary");
       }
     }
+  }
+}
+
+// Pools compared byte for byte with those of the same step without its padding rows (the layout
+// is the backend's own, but both writes use it).
+TEST_F(CudaKernelsTest, WriteKvCacheSkipsRowsWithNegativeSlots) {
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+    SCOPED_TRACE(DTypeName(dtype));
+    testing::ExpectNegativeSlotsWriteNothing(*cuda_, dtype);
   }
 }
 
@@ -580,6 +597,90 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{16, 16, 128, 32, DType::kBF16, true, 64},
         AttentionCase{12, 1, 64, 16, DType::kF16, false, 32}),
     CaseName);
+
+// A Linear with bf16 weights (which narrows its input into the backend's scratch), an Add and a
+// GELU, captured once and replayed on new inputs copied into the same buffers: each replay gives
+// the eager CPU results of its inputs (within LinearMatchesCpu's and GeluAndAddMatchCpu's
+// tolerances). Between the replays an eager Linear grows the scratch: the graph's old buffer must
+// stay valid.
+TEST_F(CudaKernelsTest, CapturedOpsReplayOnNewInputs) {
+  std::mt19937 rng(12);
+  const int64_t rows = 5, k = 96, n = 40;
+  const std::vector<uint16_t> w = NarrowBits(RandomVector(n * k, rng), DType::kBF16);
+  const std::vector<float> b = RandomVector(n, rng);
+  auto d_w = Upload(*cuda_, w), d_b = Upload(*cuda_, b);
+  auto d_x = Upload(*cuda_, std::vector<float>(rows * k)),
+       d_y = Upload(*cuda_, std::vector<float>(rows * n));
+  auto d_out = Upload(*cuda_, std::vector<float>(rows * n));
+  const auto run_ops = [&](Backend& backend, const WeightView& weight, const float* bias,
+                           const float* x, const float* y, float* out) {
+    backend.Linear(x, rows, k, weight, bias, n, out);
+    backend.Add(out, y, rows * n);
+    backend.Gelu(out, rows * n, GeluKind::kExact);
+  };
+  const auto run_on_cuda = [&] {
+    run_ops(*cuda_, WeightView(d_w->data(), DType::kBF16), d_b->as<float>(), d_x->as<float>(),
+            d_y->as<float>(), d_out->as<float>());
+  };
+  // Copies new inputs in and returns what the ops give on the CPU, whose Linear takes the input
+  // rounded to bf16 as CUDA's does.
+  const auto new_inputs = [&] {
+    std::vector<float> x = RandomVector(rows * k, rng), y = RandomVector(rows * n, rng);
+    cuda_->CopyToDevice(d_x->data(), x.data(), x.size() * sizeof(float));
+    cuda_->CopyToDevice(d_y->data(), y.data(), y.size() * sizeof(float));
+    for (float& v : x) v = RoundTo(v, DType::kBF16);
+    std::vector<float> out(rows * n);
+    run_ops(*cpu_, WeightView(w.data(), DType::kBF16), b.data(), x.data(), y.data(), out.data());
+    return out;
+  };
+  const std::vector<float> poison(rows * n, std::nanf(""));
+  const auto poison_out = [&] {
+    cuda_->CopyToDevice(d_out->data(), poison.data(), poison.size() * sizeof(float));
+  };
+  const double tolerance = 3e-6 * k + 1e-4;
+
+  // Eagerly first, which grows the scratch the narrowed input needs.
+  std::vector<float> expected = new_inputs();
+  run_on_cuda();
+  ExpectNear(Download<float>(*cuda_, *d_out), expected, tolerance, 0, "eager");
+
+  poison_out();
+  ASSERT_TRUE(cuda_->BeginCapture().ok());
+  run_on_cuda();
+  auto graph = cuda_->EndCapture();
+  ASSERT_TRUE(graph.ok()) << graph.status();
+  for (float x : Download<float>(*cuda_, *d_out)) ASSERT_TRUE(std::isnan(x)) << "captured ops ran";
+
+  for (int replay = 0; replay < 2; ++replay) {
+    expected = new_inputs();
+    poison_out();
+    cuda_->Replay(**graph);
+    ExpectNear(Download<float>(*cuda_, *d_out), expected, tolerance, 0,
+               absl::StrCat("replay ", replay));
+    // An eager Linear whose narrowed input (1.5 MiB, then 3 MiB) outgrows the scratch each time,
+    // which retires the buffer the graph uses.
+    const int64_t big_rows = (replay + 1) * 8192;
+    auto big_in = Upload(*cuda_, RandomVector(big_rows * k, rng));
+    auto big_out = Upload(*cuda_, std::vector<float>(big_rows * n));
+    cuda_->Linear(big_in->as<float>(), big_rows, k, WeightView(d_w->data(), DType::kBF16),
+                  nullptr, n, big_out->as<float>());
+    cuda_->Synchronize();
+  }
+}
+
+// Misuse of capture is a status, and leaves the backend working eagerly.
+TEST_F(CudaKernelsTest, CaptureOutOfOrderIsAnErrorStatus) {
+  auto d_x = Upload(*cuda_, std::vector<float>{1.0f, 2.0f});
+  auto d_y = Upload(*cuda_, std::vector<float>{10.0f, 20.0f});
+  EXPECT_EQ(cuda_->EndCapture().status().code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(cuda_->BeginCapture().ok());
+  EXPECT_EQ(cuda_->BeginCapture().code(), absl::StatusCode::kFailedPrecondition);
+  cuda_->Add(d_x->as<float>(), d_y->as<float>(), 2);
+  ASSERT_TRUE(cuda_->EndCapture().ok());
+  EXPECT_EQ(cuda_->EndCapture().status().code(), absl::StatusCode::kFailedPrecondition);
+  cuda_->Add(d_x->as<float>(), d_y->as<float>(), 2);  // eagerly: once, the graph never replayed
+  EXPECT_EQ(Download<float>(*cuda_, *d_x), (std::vector<float>{11.0f, 22.0f}));
+}
 
 }  // namespace
 }  // namespace mlkv

@@ -1,6 +1,7 @@
 // Stores a step's keys and values ([num_tokens][num_kv_heads][head_dim], float32) into one sharing
 // group's paged cache at the batch's slot_mapping, in the layout of kv_layout.h, converting to
-// f16 or bf16 (round to nearest even, as common/half.h and PyTorch do) when the cache is.
+// f16 or bf16 (round to nearest even, as common/half.h and PyTorch do) when the cache is. Rows
+// whose slot is negative (padding) write nothing.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -32,6 +33,7 @@ __global__ void WriteKvCacheKernel(const float* k, const float* v, const int64_t
     const int64_t token = idx / row_elems, within = idx % row_elems;
     const int64_t head = within / head_dim, i = within % head_dim;
     const int64_t slot = slot_mapping[token];
+    if (slot < 0) continue;  // a padding row: writes nothing
     const int64_t offset =
         KvRowOffset(slot / block_size, head, slot % block_size, num_kv_heads, block_size,
                     head_dim) + i;

@@ -2,7 +2,9 @@
 // (200 KB for a 50k vocabulary, which stays in L2), with no scratch memory and no host
 // synchronisation. The rule's rank order (kernels/backend.h) is a total order on one integer key
 // per element, so "the first n in rank order" is "the keys >= t" for a single threshold t:
-//   first pass: the top key (the maximum), the number of candidates and the first -inf;
+//   first pass: the ArgmaxRows answer (the reduction of argmax.cuh), which is the token of a
+//               greedy row or of a row without a finite maximum and else the top key; and the
+//               number of candidates;
 //   top-k:      bisection for the largest t with top_k keys >= t (exactly top_k: keys are unique);
 //   top-p:      the same bisection, on the mass of the keys >= t against top_p x total;
 //   min-p:      a test per element;
@@ -20,6 +22,7 @@
 
 #include "common/philox.h"
 #include "kernels/backend.h"
+#include "kernels/cuda/argmax.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/launchers.h"
 #include "kernels/sample_weight.h"
@@ -33,17 +36,16 @@ template <typename T>
 using BlockReduce = cub::BlockReduce<T, kSampleThreads>;
 using BlockScan = cub::BlockScan<double, kSampleThreads>;
 
-// A block's shared memory: cub's scratch for one collective at a time, and the slots through
-// which thread 0 hands a reduction's result to the others.
+// A block's shared memory: the scratch of one collective at a time, and the slots through which
+// thread 0 hands a cub reduction's result to the others.
 struct SharedState {
   union {
+    ArgmaxScratch argmax;
     BlockReduce<double>::TempStorage sum;
-    BlockReduce<uint64_t>::TempStorage key;
     BlockReduce<int64_t>::TempStorage index;
     BlockScan::TempStorage scan;
   } temp;
   double sum;
-  uint64_t key;
   int64_t index;
 };
 
@@ -61,9 +63,6 @@ __device__ T ReduceToAll(T v, Op op, typename BlockReduce<T>::TempStorage& temp,
 
 __device__ double BlockSum(double v, SharedState& shared) {
   return ReduceToAll(v, ::cuda::std::plus<>{}, shared.temp.sum, shared.sum);
-}
-__device__ uint64_t BlockMaxKey(uint64_t v, SharedState& shared) {
-  return ReduceToAll(v, ::cuda::maximum<>{}, shared.temp.key, shared.key);
 }
 __device__ int64_t BlockMinIndex(int64_t v, SharedState& shared) {
   return ReduceToAll(v, ::cuda::minimum<>{}, shared.temp.index, shared.index);
@@ -135,33 +134,24 @@ __global__ void __launch_bounds__(kSampleThreads)
   const RowSampling p = params[blockIdx.x];
   int32_t& answer = out[blockIdx.x];
 
-  // 1. The top key, the number of candidates, and the first -inf (ArgmaxRows' answer for a row
-  // without candidates, unless it is all NaN).
-  uint64_t top = 0;
+  // 0, 1. The ArgmaxRows answer, and the number of candidates for top-k. That answer is the token
+  // of a greedy row, of a row whose maximum is +inf (a certainty) and of a row without candidates
+  // (whose maximum by that rule is -inf or NaN).
+  IndexedValue best = NoValue();
   double candidates = 0.0;
-  int64_t first_neg_inf = cols;
   for (int64_t i = threadIdx.x; i < cols; i += kSampleThreads) {
     const float x = row[i];
-    const uint64_t key = RankKey(x, i, cols);
-    top = key > top ? key : top;
-    candidates += key > 0 ? 1.0 : 0.0;
-    if (x == -INFINITY && i < first_neg_inf) first_neg_inf = i;
+    best = Consider(best, x, i);
+    candidates += x > -INFINITY ? 1.0 : 0.0;  // false for NaN
   }
-  top = BlockMaxKey(top, shared);
+  best = BlockArgmax(best, shared.temp.argmax);
+  if (p.temperature == 0.0f || !isfinite(best.value)) {
+    if (threadIdx.x == 0) answer = best.index;
+    return;
+  }
   candidates = BlockSum(candidates, shared);
-  first_neg_inf = BlockMinIndex(first_neg_inf, shared);
-  if (top == 0) {
-    if (threadIdx.x == 0) {
-      answer = static_cast<int32_t>(first_neg_inf < cols ? first_neg_inf : cols - 1);
-    }
-    return;
-  }
-  const int64_t best = cols - 1 - static_cast<int64_t>(top % static_cast<uint64_t>(cols));
-  const float max_logit = row[best];
-  if (isinf(max_logit)) {  // +inf: a certainty
-    if (threadIdx.x == 0) answer = static_cast<int32_t>(best);
-    return;
-  }
+  const float max_logit = best.value;
+  const uint64_t top = RankKey(max_logit, best.index, cols);
 
   // 3. top-k: from here on the kept candidates are those whose key is at least `cutoff`.
   uint64_t cutoff = 1;
@@ -211,7 +201,9 @@ __global__ void __launch_bounds__(kSampleThreads)
   }
   // Unreachable but for rounding: the kept token with mass that has the highest index.
   last_with_mass = BlockMaxIndex(last_with_mass, shared);
-  if (threadIdx.x == 0) answer = static_cast<int32_t>(last_with_mass >= 0 ? last_with_mass : best);
+  if (threadIdx.x == 0) {
+    answer = static_cast<int32_t>(last_with_mass >= 0 ? last_with_mass : best.index);
+  }
 }
 
 }  // namespace
