@@ -6,12 +6,13 @@
 //
 //   decode_bench [--config FILE] [--device cpu|cuda] [--batch 1,8,32,128 | --kv-cache-bytes B]
 //                [--context 512] [--steps 8] [--kv-dtype f32|f16|bf16]
-//                [--weight-dtype f32|f16|bf16] [--json FILE]
+//                [--weight-dtype f32|f16|bf16] [--cuda-graphs] [--json FILE]
 //
 // --kv-cache-bytes B runs, instead of --batch, the batches 1, 8, 32, 128, ... (x4) up to the
 // number of sequences of --context + --steps tokens that a KV cache of B bytes holds
 // (engine/kv_capacity.h), and that number itself: run per variant, each at its own capacity
-// within one budget.
+// within one budget. --cuda-graphs runs the steps as replayed CUDA graphs (each batch's first
+// step, the warm-up, captures its graph).
 //
 // The KV cache of every sequence is filled with random values instead of a real prefill: a
 // decode step's cost does not depend on the values, and a 128 x 512-token prefill would take
@@ -221,7 +222,8 @@ absl::Status Run(const cli::Flags& flags) {
   ASSIGN_OR_RETURN(const DType weight_dtype, cli::DTypeFromFlags(flags, "weight-dtype"));
   nlohmann::json report = {{"config", config_path}, {"context", context}, {"steps", steps},
                            {"kv_dtype", DTypeName(kv_dtype)},
-                           {"weight_dtype", DTypeName(weight_dtype)}};
+                           {"weight_dtype", DTypeName(weight_dtype)},
+                           {"cuda_graphs", flags.Switch("cuda-graphs")}};
   std::vector<int64_t> batches = {1, 8, 32, 128};
   std::string budget_line;
   if (flags.Has("kv-cache-bytes")) {
@@ -257,6 +259,14 @@ absl::Status Run(const cli::Flags& flags) {
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
                    Model::Create(config, RandomModelWeights(config, 0), backend.get(),
                                  weight_dtype));
+  if (flags.Switch("cuda-graphs")) {
+    // Every batch's steps as replayed graphs: the workspace reserved for the largest batch fixes
+    // the graphs' sizes (Model::EnableDecodeGraphs).
+    const int64_t max_batch = *std::max_element(batches.begin(), batches.end());
+    const int64_t blocks_per_seq = (context + steps + kBlockSize - 1) / kBlockSize;
+    RETURN_IF_ERROR(model->ReserveWorkspace({max_batch, max_batch, blocks_per_seq}));
+    RETURN_IF_ERROR(model->EnableDecodeGraphs());
+  }
   ASSIGN_OR_RETURN(const Bandwidth bandwidth, MeasureBandwidth(*backend));
   const double weight_bytes = static_cast<double>(config.weight_bytes(weight_dtype));
   std::printf("model %s on %s: %.1fM parameters, %.0f MB of %s weights; KV %s; context %lld,"
@@ -284,6 +294,12 @@ absl::Status Run(const cli::Flags& flags) {
                        {"tokens_per_s", batch / m.step_seconds},
                        {"gemm_ms", m.gemm_seconds * 1e3}});
   }
+  if (flags.Switch("cuda-graphs")) {
+    // Zero where the backend captures nothing (or a capture failed: logged): steps ran eagerly.
+    std::printf("decode graphs captured: %lld\n",
+                static_cast<long long>(model->num_decode_graphs()));
+    report["decode_graphs_captured"] = model->num_decode_graphs();
+  }
   if (flags.Has("json")) {
     report["device"] = backend->name();
     report["bandwidth_gb_s"] = bandwidth.gb_s;
@@ -298,7 +314,8 @@ int Main(int argc, char** argv) {
   absl::StatusOr<cli::Flags> flags = cli::Flags::Parse(
       std::vector<std::string>(argv + 1, argv + argc),
       {"config", "device", "batch", "kv-cache-bytes", "context", "steps", "kv-dtype",
-       "weight-dtype", "json"});
+       "weight-dtype", "json"},
+      {"cuda-graphs"});
   const absl::Status status = flags.ok() ? Run(*flags) : flags.status();
   if (!status.ok()) {
     std::fprintf(stderr, "decode_bench: %s\n", std::string(status.message()).c_str());

@@ -76,6 +76,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
   // Every step the scheduler can form gets its workspace now, before the KV pool: a device too
   // small for the largest step fails at start-up, not mid-serving, and no step allocates.
   RETURN_IF_ERROR(engine->model_->ReserveWorkspace(LargestStep(options.scheduler)));
+  if (options.decode_graphs) RETURN_IF_ERROR(engine->model_->EnableDecodeGraphs());
   ASSIGN_OR_RETURN(engine->cache_,
                    KvCache::Create(engine->model_->config(),
                                    {options.scheduler.block_size, options.scheduler.num_blocks,

@@ -49,6 +49,9 @@ struct EngineOptions {
   // The two placements draw differently (both exactly from the filtered distribution), so a
   // seed reproduces a sampled output on one placement only.
   SamplingPlacement sampling_placement = SamplingPlacement::kAuto;
+  // Decode steps run padded to a bucket and, where the backend captures graphs (CUDA), as
+  // replayed graphs (Model::EnableDecodeGraphs). Off by default until measured on a GPU.
+  bool decode_graphs = false;
   // The model's tokenizer: text prompts, text deltas and stop strings. Null: token ids only
   // (a text prompt or a stop string is then InvalidArgument).
   std::shared_ptr<const Tokenizer> tokenizer;

@@ -156,6 +156,39 @@ TEST(EngineTest, BackendArgmaxAndHostSamplerPickTheSameGreedyTokens) {
   }
 }
 
+// Decode graphs (run padded and eagerly on the CPU backend) give every request the tokens it gets
+// without them, greedy and sampled on the backend alike, while requests come and go so that the
+// batch size moves between buckets.
+TEST(EngineTest, DecodeGraphsChangeNoTokens) {
+  auto run = [](bool graphs) {
+    EngineSetup setup;
+    setup.decode_graphs = graphs;
+    setup.sampling_placement = SamplingPlacement::kBackend;
+    auto engine = MakeEngine(SmallConfig(1, 2, "unrotated"), setup);
+    std::vector<std::shared_ptr<CollectingObserver>> observers;
+    for (int i = 0; i < 7; ++i) {
+      observers.push_back(std::make_shared<CollectingObserver>());
+      EngineRequest r = Greedy(Prompt(5 + 3 * i, i), 6 + 5 * i, observers.back());
+      r.top_logprobs.reset();
+      r.prompt_logprobs = false;
+      if (i % 2 == 1) {
+        r.sampling.temperature = 0.8f;
+        r.sampling.seed = i;
+      }
+      EXPECT_TRUE(engine->Submit(std::move(r)).ok());
+    }
+    std::vector<std::vector<int32_t>> outputs;
+    for (auto& observer : observers) outputs.push_back(observer->Wait().output_token_ids);
+    return outputs;
+  };
+  const auto eager = run(false);
+  const auto graphed = run(true);
+  for (size_t i = 0; i < eager.size(); ++i) {
+    EXPECT_EQ(graphed[i], eager[i]) << "request " << i;
+    EXPECT_EQ(eager[i].size(), 6 + 5 * i);
+  }
+}
+
 // Seeded sampling: each request draws from its own stream, so requests sampled together (in
 // parallel on the engine thread's OpenMP team) give the tokens each gives alone.
 TEST(EngineTest, SeededSamplingIsTheSameBatchedAndAlone) {

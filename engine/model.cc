@@ -1,12 +1,14 @@
 // The forward pass; see model.h and model.md.
 #include "engine/model.h"
 
-#include <array>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "common/half.h"
 #include "common/status_macros.h"
+#include "engine/decode_graph_batch.h"
+#include "engine/model_decode_graph.h"
+#include "engine/model_workspace_buffers.h"
 
 namespace mlkv {
 
@@ -16,18 +18,6 @@ struct Model::LayerBuffers {
   std::unique_ptr<DeviceBuffer> key_weight, key_bias, value_weight, value_bias;  // KV layers only
   std::unique_ptr<DeviceBuffer> dense_weight, dense_bias;
   std::unique_ptr<DeviceBuffer> fc_in_weight, fc_in_bias, fc_out_weight, fc_out_bias;
-};
-
-// The step's activations and metadata on the backend (model_workspace.h lists them). Each buffer
-// is as large as the largest step reserved or seen so far and never shrinks, so steady-state
-// steps allocate nothing.
-struct Model::Workspace {
-  std::array<std::unique_ptr<DeviceBuffer>, kNumWorkspaceBuffers> buffers;
-
-  template <typename T = float>
-  T* get(WorkspaceBuffer buffer) const {
-    return buffers[static_cast<size_t>(buffer)]->as<T>();
-  }
 };
 
 namespace {
@@ -202,7 +192,7 @@ absl::Status Model::CheckBatch(const StepBatch& batch, const KvCache& cache) con
   }
   for (const RowSampling& p : batch.sample_params) {
     // Written so that NaN fails each test.
-    if (!(p.temperature > 0.0f && std::isfinite(p.temperature)) || p.top_k < 0 ||
+    if (!(p.temperature >= 0.0f && std::isfinite(p.temperature)) || p.top_k < 0 ||
         !(p.top_p > 0.0f && p.top_p <= 1.0f) || !(p.min_p >= 0.0f && p.min_p < 1.0f)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "sample row parameters out of range: temperature ", p.temperature, ", top_k ",
@@ -215,7 +205,10 @@ absl::Status Model::CheckBatch(const StepBatch& batch, const KvCache& cache) con
 absl::Status Model::ReserveWorkspace(const WorkspaceLimits& limits) {
   ASSIGN_OR_RETURN(const int64_t total, WorkspaceBytes(config_, limits));
   const absl::Status grown = GrowWorkspace(limits);
-  if (grown.ok()) return grown;
+  if (grown.ok()) {
+    reserved_ = limits;
+    return grown;
+  }
   return absl::Status(grown.code(),
                       absl::StrCat("activation workspace of ", total, " bytes (steps of up to ",
                                    limits.max_num_tokens, " tokens, ", limits.max_num_seqs,
@@ -229,7 +222,9 @@ absl::Status Model::GrowWorkspace(const WorkspaceLimits& limits) {
     std::unique_ptr<DeviceBuffer>& buffer = workspace_->buffers[i];
     if (buffer != nullptr && static_cast<int64_t>(buffer->bytes()) >= bytes[i]) continue;
     // Freed before the larger one is allocated, so that growing never holds both; after a
-    // failed allocation the buffer stays null and the next step tries again.
+    // failed allocation the buffer stays null and the next step tries again. Captured decode
+    // graphs point at the old one: they go too.
+    if (graphs_ != nullptr) graphs_->graphs.clear();
     buffer.reset();
     ASSIGN_OR_RETURN(buffer, backend_->Allocate(static_cast<size_t>(bytes[i])));
   }
@@ -283,6 +278,28 @@ absl::Status Model::Forward(const StepBatch& batch, KvCache& cache, StepOutput* 
   RETURN_IF_ERROR(CheckBatch(batch, cache));
   RETURN_IF_ERROR(
       GrowWorkspace({batch.num_tokens(), batch.num_seqs(), batch.max_blocks_per_seq}));
+  if (graphs_ != nullptr && IsDecodeStep(batch) &&
+      batch.max_blocks_per_seq <= graphs_->table_width) {
+    if (const std::optional<int64_t> bucket = BucketFor(graphs_->buckets, batch.num_seqs())) {
+      return ForwardDecodeGraph(batch, *bucket, cache, output);
+    }
+  }
+  UploadBatch(batch);
+  RunOps(batch, cache);
+  const int64_t backend_tokens =
+      static_cast<int64_t>(batch.argmax_rows.size() + batch.sample_rows.size());
+  output->logits.resize(batch.logits_rows.size() * config_.vocab_size);
+  output->tokens.resize(backend_tokens);
+  const Workspace& w = *workspace_;
+  using enum WorkspaceBuffer;
+  backend_->CopyToHost(output->tokens.data(), w.get<int32_t>(kOutputTokens),
+                       backend_tokens * sizeof(int32_t));
+  backend_->CopyToHost(output->logits.data(), w.get(kLogits),
+                       output->logits.size() * sizeof(float));
+  return absl::OkStatus();
+}
+
+void Model::UploadBatch(const StepBatch& batch) {
   Backend& be = *backend_;
   const Workspace& w = *workspace_;
   using enum WorkspaceBuffer;
@@ -298,6 +315,12 @@ absl::Status Model::Forward(const StepBatch& batch, KvCache& cache, StepOutput* 
   CopyVector(be, output_rows + batch.logits_rows.size() + batch.argmax_rows.size(),
              batch.sample_rows);
   CopyVector(be, w.get<RowSampling>(kSampleParams), batch.sample_params);
+}
+
+void Model::RunOps(const StepBatch& batch, KvCache& cache) {
+  Backend& be = *backend_;
+  const Workspace& w = *workspace_;
+  using enum WorkspaceBuffer;
   const StepBatchView view{batch.num_tokens(),         w.get<int32_t>(kPositions),
                            w.get<int64_t>(kSlotMapping), batch.num_seqs(),
                            w.get<int32_t>(kQueryStart),  w.get<int32_t>(kContextLens),
@@ -313,9 +336,7 @@ absl::Status Model::Forward(const StepBatch& batch, KvCache& cache, StepOutput* 
   const int64_t greedy = static_cast<int64_t>(batch.argmax_rows.size());
   const int64_t drawn = static_cast<int64_t>(batch.sample_rows.size());
   const int64_t rows = full + greedy + drawn;
-  output->logits.resize(full * V);
-  output->tokens.resize(greedy + drawn);
-  if (rows == 0) return absl::OkStatus();
+  if (rows == 0) return;
   be.GatherRows(w.get(kHidden), H, w.get<int32_t>(kLogitsRows), rows, w.get(kLogitsHidden));
   be.LayerNorm(w.get(kLogitsHidden), F(final_ln_weight_), F(final_ln_bias_),
                config_.layer_norm_eps, rows, H, w.get(kNormed));
@@ -327,9 +348,6 @@ absl::Status Model::Forward(const StepBatch& batch, KvCache& cache, StepOutput* 
     be.SampleRows(w.get(kLogits) + (full + greedy) * V, drawn, V,
                   w.get<RowSampling>(kSampleParams), tokens + greedy);
   }
-  be.CopyToHost(output->tokens.data(), tokens, output->tokens.size() * sizeof(int32_t));
-  be.CopyToHost(output->logits.data(), w.get(kLogits), output->logits.size() * sizeof(float));
-  return absl::OkStatus();
 }
 
 }  // namespace mlkv

@@ -47,6 +47,18 @@ class Model {
   // with batches of their own and need not reserve. InvalidArgument for non-positive limits.
   absl::Status ReserveWorkspace(const WorkspaceLimits& limits);
 
+  // From now on, decode steps (one new token per sequence, no logits rows) of up to the reserved
+  // number of sequences run padded to a bucket (engine/decode_graph_batch.h) and, on a backend
+  // that captures graphs (CUDA), as a graph captured at the bucket's first step and replayed
+  // after: one launch for the whole step instead of hundreds, which bound a small model's decode.
+  // Their tokens are what the eager path gives. A backend without capture runs the padded step
+  // eagerly (what tests on the CPU check). FailedPrecondition before ReserveWorkspace, whose
+  // limits bound the buckets and fix the block-table width; a capture that fails is logged and
+  // turns capture off, not the model.
+  absl::Status EnableDecodeGraphs();
+  // Graphs captured so far (0 without capture).
+  int64_t num_decode_graphs() const;
+
   const ModelConfig& config() const { return config_; }
   DType weight_dtype() const { return weight_dtype_; }
   Backend& backend() { return *backend_; }
@@ -54,6 +66,7 @@ class Model {
  private:
   struct LayerBuffers;
   struct Workspace;
+  struct DecodeGraphs;
   Model(const ModelConfig& config, Backend* backend, DType weight_dtype);
 
   absl::Status CheckBatch(const StepBatch& batch, const KvCache& cache) const;
@@ -62,7 +75,16 @@ class Model {
   // Whether group g keeps its keys rotated in the cache (see the .cc for the rule).
   bool GroupStoresRotatedKeys(int64_t group) const;
   WeightView Weight(const std::unique_ptr<DeviceBuffer>& buffer) const;
+  // The step's metadata into the workspace.
+  void UploadBatch(const StepBatch& batch);
+  // Every op of the step, issued on the backend: the layers, then the LM head over the output
+  // rows and the tokens of the argmax and sample rows (into WorkspaceBuffer::kOutputTokens).
+  // What it issues depends only on the batch's sizes, so a graph can record it.
+  void RunOps(const StepBatch& batch, KvCache& cache);
   void RunLayer(int64_t layer, const StepBatchView& view, KvCache& cache);
+  // A decode step padded to `bucket` sequences, replayed from its graph or run (and captured).
+  absl::Status ForwardDecodeGraph(const StepBatch& batch, int64_t bucket, KvCache& cache,
+                                  StepOutput* output);
 
   ModelConfig config_;
   Backend* backend_;  // not owned
@@ -71,6 +93,8 @@ class Model {
   std::unique_ptr<DeviceBuffer> rotary_table_;
   std::vector<LayerBuffers> layers_;
   std::unique_ptr<Workspace> workspace_;
+  WorkspaceLimits reserved_;                // the last ReserveWorkspace's limits
+  std::unique_ptr<DecodeGraphs> graphs_;    // null: decode steps run eagerly as they come
 };
 
 }  // namespace mlkv

@@ -274,7 +274,7 @@ TEST(ModelBadInputTest, RefusesOutOfRangeTokensPositionsSlotsAndBlocks) {
   b.sample_rows = {0};
   refused(b, "sample_params and sample_rows differ in length");
   for (const RowSampling& bad :
-       {RowSampling{0.0f, 0, 1.0f, 0.0f, 1, 0}, RowSampling{std::nanf(""), 0, 1.0f, 0.0f, 1, 0},
+       {RowSampling{-1.0f, 0, 1.0f, 0.0f, 1, 0}, RowSampling{std::nanf(""), 0, 1.0f, 0.0f, 1, 0},
         RowSampling{1.0f, -1, 1.0f, 0.0f, 1, 0}, RowSampling{1.0f, 0, 0.0f, 0.0f, 1, 0},
         RowSampling{1.0f, 0, 1.5f, 0.0f, 1, 0}, RowSampling{1.0f, 0, 1.0f, 1.0f, 1, 0}}) {
     b.sample_params = {bad};

@@ -95,6 +95,8 @@ engine:
   --max-num-batched-tokens N (2048)  tokens computed per engine step
   --prefill-chunk N            most prompt tokens of one sequence per step (0: no limit)
   --no-prefix-caching          do not reuse the KV blocks of earlier prompts
+  --cuda-graphs                decode steps replay captured CUDA graphs (one launch per step;
+                               needs the CUDA backend; off until measured on a GPU)
   --tokenizer FILE             text prompts, output text, stop strings, Tokenize (default:
                                the model directory's tokenizer.json if any, else ids only)
   --device cpu|cuda            where the model runs (default: cuda when this build has the

@@ -171,33 +171,43 @@ EOF
   done
 done
 
-# Sampling on the backend: a seeded, filtered draw on each device with --sampling-placement
-# backend, text output (json would ask for logprobs, which only the host sampler gives). Both draw by one definition (Backend::SampleRows) from logits that agree to float32
-# rounding, so the tokens must be equal unless a draw lands within ~1e-6 of a boundary (a chance
-# of about 1e-4 over the 32 draws).
+# Sampling on the backend, and decode graphs: a seeded, filtered draw and a greedy continuation on
+# the CPU, on CUDA, and on CUDA with --cuda-graphs, all with --sampling-placement backend and text
+# output (json would ask for logprobs, which only the host sampler gives). All draw by one
+# definition (Backend::SampleRows) from logits that agree to float32 rounding, so the tokens must
+# be equal unless a draw lands within ~1e-6 of a boundary (a chance of about 1e-4 over 32 draws).
 for config in configs/smoke-test.json configs/pythia-160m-mlkv-2.json; do
   name=$(basename "$config" .json)
   model="$E2E_DIR/$name"
-  ok=1
-  for device in cpu cuda; do
-    timeout 120 "$MLKV" generate --model "$model" --token-ids "$IDS" --max-tokens 32 \
-        --temperature 0.8 --top-k 50 --top-p 0.9 --seed 7 --sampling-placement backend \
-        --device "$device" >"$E2E_DIR/$device.sampled" 2>"$E2E_DIR/err" || ok=0
-  done
-  if [[ $ok -eq 0 ]]; then
-    note "sampled on backend $name" FAIL "$(tail -1 "$E2E_DIR/err")"
-    continue
-  fi
-  verdict=$(python3 - "$E2E_DIR" <<'EOF'
-import json, sys
+  for sampling in "--temperature 0.8 --top-k 50 --top-p 0.9 --seed 7" "--temperature 0"; do
+    ok=1
+    for run in cpu cuda cuda-graphs; do
+      device=${run%-graphs}
+      graphs=(); [[ $run == cuda-graphs ]] && graphs=(--cuda-graphs)
+      # shellcheck disable=SC2086  # $sampling is a list of flags
+      timeout 120 "$MLKV" generate --model "$model" --token-ids "$IDS" --max-tokens 32 \
+          $sampling --sampling-placement backend --device "$device" "${graphs[@]}" \
+          >"$E2E_DIR/$run.tokens" 2>"$E2E_DIR/err" || ok=0
+    done
+    label="backend tokens $name T=${sampling#--temperature }"; label=${label%% --*}
+    if [[ $ok -eq 0 ]]; then
+      note "$label" FAIL "$(tail -1 "$E2E_DIR/err")"
+      continue
+    fi
+    verdict=$(python3 - "$E2E_DIR" <<'EOF'
+import sys
 d = sys.argv[1]
-ids = lambda device: [int(t) for t in open(f"{d}/{device}.sampled").readline().split()]
-x, y = ids("cpu"), ids("cuda")
-equal = next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
-print(("ok" if x == y and len(x) == 32 else "FAIL") + f" {equal}/{len(x)} seeded draws equal")
+ids = lambda run: [int(t) for t in open(f"{d}/{run}.tokens").readline().split()]
+x = ids("cpu")
+def equal(y):
+    return next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
+y, z = ids("cuda"), ids("cuda-graphs")
+ok = x == y == z and len(x) == 32
+print(("ok" if ok else "FAIL") + f" CUDA {equal(y)}/32, CUDA graphs {equal(z)}/32 equal to CPU")
 EOF
 )
-  note "sampled on backend $name" "${verdict%% *}" "${verdict#* }"
+    note "$label" "${verdict%% *}" "${verdict#* }"
+  done
 done
 
 # Decode throughput (docs/benchmarks.md): the engine's decode step on the three Pythia-160M shapes
@@ -222,14 +232,19 @@ EOF
 }
 echo
 echo "== decode throughput, fp16, $((KV_BUDGET >> 30)) GiB of KV, context $CONTEXT (decode_bench) =="
-for variant in mha-144 mqa-12 mlkv-2; do
-  if timeout 75 "$(bin bench/decode_bench)" --device cuda \
-       --config "configs/pythia-160m-$variant.json" --kv-cache-bytes "$KV_BUDGET" \
-       --weight-dtype f16 --kv-dtype f16 --context "$CONTEXT" --steps "$STEPS" --json "$DECODE/$variant.json" 2>&1 \
-       | tee "$LOGS/decode_bench-$variant.log"; then
-    note "decode $variant" ok "$(decode_figures "$DECODE/$variant.json")"
+# Each variant with decode graphs (one launch per step), and MLKV-2 also without, up to batch 128,
+# for the ratio; 60 s each.
+for run in mha-144:graphs mqa-12:graphs mlkv-2:graphs mlkv-2:eager; do
+  variant=${run%:*} mode=${run#*:}
+  name=$variant; args=(--cuda-graphs --kv-cache-bytes "$KV_BUDGET")
+  if [[ $mode == eager ]]; then name=$variant-eager; args=(--batch 1,8,32,128); fi
+  if timeout 60 "$(bin bench/decode_bench)" --device cuda \
+       --config "configs/pythia-160m-$variant.json" "${args[@]}" --weight-dtype f16 \
+       --kv-dtype f16 --context "$CONTEXT" --steps "$STEPS" --json "$DECODE/$name.json" 2>&1 \
+       | tee "$LOGS/decode_bench-$name.log"; then
+    note "decode $name" ok "$(decode_figures "$DECODE/$name.json")"
   else
-    note "decode $variant" FAIL "see $LOGS/decode_bench-$variant.log"
+    note "decode $name" FAIL "see $LOGS/decode_bench-$name.log"
   fi
 done
 
@@ -268,7 +283,7 @@ python3 - "$DECODE" <<'EOF'
 import json, os, sys
 d = sys.argv[1]
 columns = {"mha-144": "engine MHA-144", "mqa-12": "engine MQA-12", "mlkv-2": "engine MLKV-2",
-           "pytorch-mha-144": "PyTorch MHA-144"}
+           "pytorch-mha-144": "PyTorch MHA-144", "mlkv-2-eager": "MLKV-2 no graph"}
 runs = {n: json.load(open(f"{d}/{n}.json")) for n in columns if os.path.exists(f"{d}/{n}.json")}
 tok = {n: {r["batch"]: r["tokens_per_s"] for r in runs[n]["results"]} for n in runs}
 print("fp16 tokens/s; capacity in sequences:",

@@ -36,6 +36,7 @@ struct EngineSetup {
   bool prefix_caching = true;
   DType kv_dtype = DType::kF32;
   SamplingPlacement sampling_placement = SamplingPlacement::kAuto;
+  bool decode_graphs = false;
   std::shared_ptr<const Tokenizer> tokenizer;
   std::shared_ptr<EngineMonitor> monitor;
 };
@@ -68,6 +69,7 @@ inline EngineOptions OptionsOf(const EngineSetup& setup) {
   options.scheduler.enable_prefix_caching = setup.prefix_caching;
   options.kv_dtype = setup.kv_dtype;
   options.sampling_placement = setup.sampling_placement;
+  options.decode_graphs = setup.decode_graphs;
   options.tokenizer = setup.tokenizer;
   options.monitor = setup.monitor;
   return options;

@@ -11,6 +11,7 @@
 
 #include "engine/model.h"
 #include "engine/random_model.h"
+#include "engine/testing/decode_steps.h"
 #include "engine/testing/paged_score.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
@@ -124,6 +125,22 @@ INSTANTIATE_TEST_SUITE_P(
                       Variant{"mlkv_all_f16", 1, 2, "unrotated", DType::kF16, DType::kF16},
                       Variant{"gqa_all_bf16", 2, 5, "rotated", DType::kBF16, DType::kBF16}),
     [](const auto& info) { return std::string(info.param.name); });
+
+// Decode graphs on CUDA: captured at each bucket's first step and replayed after, they give the
+// tokens of an eager CUDA model fed the same steps (greedy and sampled rows, batch sizes between
+// buckets), and they were really captured.
+TEST(CudaDecodeGraphTest, ReplayedStepsGiveTheEagerTokens) {
+  if (CudaDeviceCount() == 0) {
+    GTEST_SKIP() << "no CUDA device visible: decode graphs were NOT captured or replayed";
+  }
+  auto cuda = CreateCudaBackend();
+  ASSERT_TRUE(cuda.ok()) << cuda.status();
+  testing::ModelAndCache eager = testing::MakeModelAndCache(cuda->get(), false);
+  testing::ModelAndCache graphed = testing::MakeModelAndCache(cuda->get(), true);
+  testing::ExpectSameDecodeTokens(eager, graphed);
+  // Buckets 1, 4, 8 and 12 (batches of 1, 3, 5 and 8, and 11).
+  EXPECT_EQ(graphed.model->num_decode_graphs(), 4);
+}
 
 }  // namespace
 }  // namespace mlkv

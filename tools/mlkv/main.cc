@@ -50,6 +50,7 @@ flags of generate and score (the engine):
                        halves their memory (the GPU also runs the GEMMs on tensor cores)
   --prefill-chunk N    most prompt tokens of one sequence per step (0: no limit)
   --max-num-batched-tokens N (2048)  --max-num-seqs N (256)  --no-prefix-caching
+  --cuda-graphs        decode steps replay captured CUDA graphs (needs the CUDA backend)
   --max-model-len N (the model's max_position_embeddings)
   --tokenizer FILE     text prompts, output text, stop strings (default: the model
                        directory's tokenizer.json if any, else token ids only)

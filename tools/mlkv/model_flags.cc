@@ -22,7 +22,7 @@ const std::set<std::string> kModelFlags = {
     "prefill-chunk", "kv-cache-bytes",    "kv-cache-fraction",  "memory-limit-bytes",
     "max-model-len", "max-num-batched-tokens", "max-num-seqs", "tokenizer", "device",
     "sampling-placement"};
-const std::set<std::string> kModelSwitches = {"no-prefix-caching"};
+const std::set<std::string> kModelSwitches = {"no-prefix-caching", "cuda-graphs"};
 const std::set<std::string> kSamplingFlags = {
     "temperature",      "top-k",           "top-p", "min-p", "repetition-penalty",
     "presence-penalty", "frequency-penalty", "seed"};
@@ -196,6 +196,14 @@ absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const Flags& flags, const M
                                                      const std::optional<MemoryLimit>& memory) {
   EngineOptions options;
   ASSIGN_OR_RETURN(options.sampling_placement, SamplingPlacementFromFlags(flags));
+  options.decode_graphs = flags.Switch("cuda-graphs");
+  if (options.decode_graphs) {
+    ASSIGN_OR_RETURN(const std::string device, DeviceFromFlags(flags, DefaultDevice()));
+    if (device != "cuda") {
+      return absl::InvalidArgumentError(
+          "--cuda-graphs: needs the CUDA backend (--device cuda, or a visible GPU)");
+    }
+  }
   ASSIGN_OR_RETURN(options.kv_dtype, DTypeFromFlags(flags, "kv-dtype"));
   ASSIGN_OR_RETURN(options.scheduler, SchedulerConfigFromFlags(flags, config));
   SchedulerConfig& s = options.scheduler;
