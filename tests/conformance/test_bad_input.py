@@ -98,6 +98,11 @@ def test_sampling_placement_unknown(small_model):
                    ["sampling-placement", "gpu"])
 
 
+def test_cuda_graphs_on_the_cpu(small_model):
+    expect_failure(_generate(small_model, "--cuda-graphs", "--device", "cpu"),
+                   ["--cuda-graphs", "CUDA"])
+
+
 def test_weight_dtype_int8(small_model):
     expect_failure(_generate(small_model, "--weight-dtype", "int8"), ["weight-dtype", "int8"])
 
