@@ -7,6 +7,7 @@
 
 #include "engine/model.h"
 #include "engine/testing/decode_steps.h"
+#include "engine/testing/recording_backend.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
 
@@ -47,6 +48,24 @@ TEST(ModelDecodeGraphTest, PaddedStepsGiveTheEagerTokensAndWriteNothingForThePad
       }
     }
   }
+}
+
+// With a backend that records and replays ops as a CUDA graph does (their arguments frozen at
+// capture), every bucket is captured once and replayed on the later steps, and the replayed steps
+// still give the eager tokens: all that changes between steps reaches the ops through the
+// workspace. Nothing but ops is issued during a capture (RecordingBackend checks).
+TEST(ModelDecodeGraphTest, RecordedStepsReplayWithEachStepsInputs) {
+  auto cpu = CreateCpuBackend();
+  auto recording = std::make_unique<testing::RecordingBackend>(CreateCpuBackend());
+  testing::RecordingBackend* recorder = recording.get();
+  ModelAndCache eager = MakeModelAndCache(cpu.get(), false);
+  ModelAndCache graphed = MakeModelAndCache(recorder, true);
+  testing::ExpectSameDecodeTokens(eager, graphed);
+  // Buckets 1, 4, 8 and 12 (batches of 1, 3, 5 and 8, and 11), each captured at its first step;
+  // six decode steps per batch size, 5 x 6 = 30 in all.
+  EXPECT_EQ(graphed.model->num_decode_graphs(), 4);
+  EXPECT_EQ(recorder->num_captures(), 4);
+  EXPECT_EQ(recorder->num_replays(), 30 - 4);
 }
 
 TEST(ModelDecodeGraphTest, NeedsTheWorkspaceReservedFirst) {
