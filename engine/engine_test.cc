@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "engine/testing/engine_setup.h"
+#include "engine/testing/recording_backend.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -18,7 +19,9 @@ using testing::EngineSetup;
 using testing::GatedObserver;
 using testing::Greedy;
 using testing::MakeEngine;
+using testing::OptionsOf;
 using testing::Prompt;
+using testing::RecordingBackend;
 using testing::SmallConfig;
 
 struct Outcome {
@@ -156,15 +159,18 @@ TEST(EngineTest, BackendArgmaxAndHostSamplerPickTheSameGreedyTokens) {
   }
 }
 
-// Decode graphs (run padded and eagerly on the CPU backend) give every request the tokens it gets
-// without them, greedy and sampled on the backend alike, while requests come and go so that the
-// batch size moves between buckets.
+// Decode graphs give every request the tokens it gets without them, greedy and sampled on the
+// backend alike, while requests come and go so that the batch size moves between buckets: run
+// padded and eagerly on the CPU backend, and captured and replayed through a recording backend.
 TEST(EngineTest, DecodeGraphsChangeNoTokens) {
-  auto run = [](bool graphs) {
+  auto run = [](bool graphs, bool record) {
     EngineSetup setup;
     setup.decode_graphs = graphs;
     setup.sampling_placement = SamplingPlacement::kBackend;
-    auto engine = MakeEngine(SmallConfig(1, 2, "unrotated"), setup);
+    std::unique_ptr<Backend> backend = CreateCpuBackend();
+    if (record) backend = std::make_unique<RecordingBackend>(std::move(backend));
+    auto engine = MakeEngine(SmallConfig(1, 2, "unrotated"), OptionsOf(setup), /*weight_seed=*/11,
+                             std::move(backend));
     std::vector<std::shared_ptr<CollectingObserver>> observers;
     for (int i = 0; i < 7; ++i) {
       observers.push_back(std::make_shared<CollectingObserver>());
@@ -181,10 +187,12 @@ TEST(EngineTest, DecodeGraphsChangeNoTokens) {
     for (auto& observer : observers) outputs.push_back(observer->Wait().output_token_ids);
     return outputs;
   };
-  const auto eager = run(false);
-  const auto graphed = run(true);
+  const auto eager = run(false, false);
+  const auto padded = run(true, false);
+  const auto replayed = run(true, true);
   for (size_t i = 0; i < eager.size(); ++i) {
-    EXPECT_EQ(graphed[i], eager[i]) << "request " << i;
+    EXPECT_EQ(padded[i], eager[i]) << "request " << i;
+    EXPECT_EQ(replayed[i], eager[i]) << "request " << i;
     EXPECT_EQ(eager[i].size(), 6 + 5 * i);
   }
 }
