@@ -83,10 +83,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
                                     options.kv_dtype},
                                    engine->backend_.get()));
   engine->runner_ = std::make_unique<ModelRunner>(engine->model_.get(), engine->cache_.get());
-  engine->sample_on_backend_ =
-      options.sampling_placement == SamplingPlacement::kBackend ||
-      (options.sampling_placement == SamplingPlacement::kAuto &&
-       engine->backend_->name() != "cpu");
+  // kAuto is the host until the CUDA sampling kernel has run on a GPU (SamplingPlacement).
+  engine->sample_on_backend_ = options.sampling_placement == SamplingPlacement::kBackend;
   engine->stats_.num_kv_groups = engine->model_->config().num_kv_groups();
   engine->stats_.block_bytes = KvCache::BlockBytes(engine->model_->config(),
                                                    engine->cache_->options());

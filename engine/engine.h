@@ -31,8 +31,9 @@ namespace mlkv {
 
 // Where sampled requests without penalties or logprobs draw their tokens.
 enum class SamplingPlacement {
-  // On the backend unless it is the CPU, whose logits are host memory already and whose host
-  // sampler is the faster of the two.
+  // The host, for now, on every backend. On a GPU the backend is the faster place, but the CUDA
+  // SampleRows kernel has not yet run on one (docs/testing.md); once tools/gpu_check.sh passes
+  // it, auto is meant to pick the backend on GPUs (Engine::Create).
   kAuto,
   // On the backend (Backend::SampleRows): only the token leaves a GPU, not 50k logits.
   kBackend,

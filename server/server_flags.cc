@@ -104,7 +104,7 @@ engine:
   --sampling-placement auto|backend|host
                                where sampled requests without penalties or logprobs draw: on
                                the backend (only token ids leave a GPU) or on the host; auto:
-                               the backend unless it is the CPU
+                               the host until the GPU kernel is verified
 )";
 
 absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& args) {

@@ -62,8 +62,9 @@ flags of generate and score (the engine):
                        backend and a GPU is visible, else cpu)
   --sampling-placement auto|backend|host
                        where sampled requests without penalties or logprobs draw: on the
-                       backend (only token ids leave a GPU) or on the host; auto: the backend
-                       unless it is the CPU. A seed reproduces its tokens on one placement
+                       backend (only token ids leave a GPU) or on the host; auto: the host
+                       until the GPU kernel is verified. A seed reproduces its tokens on one
+                       placement
 )";
 
 }  // namespace
