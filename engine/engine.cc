@@ -83,8 +83,6 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
                                     options.kv_dtype},
                                    engine->backend_.get()));
   engine->runner_ = std::make_unique<ModelRunner>(engine->model_.get(), engine->cache_.get());
-  // kAuto is the host until the CUDA sampling kernel has run on a GPU (SamplingPlacement).
-  engine->sample_on_backend_ = options.sampling_placement == SamplingPlacement::kBackend;
   engine->stats_.num_kv_groups = engine->model_->config().num_kv_groups();
   engine->stats_.block_bytes = KvCache::BlockBytes(engine->model_->config(),
                                                    engine->cache_->options());
@@ -346,7 +344,9 @@ absl::StatusOr<bool> Engine::RunStep() {
     const SamplingParams& sampling = live->sampler.params();
     if (!live->top_logprobs) {
       rows[i].greedy_token_only = sampling.is_plain_greedy();
-      if (sample_on_backend_ && !sampling.is_greedy() && !sampling.has_penalties()) {
+      // kAuto is the host until the CUDA sampling kernel has run on a GPU (SamplingPlacement).
+      const bool on_backend = options_.sampling_placement == SamplingPlacement::kBackend;
+      if (on_backend && !sampling.is_greedy() && !sampling.has_penalties()) {
         // The draw's index in the request's stream is the number of tokens it has output, so a
         // preempted and recomputed request continues the same stream.
         rows[i].backend_sampling = RowSampling{

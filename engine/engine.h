@@ -33,7 +33,7 @@ namespace mlkv {
 enum class SamplingPlacement {
   // The host, for now, on every backend. On a GPU the backend is the faster place, but the CUDA
   // SampleRows kernel has not yet run on one (docs/testing.md); once tools/gpu_check.sh passes
-  // it, auto is meant to pick the backend on GPUs (Engine::Create).
+  // it, auto is meant to pick the backend on GPUs (Engine::RunStep).
   kAuto,
   // On the backend (Backend::SampleRows): only the token leaves a GPU, not 50k logits.
   kBackend,
@@ -138,7 +138,6 @@ class Engine {
   std::unique_ptr<KvCache> cache_;
   std::unique_ptr<Scheduler> scheduler_;  // engine thread only
   std::unique_ptr<ModelRunner> runner_;   // engine thread only
-  bool sample_on_backend_ = false;         // options_.sampling_placement resolved for backend_
   absl::flat_hash_map<std::string, std::unique_ptr<LiveRequest>> live_;  // engine thread only
 
   mutable std::mutex mu_;

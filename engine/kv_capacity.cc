@@ -97,6 +97,18 @@ absl::StatusOr<int64_t> BudgetBytes(const KvBudget& budget) {
   return std::min<int64_t>(available, static_cast<int64_t>(share));
 }
 
+// Weights + workspace + the planned KV pool. Each term is at most the memory limit or the KV
+// budget, but a byte-form budget near the top of the range could still push the sum past 64 bits:
+// nullopt then.
+std::optional<int64_t> TotalBytes(const KvBudget& budget, int64_t kv_bytes) {
+  int64_t total = 0;
+  if (__builtin_add_overflow(budget.weight_bytes, budget.workspace_bytes, &total) ||
+      __builtin_add_overflow(total, kv_bytes, &total)) {
+    return std::nullopt;
+  }
+  return total;
+}
+
 }  // namespace
 
 absl::StatusOr<KvCapacity> PlanKvCapacity(const ModelConfig& config, DType kv_dtype,
@@ -183,16 +195,12 @@ std::string DescribeKvCapacity(const KvCapacity& c) {
 }
 
 std::string DescribeMemoryUse(const KvBudget& budget, const KvCapacity& c) {
-  // Each term is at most the memory limit or the KV budget, but a byte-form budget near the top
-  // of the range could still push the sum past 64 bits: the sum is then left out.
   const int64_t kv_bytes = c.num_blocks * c.block_bytes;
   std::string line = absl::StrCat("memory: weights ", HumanBytes(budget.weight_bytes),
                                   " + activation workspace ", HumanBytes(budget.workspace_bytes),
                                   " + KV cache ", HumanBytes(kv_bytes));
-  int64_t total = 0;
-  if (!__builtin_add_overflow(budget.weight_bytes, budget.workspace_bytes, &total) &&
-      !__builtin_add_overflow(total, kv_bytes, &total)) {
-    absl::StrAppend(&line, " = ", HumanBytes(total));
+  if (const std::optional<int64_t> total = TotalBytes(budget, kv_bytes)) {
+    absl::StrAppend(&line, " = ", HumanBytes(*total));  // left out when it overflows
   }
   if (budget.memory_limit_bytes > 0) {
     absl::StrAppend(&line, " of ", HumanBytes(budget.memory_limit_bytes), " (",
@@ -208,11 +216,8 @@ std::string DescribeMemoryUse(const KvBudget& budget, const KvCapacity& c) {
 absl::Status CheckMemoryFits(const KvBudget& budget, const KvCapacity& capacity) {
   if (!budget.kv_cache_bytes || budget.memory_limit_bytes <= 0) return absl::OkStatus();
   const int64_t kv_bytes = capacity.num_blocks * capacity.block_bytes;
-  int64_t total = 0;
-  if (!__builtin_add_overflow(budget.weight_bytes, budget.workspace_bytes, &total) &&
-      !__builtin_add_overflow(total, kv_bytes, &total) && total <= budget.memory_limit_bytes) {
-    return absl::OkStatus();
-  }
+  const std::optional<int64_t> total = TotalBytes(budget, kv_bytes);
+  if (total && *total <= budget.memory_limit_bytes) return absl::OkStatus();
   return Invalid(absl::StrCat(
       "--kv-cache-bytes: the KV cache (", BytesText(kv_bytes), "), the weights (",
       BytesText(budget.weight_bytes), ") and the activation workspace (",

@@ -1,10 +1,9 @@
 // Every CUDA op against the CPU backend (kernels/cpu, itself tested against double-precision
 // sums in cpu_kernels_test.cc) on the same random inputs: odd sizes, shuffled block tables,
 // contexts of 1 and block_size +- 1, NaN in every unused cache slot, group sizes 1-16, forced and
-// planned split-KV, f32/f16/bf16 caches, f16/bf16 weights, and sampling (the same tokens as the CPU
-// reference wherever rounding cannot tell them apart, greedy rows among them), padding rows of
-// the cache write, and graph capture and replay. Without a visible CUDA device every test is
-// skipped.
+// planned split-KV, f32/f16/bf16 caches, f16/bf16 weights, and padding rows of the cache write.
+// Sampling and graph capture have files of their own (cuda_sample_rows_test.cc,
+// cuda_graph_test.cc). Without a visible CUDA device every test is skipped.
 //
 // The CUDA cache layout differs from the CPU's, so caches are never compared directly: both
 // backends write the same keys and values through their own WriteKvCache and attention outputs
@@ -20,10 +19,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/sample_rows.h"
-#include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_info.h"
+#include "kernels/testing/cuda_kernels_fixture.h"
 #include "kernels/testing/negative_slots.h"
 #include "kernels/testing/random_inputs.h"
 
@@ -31,49 +28,11 @@ namespace mlkv {
 namespace {
 
 using testing::CosSinTable;
+using testing::CudaKernelsTest;
+using testing::ExpectNear;
 using testing::NarrowBits;
 using testing::RandomVector;
 using testing::RoundTo;
-
-// Both backends, and host vectors moved onto either. A test fixture so that SetUp can skip.
-class CudaKernelsTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (CudaDeviceCount() == 0) {
-      GTEST_SKIP() << "no CUDA device visible (cudaGetDeviceCount reports none, or this build "
-                      "has no CUDA): the CUDA kernels were NOT run";
-    }
-    cpu_ = CreateCpuBackend();
-    auto cuda = CreateCudaBackend();
-    ASSERT_TRUE(cuda.ok()) << cuda.status();
-    cuda_ = std::move(*cuda);
-  }
-
-  template <typename T>
-  static std::unique_ptr<DeviceBuffer> Upload(Backend& backend, const std::vector<T>& host) {
-    auto buffer = backend.Allocate(host.size() * sizeof(T));
-    EXPECT_TRUE(buffer.ok()) << buffer.status();
-    backend.CopyToDevice((*buffer)->data(), host.data(), host.size() * sizeof(T));
-    return std::move(*buffer);
-  }
-  template <typename T>
-  static std::vector<T> Download(Backend& backend, DeviceBuffer& buffer) {
-    std::vector<T> host(buffer.bytes() / sizeof(T));
-    backend.CopyToHost(host.data(), buffer.data(), host.size() * sizeof(T));
-    return host;
-  }
-
-  std::unique_ptr<Backend> cpu_, cuda_;
-};
-
-void ExpectNear(const std::vector<float>& actual, const std::vector<float>& expected, double abs,
-                double rel, const std::string& what) {
-  ASSERT_EQ(actual.size(), expected.size()) << what;
-  for (size_t i = 0; i < actual.size(); ++i) {
-    ASSERT_NEAR(actual[i], expected[i], abs + rel * std::fabs(expected[i]))
-        << what << " at element " << i;
-  }
-}
 
 TEST_F(CudaKernelsTest, AllocateZeroesAndReportsOutOfMemory) {
   auto buffer = cuda_->Allocate(1001 * sizeof(float));
@@ -267,133 +226,6 @@ TEST_F(CudaKernelsTest, ArgmaxRowsMatchesCpu) {
     auto d_out = Upload(*cuda_, std::vector<int32_t>(rows, -1));
     cuda_->ArgmaxRows(d_logits->as<float>(), rows, cols, d_out->as<int32_t>());
     EXPECT_EQ(Download<int32_t>(*cuda_, *d_out), expected) << "cols " << cols;
-  }
-}
-
-// SampleRows on both backends. The CUDA kernel sums the same double p in another order (a
-// reduction, a scan), so its running sums differ from the CPU's by ~1e-16 of the mass per
-// addition: rows whose draw lies closer than kMinMargin to a boundary of the walk (the CPU
-// reference's margin) may legitimately differ and are not compared.
-class CudaSampleRowsTest : public CudaKernelsTest {
- protected:
-  static constexpr double kMinMargin = 1e-9;
-
-  // Expects equal tokens on every row whose margin exceeds kMinMargin; returns how many there
-  // were.
-  int ExpectTokensMatchCpu(const std::vector<float>& logits, int64_t cols,
-                           const std::vector<RowSampling>& params, const std::string& what) {
-    const int64_t rows = std::ssize(params);
-    auto d_logits = Upload(*cuda_, logits), d_params = Upload(*cuda_, params);
-    auto d_out = Upload(*cuda_, std::vector<int32_t>(rows, -1));
-    cuda_->SampleRows(d_logits->as<float>(), rows, cols, d_params->as<RowSampling>(),
-                      d_out->as<int32_t>());
-    const std::vector<int32_t> got = Download<int32_t>(*cuda_, *d_out);
-    int compared = 0;
-    for (int64_t r = 0; r < rows; ++r) {
-      const RowSampling& p = params[r];
-      const cpu::SampledToken want = cpu::SampleRow(logits.data() + r * cols, cols, p);
-      if (want.margin <= kMinMargin) continue;
-      ++compared;
-      EXPECT_EQ(got[r], want.token)
-          << what << " row " << r << ": temperature " << p.temperature << " top_k " << p.top_k
-          << " top_p " << p.top_p << " min_p " << p.min_p << " seed " << p.seed << " draw "
-          << p.draw << " margin " << want.margin;
-    }
-    return compared;
-  }
-};
-
-// Vocabulary-wide rows of ordinary logits under every mix of the filters.
-TEST_F(CudaSampleRowsTest, MatchesCpuOnVocabularyRows) {
-  constexpr int64_t kRows = 512, kCols = 50304;
-  std::mt19937 rng(10);
-  const std::vector<float> logits = RandomVector(kRows * kCols, rng, 3.0f);
-  const float temperatures[] = {0.0f, 0.3f, 0.7f, 1.0f, 1.5f};  // 0: greedy, the filters ignored
-  const int32_t top_ks[] = {0, 1, 50, 1000};
-  const float top_ps[] = {1.0f, 0.9f, 0.5f};
-  const float min_ps[] = {0.0f, 0.05f};
-  std::vector<RowSampling> params(kRows);
-  for (int64_t r = 0; r < kRows; ++r) {  // every one of the 120 mixes, 4 or 5 times
-    params[r].temperature = temperatures[r % 5];
-    params[r].top_k = top_ks[r / 5 % 4];
-    params[r].top_p = top_ps[r / 20 % 3];
-    params[r].min_p = min_ps[r / 60 % 2];
-    params[r].seed = 0x9E3779B97F4A7C15u * static_cast<uint64_t>(r + 1);
-    params[r].draw = static_cast<uint64_t>(131 * r + 7);
-  }
-  // A row is within 1e-9 of one of its boundaries with probability ~1e-4 (a boundary per token).
-  EXPECT_GE(ExpectTokensMatchCpu(logits, kCols, params, "vocabulary"), 500);
-}
-
-// Non-finite rows, single columns, ties (-0 and +0 among them) across the kernel's 1024-element
-// tiles, exact top-p boundaries, and widths that are not a multiple of the tile; and each of these
-// rows again at temperature 0, whose answer is the argmax whatever the other fields hold.
-TEST_F(CudaSampleRowsTest, MatchesCpuOnEdgeRows) {
-  const float inf = std::numeric_limits<float>::infinity(), nan = std::nanf("");
-  std::mt19937 rng(11);
-  for (int64_t cols : {1, 1500, 50304}) {
-    std::vector<std::vector<float>> rows;
-    std::vector<RowSampling> params;
-    auto add = [&](std::vector<float> row, RowSampling p) {
-      p.seed = 1000 + rows.size();
-      p.draw = 3 * rows.size();
-      rows.push_back(std::move(row));
-      params.push_back(p);
-    };
-    auto random_row = [&] { return RandomVector(cols, rng, 3.0f, -20.0f); };  // all below 0
-    const RowSampling plain;
-    RowSampling greedy;  // top_k = 1
-    greedy.top_k = 1;
-
-    add(std::vector<float>(cols, -inf), plain);
-    add(std::vector<float>(cols, nan), plain);
-    std::vector<float> row = random_row();
-    row[cols / 2] = inf;
-    add(row, plain);
-    row = random_row();
-    row[cols - 1] = 5.0f;
-    add(row, plain);
-    for (size_t i = 0; i < row.size(); i += 2) row[i] = i % 4 == 0 ? -inf : nan;
-    add(row, plain);  // masked and NaN logits among candidates
-    RowSampling cold;
-    cold.temperature = 1e-30f;  // every p but the top's underflows to 0
-    add(random_row(), cold);
-    if (cols > 1) {
-      std::vector<float> mix(cols, nan);
-      mix[cols - 1] = -inf;
-      add(mix, plain);
-      // The max twice, as -0 and +0, the second copy in a later tile: equal logits, so top_k =
-      // 1 keeps the lower index.
-      for (bool negative_first : {true, false}) {
-        row = random_row();
-        row[1] = negative_first ? -0.0f : 0.0f;
-        row[cols - 1] = negative_first ? 0.0f : -0.0f;
-        add(row, greedy);
-      }
-      // Equal logits: top-k across tiles, and top-p on exact (integer) masses.
-      RowSampling top_k = plain;
-      top_k.top_k = static_cast<int32_t>(cols * 3 / 4);
-      add(std::vector<float>(cols, 1.5f), top_k);
-      RowSampling top_p = plain;
-      top_p.top_p = 0.5f;
-      add(std::vector<float>(cols, -2.0f), top_p);
-      RowSampling mixed;
-      mixed.temperature = 0.8f;
-      mixed.top_k = 40;
-      mixed.top_p = 0.9f;
-      mixed.min_p = 0.02f;
-      add(random_row(), mixed);
-    }
-    for (size_t i = 0, sampled = rows.size(); i < sampled; ++i) {
-      RowSampling greedy_copy = params[i];
-      greedy_copy.temperature = 0.0f;
-      add(rows[i], greedy_copy);
-    }
-    std::vector<float> flat;
-    for (const std::vector<float>& r : rows) flat.insert(flat.end(), r.begin(), r.end());
-    // Every edge row's draw is exact or far from a boundary: all of them are compared.
-    EXPECT_EQ(ExpectTokensMatchCpu(flat, cols, params, absl::StrCat("cols ", cols)),
-              std::ssize(params));
   }
 }
 
@@ -597,90 +429,6 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{16, 16, 128, 32, DType::kBF16, true, 64},
         AttentionCase{12, 1, 64, 16, DType::kF16, false, 32}),
     CaseName);
-
-// A Linear with bf16 weights (which narrows its input into the backend's scratch), an Add and a
-// GELU, captured once and replayed on new inputs copied into the same buffers: each replay gives
-// the eager CPU results of its inputs (within LinearMatchesCpu's and GeluAndAddMatchCpu's
-// tolerances). Between the replays an eager Linear grows the scratch: the graph's old buffer must
-// stay valid.
-TEST_F(CudaKernelsTest, CapturedOpsReplayOnNewInputs) {
-  std::mt19937 rng(12);
-  const int64_t rows = 5, k = 96, n = 40;
-  const std::vector<uint16_t> w = NarrowBits(RandomVector(n * k, rng), DType::kBF16);
-  const std::vector<float> b = RandomVector(n, rng);
-  auto d_w = Upload(*cuda_, w), d_b = Upload(*cuda_, b);
-  auto d_x = Upload(*cuda_, std::vector<float>(rows * k)),
-       d_y = Upload(*cuda_, std::vector<float>(rows * n));
-  auto d_out = Upload(*cuda_, std::vector<float>(rows * n));
-  const auto run_ops = [&](Backend& backend, const WeightView& weight, const float* bias,
-                           const float* x, const float* y, float* out) {
-    backend.Linear(x, rows, k, weight, bias, n, out);
-    backend.Add(out, y, rows * n);
-    backend.Gelu(out, rows * n, GeluKind::kExact);
-  };
-  const auto run_on_cuda = [&] {
-    run_ops(*cuda_, WeightView(d_w->data(), DType::kBF16), d_b->as<float>(), d_x->as<float>(),
-            d_y->as<float>(), d_out->as<float>());
-  };
-  // Copies new inputs in and returns what the ops give on the CPU, whose Linear takes the input
-  // rounded to bf16 as CUDA's does.
-  const auto new_inputs = [&] {
-    std::vector<float> x = RandomVector(rows * k, rng), y = RandomVector(rows * n, rng);
-    cuda_->CopyToDevice(d_x->data(), x.data(), x.size() * sizeof(float));
-    cuda_->CopyToDevice(d_y->data(), y.data(), y.size() * sizeof(float));
-    for (float& v : x) v = RoundTo(v, DType::kBF16);
-    std::vector<float> out(rows * n);
-    run_ops(*cpu_, WeightView(w.data(), DType::kBF16), b.data(), x.data(), y.data(), out.data());
-    return out;
-  };
-  const std::vector<float> poison(rows * n, std::nanf(""));
-  const auto poison_out = [&] {
-    cuda_->CopyToDevice(d_out->data(), poison.data(), poison.size() * sizeof(float));
-  };
-  const double tolerance = 3e-6 * k + 1e-4;
-
-  // Eagerly first, which grows the scratch the narrowed input needs.
-  std::vector<float> expected = new_inputs();
-  run_on_cuda();
-  ExpectNear(Download<float>(*cuda_, *d_out), expected, tolerance, 0, "eager");
-
-  poison_out();
-  ASSERT_TRUE(cuda_->BeginCapture().ok());
-  run_on_cuda();
-  auto graph = cuda_->EndCapture();
-  ASSERT_TRUE(graph.ok()) << graph.status();
-  for (float x : Download<float>(*cuda_, *d_out)) ASSERT_TRUE(std::isnan(x)) << "captured ops ran";
-
-  for (int replay = 0; replay < 2; ++replay) {
-    expected = new_inputs();
-    poison_out();
-    cuda_->Replay(**graph);
-    ExpectNear(Download<float>(*cuda_, *d_out), expected, tolerance, 0,
-               absl::StrCat("replay ", replay));
-    // An eager Linear whose narrowed input (1.5 MiB, then 3 MiB) outgrows the scratch each time,
-    // which retires the buffer the graph uses.
-    const int64_t big_rows = (replay + 1) * 8192;
-    auto big_in = Upload(*cuda_, RandomVector(big_rows * k, rng));
-    auto big_out = Upload(*cuda_, std::vector<float>(big_rows * n));
-    cuda_->Linear(big_in->as<float>(), big_rows, k, WeightView(d_w->data(), DType::kBF16),
-                  nullptr, n, big_out->as<float>());
-    cuda_->Synchronize();
-  }
-}
-
-// Misuse of capture is a status, and leaves the backend working eagerly.
-TEST_F(CudaKernelsTest, CaptureOutOfOrderIsAnErrorStatus) {
-  auto d_x = Upload(*cuda_, std::vector<float>{1.0f, 2.0f});
-  auto d_y = Upload(*cuda_, std::vector<float>{10.0f, 20.0f});
-  EXPECT_EQ(cuda_->EndCapture().status().code(), absl::StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(cuda_->BeginCapture().ok());
-  EXPECT_EQ(cuda_->BeginCapture().code(), absl::StatusCode::kFailedPrecondition);
-  cuda_->Add(d_x->as<float>(), d_y->as<float>(), 2);
-  ASSERT_TRUE(cuda_->EndCapture().ok());
-  EXPECT_EQ(cuda_->EndCapture().status().code(), absl::StatusCode::kFailedPrecondition);
-  cuda_->Add(d_x->as<float>(), d_y->as<float>(), 2);  // eagerly: once, the graph never replayed
-  EXPECT_EQ(Download<float>(*cuda_, *d_x), (std::vector<float>{11.0f, 22.0f}));
-}
 
 }  // namespace
 }  // namespace mlkv
