@@ -179,18 +179,19 @@ absl::StatusOr<Measurement> MeasureDecode(Model& model, Backend& backend, int64_
   ASSIGN_OR_RETURN(auto lm_head, backend.Allocate(c.vocab_size * H * wb));
   auto gemms = [&] {
     float *x = in->as<float>(), *y = out->as<float>(), *b = bias->as<float>();
+    constexpr LinearEpilogue store = LinearEpilogue::kStore;  // the GEMM and its bias only
     for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
       const LayerWeights& w = weights[layer];
-      backend.Linear(x, batch, H, weight(w.q), b, H, y);
+      backend.Linear(x, batch, H, weight(w.q), b, H, store, y);
       if (w.k) {
-        backend.Linear(x, batch, H, weight(w.k), b, kv, y);
-        backend.Linear(x, batch, H, weight(w.v), b, kv, y);
+        backend.Linear(x, batch, H, weight(w.k), b, kv, store, y);
+        backend.Linear(x, batch, H, weight(w.v), b, kv, store, y);
       }
-      backend.Linear(x, batch, H, weight(w.o), b, H, y);
-      backend.Linear(x, batch, H, weight(w.fc_in), b, I, y);
-      backend.Linear(x, batch, I, weight(w.fc_out), b, H, y);
+      backend.Linear(x, batch, H, weight(w.o), b, H, store, y);
+      backend.Linear(x, batch, H, weight(w.fc_in), b, I, store, y);
+      backend.Linear(x, batch, I, weight(w.fc_out), b, H, store, y);
     }
-    backend.Linear(x, batch, H, weight(lm_head), nullptr, c.vocab_size, y);
+    backend.Linear(x, batch, H, weight(lm_head), nullptr, c.vocab_size, store, y);
     backend.Synchronize();
   };
   gemms();

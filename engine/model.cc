@@ -236,6 +236,7 @@ void Model::RunLayer(int64_t layer, const StepBatchView& view, KvCache& cache) {
   const Workspace& w = *workspace_;
   const LayerBuffers& b = layers_[layer];
   using enum WorkspaceBuffer;
+  using enum LinearEpilogue;
   const int64_t T = view.num_tokens, H = config_.hidden_size, I = config_.intermediate_size;
   const int64_t d = config_.head_dim, nH = config_.num_attention_heads;
   const int64_t nKV = config_.num_key_value_heads;
@@ -247,11 +248,11 @@ void Model::RunLayer(int64_t layer, const StepBatchView& view, KvCache& cache) {
   float* a = w.get(kNormed);
 
   be.LayerNorm(x, F(b.input_ln_weight), F(b.input_ln_bias), config_.layer_norm_eps, T, H, a);
-  be.Linear(a, T, H, Weight(b.query_weight), F(b.query_bias), nH * d, w.get(kQuery));
+  be.Linear(a, T, H, Weight(b.query_weight), F(b.query_bias), nH * d, kStore, w.get(kQuery));
   be.Rotary(w.get(kQuery), T, nH, d, view.positions, rotary);
   if (config_.is_kv_layer(layer)) {
-    be.Linear(a, T, H, Weight(b.key_weight), F(b.key_bias), nKV * d, w.get(kKey));
-    be.Linear(a, T, H, Weight(b.value_weight), F(b.value_bias), nKV * d, w.get(kValue));
+    be.Linear(a, T, H, Weight(b.key_weight), F(b.key_bias), nKV * d, kStore, w.get(kKey));
+    be.Linear(a, T, H, Weight(b.value_weight), F(b.value_bias), nKV * d, kStore, w.get(kValue));
     if (stores_rotated) be.Rotary(w.get(kKey), T, nKV, d, view.positions, rotary);
     be.WriteKvCache(w.get(kKey), w.get(kValue), view, cache.group(group));
   }
@@ -260,18 +261,21 @@ void Model::RunLayer(int64_t layer, const StepBatchView& view, KvCache& cache) {
   AttentionParams params{nH, 1.0f / std::sqrt(static_cast<float>(d)),
                          /*rotate_keys_on_read=*/reads_rotated && !stores_rotated};
   be.PagedAttention(w.get(kQuery), view, cache.group(group), rotary, params, w.get(kAttention));
-  be.Linear(w.get(kAttention), T, H, Weight(b.dense_weight), F(b.dense_bias), H,
-            w.get(kProjected));
 
   // Parallel residual: x + attn(ln1(x)) + mlp(ln2(x)); sequential: x += attn; x += mlp(ln2(x)).
-  if (!config_.use_parallel_residual) be.Add(x, w.get(kProjected), T * H);
+  // The output projections add onto x themselves (kAccumulate), so the parallel form takes
+  // ln2(x) before the attention's projection changes x.
+  const auto add_attention = [&] {
+    be.Linear(w.get(kAttention), T, H, Weight(b.dense_weight), F(b.dense_bias), H, kAccumulate,
+              x);
+  };
+  if (!config_.use_parallel_residual) add_attention();
   be.LayerNorm(x, F(b.post_ln_weight), F(b.post_ln_bias), config_.layer_norm_eps, T, H, a);
-  be.Linear(a, T, H, Weight(b.fc_in_weight), F(b.fc_in_bias), I, w.get(kMlp));
-  be.Gelu(w.get(kMlp), T * I,
-          config_.hidden_act == Activation::kGeluExact ? GeluKind::kExact : GeluKind::kTanh);
-  be.Linear(w.get(kMlp), T, I, Weight(b.fc_out_weight), F(b.fc_out_bias), H, a);
-  if (config_.use_parallel_residual) be.Add(x, w.get(kProjected), T * H);
-  be.Add(x, a, T * H);
+  if (config_.use_parallel_residual) add_attention();
+  const LinearEpilogue gelu =
+      config_.hidden_act == Activation::kGeluExact ? kGeluExact : kGeluTanh;
+  be.Linear(a, T, H, Weight(b.fc_in_weight), F(b.fc_in_bias), I, gelu, w.get(kMlp));
+  be.Linear(w.get(kMlp), T, I, Weight(b.fc_out_weight), F(b.fc_out_bias), H, kAccumulate, x);
 }
 
 absl::Status Model::Forward(const StepBatch& batch, KvCache& cache, StepOutput* output) {
@@ -341,7 +345,7 @@ void Model::RunOps(const StepBatch& batch, KvCache& cache) {
   be.LayerNorm(w.get(kLogitsHidden), F(final_ln_weight_), F(final_ln_bias_),
                config_.layer_norm_eps, rows, H, w.get(kNormed));
   const WeightView head = Weight(embed_out_ ? embed_out_ : embed_in_);
-  be.Linear(w.get(kNormed), rows, H, head, nullptr, V, w.get(kLogits));
+  be.Linear(w.get(kNormed), rows, H, head, nullptr, V, LinearEpilogue::kStore, w.get(kLogits));
   int32_t* tokens = w.get<int32_t>(kOutputTokens);
   if (greedy > 0) be.ArgmaxRows(w.get(kLogits) + full * V, greedy, V, tokens);
   if (drawn > 0) {

@@ -46,7 +46,6 @@ std::array<BufferSpec, kNumWorkspaceBuffers> Layout(const ModelConfig& c) {
       {kKey, "key", Dim::kTokens, kv, 0, 4},
       {kValue, "value", Dim::kTokens, kv, 0, 4},
       {kAttention, "attention", Dim::kTokens, H, 0, 4},
-      {kProjected, "projected", Dim::kTokens, H, 0, 4},
       {kMlp, "mlp", Dim::kTokens, c.intermediate_size, 0, 4},
       {kLogitsHidden, "logits_hidden", Dim::kTokens, H, 0, 4},
       {kLogits, "logits", Dim::kTokens, c.vocab_size, 0, 4},

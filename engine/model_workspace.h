@@ -16,12 +16,11 @@ namespace mlkv {
 // Every buffer of the workspace, with its shape (T tokens, S sequences, B blocks per sequence).
 enum class WorkspaceBuffer {
   kHidden,        // [T][hidden] f32: the residual stream
-  kNormed,        // [T][hidden] f32: layernorm outputs, then the MLP's output
+  kNormed,        // [T][hidden] f32: layernorm outputs
   kQuery,         // [T][heads x head_dim] f32
   kKey,           // [T][kv heads x head_dim] f32
   kValue,         // [T][kv heads x head_dim] f32
   kAttention,     // [T][hidden] f32
-  kProjected,     // [T][hidden] f32: attention after the dense projection
   kMlp,           // [T][intermediate] f32
   kLogitsHidden,  // [T][hidden] f32: the rows that need logits, at most one per token
   kLogits,        // [T][vocab] f32

@@ -75,16 +75,16 @@ StepBatch Prefill(int64_t num_seqs, int64_t tokens_per_seq, int64_t block_size,
 }
 
 TEST(WorkspaceBytesTest, WorkedByHand) {
-  // Per token: 6 rows of 64 floats (hidden, normed, query, attention, projected, logits_hidden),
-  // key and value of 32, mlp 96, logits 97: 641 floats = 2564 bytes; token id, position,
-  // output row and output token (4 each), the slot (8) and sampling parameters (32): 56 bytes.
-  // 2620 bytes per token.
+  // Per token: 5 rows of 64 floats (hidden, normed, query, attention, logits_hidden), key and
+  // value of 32, mlp 96, logits 97: 577 floats = 2308 bytes; token id, position, output row and
+  // output token (4 each), the slot (8) and sampling parameters (32): 56 bytes. 2364 bytes per
+  // token.
   // Per sequence: query_start and context_lens, 4 bytes each, and query_start's closing 4.
   // Per block-table entry: 4 bytes.
   const WorkspaceLimits limits{10, 3, 5};
   auto bytes = WorkspaceBytes(SmallConfig(), limits);
   ASSERT_TRUE(bytes.ok()) << bytes.status();
-  EXPECT_EQ(*bytes, 10 * 2620 + 3 * 8 + 4 + 3 * 5 * 4);
+  EXPECT_EQ(*bytes, 10 * 2364 + 3 * 8 + 4 + 3 * 5 * 4);
 
   auto buffers = WorkspaceBufferBytes(SmallConfig(), limits);
   ASSERT_TRUE(buffers.ok()) << buffers.status();

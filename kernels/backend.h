@@ -18,7 +18,16 @@
 
 namespace mlkv {
 
-enum class GeluKind { kExact, kTanh };
+// What Linear does with its product p = in * weight^T + bias. The elementwise work that follows
+// a transformer's projections (GELU after the MLP's first, the residual adds after the attention
+// and MLP outputs) is fused into them, so that an activation crosses memory once instead of two or
+// three times, and a decode step launches fewer kernels.
+enum class LinearEpilogue {
+  kStore,      // out = p
+  kGeluExact,  // out = gelu(p) = 0.5 p (1 + erf(p / sqrt(2)))
+  kGeluTanh,   // out = gelu(p), the tanh approximation
+  kAccumulate  // out += p: a residual add onto what out holds
+};
 
 // A weight matrix or embedding table in backend memory: row-major elements of `dtype` (f32, f16
 // or bf16). Weights may be stored narrower than the float32 activations to halve their memory and
@@ -78,15 +87,12 @@ class Backend {
   // out = (in - mean) / sqrt(var + eps) * gamma + beta, per row of `cols`.
   virtual void LayerNorm(const float* in, const float* gamma, const float* beta, float eps,
                          int64_t rows, int64_t cols, float* out) = 0;
-  // out[rows, n] = in[rows, k] * weight[n, k]^T + bias[n] (bias may be null), accumulated in
-  // float32. With f16/bf16 weights a backend may round `in` to the weights' dtype first (the
-  // CUDA backend does, for the tensor cores; the CPU backend keeps it float32).
+  // p[rows, n] = in[rows, k] * weight[n, k]^T + bias[n] (bias may be null), accumulated in
+  // float32, and out[rows, n] takes it as `epilogue` says. With f16/bf16 weights a backend may
+  // round `in` to the weights' dtype first (the CUDA backend does, for the tensor cores; the CPU
+  // backend keeps it float32). `in` and `out` must not overlap.
   virtual void Linear(const float* in, int64_t rows, int64_t k, const WeightView& weight,
-                      const float* bias, int64_t n, float* out) = 0;
-  // x = gelu(x) elementwise.
-  virtual void Gelu(float* x, int64_t count, GeluKind kind) = 0;
-  // x += y elementwise.
-  virtual void Add(float* x, const float* y, int64_t count) = 0;
+                      const float* bias, int64_t n, LinearEpilogue epilogue, float* out) = 0;
   // Rotates the first rotary_dims of each head of x[rows][num_heads][head_dim] in place by the
   // row's position.
   virtual void Rotary(float* x, int64_t rows, int64_t num_heads, int64_t head_dim,

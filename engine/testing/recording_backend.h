@@ -58,14 +58,8 @@ class RecordingBackend final : public Backend {
     Issue([=, this] { inner_->LayerNorm(in, gamma, beta, eps, rows, cols, out); });
   }
   void Linear(const float* in, int64_t rows, int64_t k, const WeightView& weight, const float* bias,
-              int64_t n, float* out) override {
-    Issue([=, this] { inner_->Linear(in, rows, k, weight, bias, n, out); });
-  }
-  void Gelu(float* x, int64_t count, GeluKind kind) override {
-    Issue([=, this] { inner_->Gelu(x, count, kind); });
-  }
-  void Add(float* x, const float* y, int64_t count) override {
-    Issue([=, this] { inner_->Add(x, y, count); });
+              int64_t n, LinearEpilogue epilogue, float* out) override {
+    Issue([=, this] { inner_->Linear(in, rows, k, weight, bias, n, epilogue, out); });
   }
   void Rotary(float* x, int64_t rows, int64_t num_heads, int64_t head_dim,
               const int32_t* positions, const RotaryView& rotary) override {

@@ -51,11 +51,9 @@ class CpuBackend final : public Backend {
     cpu::LayerNorm(in, gamma, beta, eps, rows, cols, out);
   }
   void Linear(const float* in, int64_t rows, int64_t k, const WeightView& weight, const float* bias,
-              int64_t n, float* out) override {
-    cpu::Linear(in, rows, k, weight, bias, n, out);
+              int64_t n, LinearEpilogue epilogue, float* out) override {
+    cpu::Linear(in, rows, k, weight, bias, n, epilogue, out);
   }
-  void Gelu(float* x, int64_t count, GeluKind kind) override { cpu::Gelu(x, count, kind); }
-  void Add(float* x, const float* y, int64_t count) override { cpu::Add(x, y, count); }
   void Rotary(float* x, int64_t rows, int64_t num_heads, int64_t head_dim,
               const int32_t* positions, const RotaryView& rotary) override {
     cpu::Rotary(x, rows, num_heads, head_dim, positions, rotary);

@@ -23,7 +23,8 @@ TEST(CpuBackendTest, GraphCaptureIsUnimplementedAndOpsRunEagerly) {
   EXPECT_EQ(backend->BeginCapture().code(), absl::StatusCode::kUnimplemented);
   std::vector<float> x = {1.0f, 2.0f};
   const std::vector<float> y = {10.0f, 20.0f};
-  backend->Add(x.data(), y.data(), 2);
+  const float one = 1.0f;  // x += y * 1
+  backend->Linear(y.data(), 2, 1, &one, nullptr, 1, LinearEpilogue::kAccumulate, x.data());
   EXPECT_EQ(x, (std::vector<float>{11.0f, 22.0f}));
   EXPECT_EQ(backend->EndCapture().status().code(), absl::StatusCode::kUnimplemented);
 }

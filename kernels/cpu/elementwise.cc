@@ -51,25 +51,20 @@ void LayerNorm(const float* in, const float* gamma, const float* beta, float eps
   }
 }
 
-void Gelu(float* x, int64_t count, GeluKind kind) {
-  if (kind == GeluKind::kExact) {
+void GeluExact(float* x, int64_t count) {
 #pragma omp parallel for simd if (count > kParallelThreshold)
-    for (int64_t i = 0; i < count; ++i) {
-      x[i] = 0.5f * x[i] * (1.0f + FastErf(x[i] * static_cast<float>(M_SQRT1_2)));
-    }
-  } else {
-    const float kSqrt2OverPi = 0.7978845608028654f;
-#pragma omp parallel for simd if (count > kParallelThreshold)
-    for (int64_t i = 0; i < count; ++i) {
-      const float v = x[i];
-      x[i] = 0.5f * v * (1.0f + FastTanh(kSqrt2OverPi * (v + 0.044715f * v * v * v)));
-    }
+  for (int64_t i = 0; i < count; ++i) {
+    x[i] = 0.5f * x[i] * (1.0f + FastErf(x[i] * static_cast<float>(M_SQRT1_2)));
   }
 }
 
-void Add(float* x, const float* y, int64_t count) {
+void GeluTanh(float* x, int64_t count) {
+  const float kSqrt2OverPi = 0.7978845608028654f;
 #pragma omp parallel for simd if (count > kParallelThreshold)
-  for (int64_t i = 0; i < count; ++i) x[i] += y[i];
+  for (int64_t i = 0; i < count; ++i) {
+    const float v = x[i];
+    x[i] = 0.5f * v * (1.0f + FastTanh(kSqrt2OverPi * (v + 0.044715f * v * v * v)));
+  }
 }
 
 }  // namespace mlkv::cpu

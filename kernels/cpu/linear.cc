@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/widen.h"
 
 namespace mlkv::cpu {
@@ -57,10 +58,18 @@ void NarrowWeightProduct(const float* in, int64_t rows, int64_t k, const WeightV
 }  // namespace
 
 void Linear(const float* in, int64_t rows, int64_t k, const WeightView& weight, const float* bias,
-            int64_t n, float* out) {
-  // Start from the bias (or zero) and accumulate with beta = 1: saves a pass over the output.
+            int64_t n, LinearEpilogue epilogue, float* out) {
+  // The BLAS adds the product onto out (beta = 1) when out already holds the rest of the sum:
+  // the residual when accumulating, the bias placed first otherwise. That saves a pass over out.
   float beta = 0.0f;
-  if (bias != nullptr) {
+  if (epilogue == LinearEpilogue::kAccumulate) {
+    beta = 1.0f;
+    if (bias != nullptr) {
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t j = 0; j < n; ++j) out[r * n + j] += bias[j];
+      }
+    }
+  } else if (bias != nullptr) {
     for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * n, bias, sizeof(float) * n);
     beta = 1.0f;
   }
@@ -69,6 +78,8 @@ void Linear(const float* in, int64_t rows, int64_t k, const WeightView& weight, 
   } else {
     NarrowWeightProduct(in, rows, k, weight, n, beta, out);
   }
+  if (epilogue == LinearEpilogue::kGeluExact) GeluExact(out, rows * n);
+  if (epilogue == LinearEpilogue::kGeluTanh) GeluTanh(out, rows * n);
 }
 
 }  // namespace mlkv::cpu

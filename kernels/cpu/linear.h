@@ -8,11 +8,12 @@
 
 namespace mlkv::cpu {
 
-// out[rows, n] = in[rows, k] * weight[n, k]^T + bias[n]; bias may be null. f16/bf16 weights are
-// widened to float32 (exactly) and multiplied with the float32 input, so the result is what a
-// float32 projection with the rounded weights gives, up to summation order.
+// Backend::Linear: p = in[rows, k] * weight[n, k]^T + bias[n] (bias may be null), stored,
+// passed through GELU or added onto out as `epilogue` says. f16/bf16 weights are widened to
+// float32 (exactly) and multiplied with the float32 input, so the result is what a float32
+// projection with the rounded weights gives, up to summation order.
 void Linear(const float* in, int64_t rows, int64_t k, const WeightView& weight, const float* bias,
-            int64_t n, float* out);
+            int64_t n, LinearEpilogue epilogue, float* out);
 
 }  // namespace mlkv::cpu
 

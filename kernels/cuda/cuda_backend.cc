@@ -142,38 +142,29 @@ class CudaBackend final : public Backend {
   }
 
   // Row-major out[rows, n] = in[rows, k] W[n, k]^T is column-major out^T = W^T' in^T', i.e. a
-  // column-major GEMM with A = W (k x n, transposed) and B = in (k x rows). The bias is
-  // broadcast into out first and the GEMM accumulates onto it (beta = 1). f16/bf16 weights take
-  // the input rounded to their dtype (cuBLAS has no 16-bit x float32 GEMM) and run on the tensor
-  // cores with float32 accumulation and output, as PyTorch's half-precision Linear does.
+  // column-major GEMM with A = W (k x n, transposed) and B = in (k x rows). The epilogue takes one
+  // small kernel beside the GEMM: the bias broadcast into out before a GEMM that accumulates onto
+  // it (beta = 1); for a residual add, the bias added onto out before the same; for GELU, bias
+  // and GELU together after a GEMM that stores (beta = 0). f16/bf16 weights take the input
+  // rounded to their dtype (cuBLAS has no 16-bit x float32 GEMM) and run on the tensor cores with
+  // float32 accumulation and output, as PyTorch's half-precision Linear does.
   void Linear(const float* in, int64_t rows, int64_t k, const WeightView& weight,
-              const float* bias, int64_t n, float* out) override {
+              const float* bias, int64_t n, LinearEpilogue epilogue, float* out) override {
     if (rows == 0 || n == 0) return;
+    const bool gelu =
+        epilogue == LinearEpilogue::kGeluExact || epilogue == LinearEpilogue::kGeluTanh;
     float beta = 0.0f;
-    if (bias != nullptr) {
+    if (epilogue == LinearEpilogue::kAccumulate) {
+      if (bias != nullptr) cuda::LaunchAddRows(bias, rows, n, out, stream_);
+      beta = 1.0f;
+    } else if (bias != nullptr && !gelu) {
       cuda::LaunchBroadcastRows(bias, rows, n, out, stream_);
       beta = 1.0f;
     }
-    const float alpha = 1.0f;
-    const int m_n = ToInt(n, "n"), m_rows = ToInt(rows, "rows"), m_k = ToInt(k, "k");
-    if (weight.dtype == DType::kF32) {
-      MLKV_CUBLAS_CHECK(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, m_n, m_rows, m_k, &alpha,
-                                    static_cast<const float*>(weight.data), m_k, in, m_k, &beta,
-                                    out, m_n));
-      return;
+    Gemm(in, rows, k, weight, n, beta, out);
+    if (gelu) {
+      cuda::LaunchBiasGelu(bias, rows, n, epilogue == LinearEpilogue::kGeluExact, out, stream_);
     }
-    const cudaDataType_t type = weight.dtype == DType::kF16 ? CUDA_R_16F : CUDA_R_16BF;
-    void* narrow_in = Workspace(rows * k * DTypeBytes(weight.dtype));
-    cuda::LaunchNarrow(in, rows * k, weight.dtype, narrow_in, stream_);
-    MLKV_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, m_n, m_rows, m_k, &alpha,
-                                   weight.data, type, m_k, narrow_in, type, m_k, &beta, out,
-                                   CUDA_R_32F, m_n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-  }
-  void Gelu(float* x, int64_t count, GeluKind kind) override {
-    cuda::LaunchGelu(x, count, kind == GeluKind::kExact, stream_);
-  }
-  void Add(float* x, const float* y, int64_t count) override {
-    cuda::LaunchAdd(x, y, count, stream_);
   }
   void Rotary(float* x, int64_t rows, int64_t num_heads, int64_t head_dim,
               const int32_t* positions, const RotaryView& rotary) override {
@@ -232,6 +223,25 @@ class CudaBackend final : public Backend {
 
  private:
   explicit CudaBackend(const CudaBackendOptions& options) : options_(options) {}
+
+  // out = in W^T + beta out, column-major as Linear describes.
+  void Gemm(const float* in, int64_t rows, int64_t k, const WeightView& weight, int64_t n,
+            float beta, float* out) {
+    const float alpha = 1.0f;
+    const int m_n = ToInt(n, "n"), m_rows = ToInt(rows, "rows"), m_k = ToInt(k, "k");
+    if (weight.dtype == DType::kF32) {
+      MLKV_CUBLAS_CHECK(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, m_n, m_rows, m_k, &alpha,
+                                    static_cast<const float*>(weight.data), m_k, in, m_k, &beta,
+                                    out, m_n));
+      return;
+    }
+    const cudaDataType_t type = weight.dtype == DType::kF16 ? CUDA_R_16F : CUDA_R_16BF;
+    void* narrow_in = Workspace(rows * k * DTypeBytes(weight.dtype));
+    cuda::LaunchNarrow(in, rows * k, weight.dtype, narrow_in, stream_);
+    MLKV_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, m_n, m_rows, m_k, &alpha,
+                                   weight.data, type, m_k, narrow_in, type, m_k, &beta, out,
+                                   CUDA_R_32F, m_n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
 
   // Inside a capture these would run at once rather than be recorded, or be recorded with a host
   // pointer that replay would read again: a capture holds ops only (Backend contract).

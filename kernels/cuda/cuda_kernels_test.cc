@@ -57,25 +57,35 @@ TEST_F(CudaKernelsTest, DeviceMemoryQuery) {
   EXPECT_FALSE(QueryDeviceMemory(CudaDeviceCount()).ok());
 }
 
-// Float32 GEMMs in two summation orders. An indexing mistake gives errors of order one; rounding
-// stays far below 3e-6 * k (each of the k products is ~1 and float32's epsilon is 6e-8).
+// Float32 GEMMs in two summation orders, with every epilogue. An indexing mistake gives errors of
+// order one; rounding stays far below 3e-6 * k (each of the k products is ~1 and float32's
+// epsilon is 6e-8), and GELU's slope is at most 1.13. The output starts as NaN for the
+// epilogues that must not read it, and as the same residual on both backends for kAccumulate.
 TEST_F(CudaKernelsTest, LinearMatchesCpu) {
   std::mt19937 rng(1);
-  for (int64_t rows : {1, 3, 17, 64}) {
-    for (int64_t k : {1, 37, 256}) {
-      for (int64_t n : {1, 29, 300}) {
-        for (bool with_bias : {false, true}) {
-          auto in = RandomVector(rows * k, rng), w = RandomVector(n * k, rng),
-               b = RandomVector(n, rng);
-          std::vector<float> expected(rows * n);
-          cpu_->Linear(in.data(), rows, k, w.data(), with_bias ? b.data() : nullptr, n,
-                       expected.data());
-          auto d_in = Upload(*cuda_, in), d_w = Upload(*cuda_, w), d_b = Upload(*cuda_, b);
-          auto d_out = Upload(*cuda_, std::vector<float>(rows * n, std::nanf("")));
-          cuda_->Linear(d_in->as<float>(), rows, k, d_w->as<float>(),
-                        with_bias ? d_b->as<float>() : nullptr, n, d_out->as<float>());
-          ExpectNear(Download<float>(*cuda_, *d_out), expected, 3e-6 * k + 1e-5, 0,
-                     absl::StrCat("linear ", rows, "x", k, "x", n));
+  for (LinearEpilogue epilogue : {LinearEpilogue::kStore, LinearEpilogue::kGeluExact,
+                                  LinearEpilogue::kGeluTanh, LinearEpilogue::kAccumulate}) {
+    for (int64_t rows : {1, 3, 17, 64}) {
+      for (int64_t k : {1, 37, 256}) {
+        for (int64_t n : {1, 29, 300}) {
+          for (bool with_bias : {false, true}) {
+            auto in = RandomVector(rows * k, rng), w = RandomVector(n * k, rng),
+                 b = RandomVector(n, rng);
+            const std::vector<float> prior = epilogue == LinearEpilogue::kAccumulate
+                                                 ? RandomVector(rows * n, rng)
+                                                 : std::vector<float>(rows * n, std::nanf(""));
+            std::vector<float> expected = prior;
+            cpu_->Linear(in.data(), rows, k, w.data(), with_bias ? b.data() : nullptr, n,
+                         epilogue, expected.data());
+            auto d_in = Upload(*cuda_, in), d_w = Upload(*cuda_, w), d_b = Upload(*cuda_, b);
+            auto d_out = Upload(*cuda_, prior);
+            cuda_->Linear(d_in->as<float>(), rows, k, d_w->as<float>(),
+                          with_bias ? d_b->as<float>() : nullptr, n, epilogue,
+                          d_out->as<float>());
+            ExpectNear(Download<float>(*cuda_, *d_out), expected, 3e-6 * k + 1e-5, 0,
+                       absl::StrCat("linear ", static_cast<int>(epilogue), " ", rows, "x", k,
+                                    "x", n, with_bias ? " bias" : ""));
+          }
         }
       }
     }
@@ -93,11 +103,12 @@ TEST_F(CudaKernelsTest, LinearWithTf32StaysWithinItsPrecision) {
   const int64_t rows = 33, k = 512, n = 130;
   auto in = RandomVector(rows * k, rng), w = RandomVector(n * k, rng), b = RandomVector(n, rng);
   std::vector<float> expected(rows * n);
-  cpu_->Linear(in.data(), rows, k, w.data(), b.data(), n, expected.data());
+  cpu_->Linear(in.data(), rows, k, w.data(), b.data(), n, LinearEpilogue::kStore,
+               expected.data());
   auto d_in = Upload(**tf32, in), d_w = Upload(**tf32, w), d_b = Upload(**tf32, b);
   auto d_out = Upload(**tf32, std::vector<float>(rows * n));
   (*tf32)->Linear(d_in->as<float>(), rows, k, d_w->as<float>(), d_b->as<float>(), n,
-                  d_out->as<float>());
+                  LinearEpilogue::kStore, d_out->as<float>());
   ExpectNear(Download<float>(**tf32, *d_out), expected, 4e-3 * std::sqrt(double(k)), 0, "tf32");
 }
 
@@ -118,11 +129,11 @@ TEST_F(CudaKernelsTest, LinearWithNarrowWeightsMatchesCpuOnRoundedInput) {
           for (float& x : rounded_in) x = RoundTo(x, dtype);
           std::vector<float> expected(rows * n);
           cpu_->Linear(rounded_in.data(), rows, k, WeightView(stored.data(), dtype), b.data(), n,
-                       expected.data());
+                       LinearEpilogue::kStore, expected.data());
           auto d_in = Upload(*cuda_, in), d_w = Upload(*cuda_, stored), d_b = Upload(*cuda_, b);
           auto d_out = Upload(*cuda_, std::vector<float>(rows * n, std::nanf("")));
           cuda_->Linear(d_in->as<float>(), rows, k, WeightView(d_w->data(), dtype),
-                        d_b->as<float>(), n, d_out->as<float>());
+                        d_b->as<float>(), n, LinearEpilogue::kStore, d_out->as<float>());
           ExpectNear(Download<float>(*cuda_, *d_out), expected, 3e-6 * k + 1e-5, 0,
                      absl::StrCat(DTypeName(dtype), " linear ", rows, "x", k, "x", n));
         }
@@ -151,26 +162,26 @@ TEST_F(CudaKernelsTest, LayerNormMatchesCpu) {
   }
 }
 
-// The CPU's polynomial erf/tanh are within 5e-7 absolute of libm, CUDA's erff/tanhf within a
-// few ulps. GELU scales that error by 0.5 |x|, up to ~8 for these N(0, 3) inputs (5 sigma):
-// 5e-6 absolute plus 1e-6 relative covers both.
-TEST_F(CudaKernelsTest, GeluAndAddMatchCpu) {
+// GELU itself, on a product that is exactly its input (one weight of 1, no bias). The CPU's
+// polynomial erf/tanh are within 5e-7 absolute of libm, CUDA's erff/tanhf within a few ulps.
+// GELU scales that error by 0.5 |x|, up to ~8 for these N(0, 3) inputs (5 sigma): 5e-6 absolute
+// plus 1e-6 relative covers both.
+TEST_F(CudaKernelsTest, GeluEpiloguesMatchCpu) {
   std::mt19937 rng(4);
+  const std::vector<float> one = {1.0f};
+  auto d_one = Upload(*cuda_, one);
   for (int64_t count : {1, 1000, 100003}) {
-    for (GeluKind kind : {GeluKind::kExact, GeluKind::kTanh}) {
-      auto x = RandomVector(count, rng, 3.0f);
-      auto expected = x;
-      cpu_->Gelu(expected.data(), count, kind);
+    for (LinearEpilogue gelu : {LinearEpilogue::kGeluExact, LinearEpilogue::kGeluTanh}) {
+      const auto x = RandomVector(count, rng, 3.0f);
+      std::vector<float> expected(count);
+      cpu_->Linear(x.data(), count, 1, one.data(), nullptr, 1, gelu, expected.data());
       auto d_x = Upload(*cuda_, x);
-      cuda_->Gelu(d_x->as<float>(), count, kind);
-      ExpectNear(Download<float>(*cuda_, *d_x), expected, 5e-6, 1e-6, "gelu");
+      auto d_out = Upload(*cuda_, std::vector<float>(count, std::nanf("")));
+      cuda_->Linear(d_x->as<float>(), count, 1, d_one->as<float>(), nullptr, 1, gelu,
+                    d_out->as<float>());
+      ExpectNear(Download<float>(*cuda_, *d_out), expected, 5e-6, 1e-6,
+                 absl::StrCat("gelu ", static_cast<int>(gelu), " x ", count));
     }
-    auto x = RandomVector(count, rng), y = RandomVector(count, rng);
-    auto expected = x;
-    cpu_->Add(expected.data(), y.data(), count);
-    auto d_x = Upload(*cuda_, x), d_y = Upload(*cuda_, y);
-    cuda_->Add(d_x->as<float>(), d_y->as<float>(), count);
-    EXPECT_EQ(Download<float>(*cuda_, *d_x), expected);  // one rounding each: identical
   }
 }
 

@@ -16,13 +16,17 @@ struct RowSampling;  // kernels/backend.h, which only sample_rows.cu needs to se
 
 namespace mlkv::cuda {
 
-// activation.cu
-// exact: 0.5 x (1 + erf(x / sqrt 2)); else the tanh approximation.
-void LaunchGelu(float* x, int64_t count, bool exact, cudaStream_t stream);
-void LaunchAdd(float* x, const float* y, int64_t count, cudaStream_t stream);
-// out[r, :] = bias for r < rows: the starting value of a GEMM with bias (beta = 1).
+// linear_epilogue.cu, over out[rows][cols]:
+// out[r, :] = bias: the starting value of a GEMM with bias (beta = 1).
 void LaunchBroadcastRows(const float* bias, int64_t rows, int64_t cols, float* out,
                          cudaStream_t stream);
+// out[r, :] += bias: a residual that a GEMM then accumulates onto.
+void LaunchAddRows(const float* bias, int64_t rows, int64_t cols, float* out,
+                   cudaStream_t stream);
+// out[r, :] = gelu(out[r, :] + bias) (bias may be null); exact: 0.5 x (1 + erf(x / sqrt 2)),
+// else the tanh approximation.
+void LaunchBiasGelu(const float* bias, int64_t rows, int64_t cols, bool exact, float* out,
+                    cudaStream_t stream);
 
 // gather.cu: out[t, :] = in[indices[t], :] widened to float32 (embedding lookup and row
 // gather); `in` holds elements of `dtype`.

@@ -82,11 +82,12 @@ def workspace_bytes(cfg, max_num_batched_tokens=2048, max_num_seqs=256, max_mode
                     block_size=16):
     """The activation workspace the engine reserves for its largest step (T tokens, S sequences,
     block tables of ceil(max_model_len / block_size) entries), worked out from the forward pass:
-    per token six hidden-wide float32 rows (residual, layernorm output, query, attention output,
-    its projection, the rows gathered for logits), key and value, the MLP's intermediate row and a
-    row of logits; the token id, position, output row and the token taken on the backend (int32),
-    the cache slot (int64) and a row's sampling parameters (32 bytes); per sequence its query start (plus the closing one) and context length; the
-    block tables."""
+    per token five hidden-wide float32 rows (residual, layernorm output, query, attention output,
+    the rows gathered for logits; the output projections add onto the residual in place), key and
+    value, the MLP's intermediate row and a row of logits; the token id, position, output row and
+    the token taken on the backend (int32), the cache slot (int64) and a row's sampling
+    parameters (32 bytes); per sequence its query start (plus the closing one) and context
+    length; the block tables."""
     H, I, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
     n_heads = cfg["num_attention_heads"]
     kv = cfg.get("num_key_value_heads", n_heads) * (H // n_heads)
@@ -95,7 +96,7 @@ def workspace_bytes(cfg, max_num_batched_tokens=2048, max_num_seqs=256, max_mode
     # max_model_len of them.
     T = min(max_num_batched_tokens, max_num_seqs * max_model_len)
     S, B = max_num_seqs, -(-max_model_len // block_size)
-    per_token = 4 * (6 * H + 2 * kv + I + V) + 4 * 4 + 8 + 32
+    per_token = 4 * (5 * H + 2 * kv + I + V) + 4 * 4 + 8 + 32
     return T * per_token + 4 * (S + 1) + 4 * S + 4 * S * B
 
 
