@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "engine/log_softmax.h"
+#include "engine/model_workspace.h"
 #include "engine/sampler.h"
 #include "spdlog/spdlog.h"
 
@@ -76,6 +77,11 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
   // Every step the scheduler can form gets its workspace now, before the KV pool: a device too
   // small for the largest step fails at start-up, not mid-serving, and no step allocates.
   RETURN_IF_ERROR(engine->model_->ReserveWorkspace(LargestStep(options.scheduler)));
+  // The same for the backend's scratch (the CUDA backend's narrowed GEMM inputs and split-KV
+  // partial results), which an op would otherwise allocate mid-serving from what the KV pool left.
+  RETURN_IF_ERROR(engine->backend_->ReserveScratch(
+      LargestStepOps(engine->model_->config(), engine->model_->weight_dtype(), options.kv_dtype,
+                     options.scheduler)));
   if (options.decode_graphs) RETURN_IF_ERROR(engine->model_->EnableDecodeGraphs());
   ASSIGN_OR_RETURN(engine->cache_,
                    KvCache::Create(engine->model_->config(),

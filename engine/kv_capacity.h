@@ -30,8 +30,9 @@ struct KvBudget {
   std::string memory_limit_source = "--memory-limit-bytes";
   // Bytes the weights occupy on the device. Only the fraction form reads it.
   int64_t weight_bytes = 0;
-  // Bytes of the model's activation workspace for the largest step (model_workspace.h), which
-  // the engine reserves at start-up. Only the fraction form reads it.
+  // Bytes of the model's activation workspace for the largest step (model_workspace.h) and of
+  // the backend's scratch for its ops (Backend::ScratchBytes), which the engine reserves at
+  // start-up. Only the fraction form reads it.
   int64_t workspace_bytes = 0;
 };
 

@@ -75,6 +75,24 @@ WorkspaceLimits LargestStep(const SchedulerConfig& config) {
           config.max_num_seqs, (max_model_len + block_size - 1) / block_size};
 }
 
+OpLimits LargestStepOps(const ModelConfig& config, DType weight_dtype, DType kv_dtype,
+                        const SchedulerConfig& scheduler) {
+  const WorkspaceLimits step = LargestStep(scheduler);
+  OpLimits ops;
+  ops.max_rows = step.max_num_tokens;
+  // The projections' inputs: the hidden state (query, key, value, fc_in, LM head), the attention
+  // output (dense) and the MLP's intermediate row (fc_out).
+  ops.max_linear_k = std::max({config.hidden_size, config.num_attention_heads * config.head_dim,
+                               config.intermediate_size});
+  ops.weight_dtype = weight_dtype;
+  ops.num_heads = config.num_attention_heads;
+  ops.num_kv_heads = config.num_key_value_heads;
+  ops.head_dim = config.head_dim;
+  ops.max_context = step.max_blocks_per_seq * scheduler.block_size;
+  ops.kv_dtype = kv_dtype;
+  return ops;
+}
+
 absl::StatusOr<std::array<int64_t, kNumWorkspaceBuffers>> WorkspaceBufferBytes(
     const ModelConfig& config, const WorkspaceLimits& limits) {
   const std::pair<const char*, int64_t> named_limits[] = {

@@ -8,7 +8,9 @@
 #include <cstdint>
 
 #include "absl/status/statusor.h"
+#include "common/dtype.h"
 #include "engine/model_config.h"
+#include "kernels/backend.h"
 #include "scheduler/scheduler_config.h"
 
 namespace mlkv {
@@ -48,6 +50,11 @@ struct WorkspaceLimits {
 // (at most max_num_seqs x max_model_len), its sequence limit, and block tables of at most
 // ceil(max_model_len / block_size) blocks.
 WorkspaceLimits LargestStep(const SchedulerConfig& config);
+
+// The backend ops of those steps, for a model of `config` with weights stored as `weight_dtype`
+// and a KV cache of `kv_dtype` elements: what Backend::ScratchBytes sizes its scratch by.
+OpLimits LargestStepOps(const ModelConfig& config, DType weight_dtype, DType kv_dtype,
+                        const SchedulerConfig& scheduler);
 
 // Bytes of each buffer, in WorkspaceBuffer order, for steps within `limits`. InvalidArgument
 // when a limit is not positive or a size overflows 64 bits (the message names the buffer).

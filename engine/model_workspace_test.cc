@@ -1,6 +1,7 @@
 // The activation workspace: its size worked by hand, the bytes the model really allocates for a
 // reserve, steps within the reserve allocating nothing (in the model and in a running engine),
-// growth beyond it for direct callers, and an out-of-memory reserve failing at start-up.
+// growth beyond it for direct callers, and an out-of-memory reserve failing at start-up; the same
+// for a backend's scratch, reserved by the engine for the ops of its largest step.
 #include "engine/model_workspace.h"
 
 #include <limits>
@@ -243,11 +244,28 @@ EngineOptions SmallEngineOptions() {
   return options;
 }
 
+// The largest step of SmallEngineOptions' scheduler: 48 tokens, tables of 128 / 16 = 8 blocks.
+TEST(WorkspaceBytesTest, LargestStepOpsWorkedByHand) {
+  const OpLimits ops =
+      LargestStepOps(SmallConfig(), DType::kBF16, DType::kF16, SmallEngineOptions().scheduler);
+  EXPECT_EQ(ops.max_rows, 48);
+  EXPECT_EQ(ops.max_linear_k, 96);  // the intermediate row, wider than hidden 64
+  EXPECT_EQ(ops.weight_dtype, DType::kBF16);
+  EXPECT_EQ(ops.num_heads, 4);
+  EXPECT_EQ(ops.num_kv_heads, 2);
+  EXPECT_EQ(ops.head_dim, 16);
+  EXPECT_EQ(ops.max_context, 128);
+  EXPECT_EQ(ops.kv_dtype, DType::kF16);
+}
+
+// Weights, workspace, the backend's scratch and the KV pool are all that is ever allocated.
 TEST(EngineReserveTest, ServingAllocatesNothingAfterStartUp) {
   const ModelConfig config = SmallConfig();
   const EngineOptions options = SmallEngineOptions();
   auto owned = MakeBackend();
   CountingBackend* backend = owned.get();
+  constexpr int64_t kScratchBytes = 3000;
+  backend->set_scratch_bytes(kScratchBytes);
   std::unique_ptr<Model> model = MakeModel(config, backend);
   const int64_t weight_bytes = backend->allocated_bytes();
   auto engine = Engine::Create(options, std::move(owned), std::move(model));
@@ -256,7 +274,10 @@ TEST(EngineReserveTest, ServingAllocatesNothingAfterStartUp) {
   ASSERT_TRUE(workspace.ok()) << workspace.status();
   const int64_t kv_bytes =
       options.scheduler.num_blocks * KvCache::BlockBytes(config, {16, 64, DType::kF32});
-  EXPECT_EQ(backend->allocated_bytes(), weight_bytes + *workspace + kv_bytes);
+  EXPECT_EQ(backend->allocated_bytes(), weight_bytes + *workspace + kScratchBytes + kv_bytes);
+  ASSERT_TRUE(backend->reserved_scratch_for().has_value());
+  EXPECT_EQ(backend->reserved_scratch_for()->max_rows, 48);
+  EXPECT_EQ(backend->reserved_scratch_for()->max_context, 128);
 
   // Six requests at once for four sequence slots: chunked prompts, batched decodes, and prompt
   // logprobs (a logits row for every prompt token).
@@ -296,6 +317,28 @@ TEST(EngineReserveTest, ADeviceTooSmallForTheWorkspaceFailsAtCreate) {
   ASSERT_FALSE(engine.ok());
   EXPECT_EQ(engine.status().code(), absl::StatusCode::kResourceExhausted) << engine.status();
   EXPECT_THAT(std::string(engine.status().message()), HasSubstr("activation workspace of"));
+}
+
+// A device with room for the workspace but not the scratch fails at start-up too, before the KV
+// pool is allocated, not in a step.
+TEST(EngineReserveTest, ADeviceTooSmallForTheScratchFailsAtCreate) {
+  const ModelConfig config = SmallConfig();
+  const EngineOptions options = SmallEngineOptions();
+  auto workspace = WorkspaceBytes(config, LargestStep(options.scheduler));
+  ASSERT_TRUE(workspace.ok()) << workspace.status();
+  int64_t weight_bytes = 0;
+  {
+    auto counting = MakeBackend();
+    ASSERT_NE(MakeModel(config, counting.get()), nullptr);
+    weight_bytes = counting->allocated_bytes();
+  }
+  auto backend = MakeBackend(weight_bytes + *workspace + 1000);
+  backend->set_scratch_bytes(1001);
+  std::unique_ptr<Model> model = MakeModel(config, backend.get());
+  auto engine = Engine::Create(options, std::move(backend), std::move(model));
+  ASSERT_FALSE(engine.ok());
+  EXPECT_EQ(engine.status().code(), absl::StatusCode::kResourceExhausted) << engine.status();
+  EXPECT_THAT(std::string(engine.status().message()), HasSubstr("cannot allocate 1001 bytes"));
 }
 
 }  // namespace

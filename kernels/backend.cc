@@ -1,4 +1,5 @@
-// The defaults of Backend's optional capabilities: those of a backend without graphs.
+// The defaults of Backend's optional capabilities: those of a backend without scratch memory or
+// graphs.
 #include "kernels/backend.h"
 
 #include "absl/strings/str_cat.h"
@@ -12,6 +13,10 @@ absl::Status NoGraphs(const std::string& backend) {
 }
 
 }  // namespace
+
+int64_t Backend::ScratchBytes(const OpLimits&) const { return 0; }
+
+absl::Status Backend::ReserveScratch(const OpLimits&) { return absl::OkStatus(); }
 
 absl::Status Backend::BeginCapture() { return NoGraphs(name()); }
 

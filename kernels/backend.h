@@ -54,6 +54,19 @@ struct RowSampling {
 static_assert(sizeof(RowSampling) == 32 && alignof(RowSampling) == 8);
 static_assert(offsetof(RowSampling, seed) == 16 && offsetof(RowSampling, draw) == 24);
 
+// The largest ops of the steps a model will run, from which a backend sizes the scratch memory
+// its ops use beyond their arguments (Backend::ScratchBytes).
+struct OpLimits {
+  int64_t max_rows = 0;      // rows of any Linear or PagedAttention call: a step's tokens
+  int64_t max_linear_k = 0;  // the widest Linear input
+  DType weight_dtype = DType::kF32;
+  int64_t num_heads = 0;     // of PagedAttention
+  int64_t num_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t max_context = 0;   // cached tokens one attention row may read (table width x block size)
+  DType kv_dtype = DType::kF32;
+};
+
 // A recorded sequence of a backend's ops (a CUDA graph), replayed by Backend::Replay.
 class BackendGraph {
  public:
@@ -77,6 +90,14 @@ class Backend {
   virtual void CopyToDevice(void* dst, const void* host_src, size_t bytes) = 0;
   virtual void CopyToHost(void* host_dst, const void* src, size_t bytes) = 0;
   virtual void Synchronize() = 0;
+
+  // Scratch: memory that ops use beyond their arguments (the CUDA backend's narrowed GEMM inputs
+  // and split-KV partial results). ScratchBytes is the most that ops within `limits` use;
+  // ReserveScratch allocates it now (RESOURCE_EXHAUSTED if it cannot), so that a memory plan can
+  // count it before the KV pool takes the rest and no op within the limits allocates while
+  // serving. A backend without scratch (the CPU's) answers 0 and OK, the defaults.
+  virtual int64_t ScratchBytes(const OpLimits& limits) const;
+  virtual absl::Status ReserveScratch(const OpLimits& limits);
 
   // out[t, :] = table[ids[t], :] (widened to float32) for t < rows; ids are already validated.
   virtual void Embedding(const WeightView& table, int64_t cols, const int32_t* ids, int64_t rows,

@@ -13,15 +13,17 @@ namespace mlkv::server {
 
 absl::StatusOr<ServedModel> LoadServedModel(const ServerFlags& flags,
                                             std::shared_ptr<EngineMonitor> monitor) {
-  ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromFile(flags.model_dir + "/config.json"));
+  ASSIGN_OR_RETURN(cli::LoadedModel loaded, cli::LoadModelFromFlags(flags.flags));
   ServedModel served;
   // The server has no known requests to size the cache for: the KV budget flag (given, or the
-  // default ParseServerFlags adds) sizes it, and tokens_needed goes unused.
+  // default ParseServerFlags adds) sizes it, and tokens_needed goes unused. The budget is of the
+  // memory measured once the backend had started, before the weights took their share.
   ASSIGN_OR_RETURN(served.options,
-                   cli::EngineOptionsFromFlags(flags.flags, config, /*tokens_needed=*/0));
+                   cli::EngineOptionsFromFlags(flags.flags, loaded.model->config(),
+                                               /*tokens_needed=*/0, loaded.memory_before_weights,
+                                               loaded.backend.get()));
   served.options.scheduler.max_waiting = flags.max_waiting;
   served.options.monitor = std::move(monitor);
-  ASSIGN_OR_RETURN(cli::LoadedModel loaded, cli::LoadModelFromFlags(flags.flags));
   served.options.tokenizer = std::move(loaded.tokenizer);
   ASSIGN_OR_RETURN(served.engine, Engine::Create(served.options, std::move(loaded.backend),
                                                  std::move(loaded.model)));

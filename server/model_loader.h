@@ -10,9 +10,9 @@
 
 namespace mlkv::server {
 
-// Reads config.json first, so that a bad engine flag fails before the weights load; then loads
-// the weights, plans the KV cache and starts the engine. `monitor` (may be null) sees every
-// request, the warm-up included.
+// Starts the backend and loads the weights, then plans the KV cache in the memory they left
+// (less the activation workspace and the backend's scratch) and starts the engine. `monitor`
+// (may be null) sees every request, the warm-up included.
 absl::StatusOr<ServedModel> LoadServedModel(const ServerFlags& flags,
                                             std::shared_ptr<EngineMonitor> monitor = nullptr);
 

@@ -1,6 +1,7 @@
 // Test helper: a Backend that runs every op on another backend and counts its allocations and the
-// rows it samples, and can refuse allocations past a byte limit, as a full device does. For tests
-// only.
+// rows it samples, and can refuse allocations past a byte limit, as a full device does. It can
+// also act as a backend with scratch memory (set_scratch_bytes), as the CUDA backend is. For
+// tests only.
 #ifndef MLKV_ENGINE_TESTING_COUNTING_BACKEND_H_
 #define MLKV_ENGINE_TESTING_COUNTING_BACKEND_H_
 
@@ -8,6 +9,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -29,6 +31,11 @@ class CountingBackend final : public Backend {
   int64_t allocated_bytes() const { return allocated_bytes_; }
   int64_t sampled_rows() const { return sampled_rows_; }  // rows drawn by SampleRows so far
 
+  // From now on ScratchBytes answers `bytes` whatever the limits, and ReserveScratch allocates
+  // that much (counted, and refused past the limit) and remembers the limits it was given.
+  void set_scratch_bytes(int64_t bytes) { scratch_bytes_ = bytes; }
+  const std::optional<OpLimits>& reserved_scratch_for() const { return reserved_scratch_for_; }
+
   std::string name() const override { return inner_->name(); }
   void AttachThread() override { inner_->AttachThread(); }
   absl::StatusOr<std::unique_ptr<DeviceBuffer>> Allocate(size_t bytes) override {
@@ -41,6 +48,15 @@ class CountingBackend final : public Backend {
     ++num_allocations_;
     allocated_bytes_ += size;
     return inner_->Allocate(bytes);
+  }
+  int64_t ScratchBytes(const OpLimits&) const override { return scratch_bytes_; }
+  absl::Status ReserveScratch(const OpLimits& limits) override {
+    reserved_scratch_for_ = limits;
+    if (scratch_bytes_ == 0) return absl::OkStatus();
+    absl::StatusOr<std::unique_ptr<DeviceBuffer>> scratch = Allocate(scratch_bytes_);
+    if (!scratch.ok()) return scratch.status();
+    scratch_ = *std::move(scratch);
+    return absl::OkStatus();
   }
   void CopyToDevice(void* dst, const void* src, size_t bytes) override {
     inner_->CopyToDevice(dst, src, bytes);
@@ -98,6 +114,9 @@ class CountingBackend final : public Backend {
   std::atomic<int64_t> num_allocations_ = 0;
   std::atomic<int64_t> allocated_bytes_ = 0;
   std::atomic<int64_t> sampled_rows_ = 0;
+  int64_t scratch_bytes_ = 0;
+  std::optional<OpLimits> reserved_scratch_for_;
+  std::unique_ptr<DeviceBuffer> scratch_;  // after inner_: freed before it
 };
 
 }  // namespace mlkv::testing

@@ -43,6 +43,13 @@ class RecordingBackend final : public Backend {
     ExpectNotRecording("Synchronize");
     inner_->Synchronize();
   }
+  int64_t ScratchBytes(const OpLimits& limits) const override {
+    return inner_->ScratchBytes(limits);
+  }
+  absl::Status ReserveScratch(const OpLimits& limits) override {
+    ExpectNotRecording("ReserveScratch");  // it allocates
+    return inner_->ReserveScratch(limits);
+  }
 
   // Every op goes through Issue, its arguments captured by value.
   void Embedding(const WeightView& table, int64_t cols, const int32_t* ids, int64_t rows,

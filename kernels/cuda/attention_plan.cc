@@ -12,6 +12,18 @@ namespace {
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t RoundUp(int64_t a, int64_t b) { return CeilDiv(a, b) * b; }
 
+// The splits that would give the device kTargetBlocksPerSm thread blocks per SM.
+int64_t SplitsToFill(const AttentionShape& shape, int64_t num_sms) {
+  const int64_t blocks = std::max<int64_t>(shape.num_tokens * shape.num_kv_heads, 1);
+  return CeilDiv(std::max<int64_t>(num_sms, 1) * kTargetBlocksPerSm, blocks);
+}
+
+// Per split, row and query head: the normalised partial output (d floats), its max and sum.
+int64_t SplitWorkspaceBytes(const AttentionShape& shape, int64_t num_splits) {
+  return num_splits > 1 ? num_splits * shape.num_tokens * shape.num_heads * (shape.head_dim + 2) * 4
+                        : 0;
+}
+
 }  // namespace
 
 absl::Status CheckAttentionShape(int64_t num_heads, int64_t num_kv_heads, int64_t head_dim) {
@@ -65,8 +77,7 @@ AttentionPlan PlanAttention(const AttentionShape& shape, int64_t num_sms,
   } else {
     // Split only as far as needed to give the device kTargetBlocksPerSm blocks per SM, and never
     // below kMinSplitTokens per split: a long context then gets more splits than a short one.
-    const int64_t blocks = std::max<int64_t>(shape.num_tokens * shape.num_kv_heads, 1);
-    const int64_t wanted = CeilDiv(std::max<int64_t>(num_sms, 1) * kTargetBlocksPerSm, blocks);
+    const int64_t wanted = SplitsToFill(shape, num_sms);
     const int64_t by_length = CeilDiv(context, kMinSplitTokens);
     const int64_t splits = std::clamp<int64_t>(std::min(wanted, by_length), 1, kMaxSplits);
     split_tokens = RoundUp(CeilDiv(context, splits), kAttentionTile);
@@ -75,11 +86,29 @@ AttentionPlan PlanAttention(const AttentionShape& shape, int64_t num_sms,
   split_tokens = std::max(split_tokens, RoundUp(CeilDiv(context, kMaxSplits), kAttentionTile));
   plan.num_splits = CeilDiv(context, split_tokens);
   plan.split_tokens = split_tokens;
-  if (plan.num_splits > 1) {
-    // Per split, row and query head: the normalised partial output (d floats), its max and sum.
-    plan.workspace_bytes = plan.num_splits * shape.num_tokens * shape.num_heads * (d + 2) * 4;
-  }
+  plan.workspace_bytes = SplitWorkspaceBytes(shape, plan.num_splits);
   return plan;
+}
+
+int64_t MaxAttentionWorkspace(const AttentionShape& largest, int64_t num_sms,
+                              int64_t forced_split_tokens) {
+  // For a context c <= C, PlanAttention makes at most `splits` splits: its split_tokens is at
+  // least c / splits (then rounded up and perhaps lengthened by the cap), where splits, chosen
+  // or forced, grows with c, so C's bounds every shorter context's.
+  const int64_t context = std::max<int64_t>(largest.max_context, 1);
+  int64_t most = 0;
+  AttentionShape shape = largest;
+  for (shape.num_tokens = 1; shape.num_tokens <= largest.num_tokens; ++shape.num_tokens) {
+    const int64_t splits =
+        forced_split_tokens > 0
+            ? std::min<int64_t>(CeilDiv(context, RoundUp(forced_split_tokens, kAttentionTile)),
+                                kMaxSplits)
+            : std::clamp<int64_t>(
+                  std::min(SplitsToFill(shape, num_sms), CeilDiv(context, kMinSplitTokens)), 1,
+                  kMaxSplits);
+    most = std::max(most, SplitWorkspaceBytes(shape, splits));
+  }
+  return most;
 }
 
 }  // namespace mlkv::cuda

@@ -57,6 +57,12 @@ struct AttentionPlan {
 AttentionPlan PlanAttention(const AttentionShape& shape, int64_t num_sms,
                             int64_t forced_split_tokens);
 
+// An upper bound of PlanAttention's workspace_bytes over every shape that differs from
+// `largest` only by num_tokens in [1, largest.num_tokens] and max_context in
+// [1, largest.max_context]: what the backend reserves for all the steps of a server.
+int64_t MaxAttentionWorkspace(const AttentionShape& largest, int64_t num_sms,
+                              int64_t forced_split_tokens);
+
 }  // namespace mlkv::cuda
 
 #endif  // MLKV_KERNELS_CUDA_ATTENTION_PLAN_H_

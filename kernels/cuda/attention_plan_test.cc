@@ -74,6 +74,37 @@ TEST(AttentionPlanTest, ForcedSplitsRoundToTilesAndSizeTheWorkspace) {
   EXPECT_GE(capped.num_splits * capped.split_tokens, 10000);
 }
 
+// The reserve bounds every plan of a smaller step (fewer rows, shorter contexts), chosen or
+// forced, checked by brute force, and is no more than twice the largest of them (it is a bound,
+// not an estimate that could fall short).
+TEST(AttentionPlanTest, MaxWorkspaceBoundsEverySmallerStep) {
+  struct Case {
+    int64_t heads, kv_heads, d, tokens, context, sms, forced;
+  };
+  for (const Case& c : {Case{12, 12, 64, 40, 2048, 132, 0}, Case{12, 1, 64, 300, 2048, 132, 0},
+                        Case{16, 2, 128, 8, 20000, 108, 0}, Case{12, 1, 64, 5, 3000, 132, 100},
+                        Case{8, 8, 256, 3, 700, 16, 32}, Case{4, 1, 64, 1, 1, 132, 0}}) {
+    const AttentionShape largest = Shape(c.tokens, c.heads, c.kv_heads, c.d, c.context);
+    const int64_t bound = MaxAttentionWorkspace(largest, c.sms, c.forced);
+    int64_t most = 0;
+    for (int64_t tokens = 1; tokens <= c.tokens; ++tokens) {
+      for (int64_t context = 1; context <= c.context; context += 1 + context / 64) {
+        const AttentionShape shape = Shape(tokens, c.heads, c.kv_heads, c.d, context);
+        const int64_t bytes = PlanAttention(shape, c.sms, c.forced).workspace_bytes;
+        ASSERT_LE(bytes, bound) << tokens << " rows, context " << context;
+        most = std::max(most, bytes);
+      }
+      const int64_t bytes = PlanAttention(Shape(tokens, c.heads, c.kv_heads, c.d, c.context),
+                                          c.sms, c.forced).workspace_bytes;
+      ASSERT_LE(bytes, bound) << tokens << " rows, the longest context";
+      most = std::max(most, bytes);
+    }
+    EXPECT_LE(bound, 2 * most) << c.tokens << " rows, context " << c.context;
+  }
+  // Big steps never split: nothing to reserve.
+  EXPECT_EQ(MaxAttentionWorkspace(Shape(1, 12, 12, 64, 1), 132, 0), 0);
+}
+
 TEST(AttentionPlanTest, VectorisesWhenRowsAre16ByteAligned) {
   EXPECT_TRUE(PlanAttention(Shape(1, 4, 4, 64, 16), 132, 0).vectorized);
   EXPECT_TRUE(PlanAttention(Shape(1, 4, 4, 12, 16), 132, 0).vectorized);  // 3 float4s

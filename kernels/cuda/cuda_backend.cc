@@ -128,6 +128,34 @@ class CudaBackend final : public Backend {
     MLKV_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
+  // The larger of the two users: a Linear's input narrowed to 16 bits, and the split-KV partial
+  // results of the largest plan any step within the limits can make. As GrowScratch rounds it.
+  int64_t ScratchBytes(const OpLimits& limits) const override {
+    int64_t bytes = 0;
+    if (limits.weight_dtype != DType::kF32) {
+      bytes = limits.max_rows * limits.max_linear_k * DTypeBytes(limits.weight_dtype);
+    }
+    if (cuda::CheckAttentionShape(limits.num_heads, limits.num_kv_heads, limits.head_dim).ok()) {
+      cuda::AttentionShape largest;
+      largest.num_tokens = limits.max_rows;
+      largest.num_heads = limits.num_heads;
+      largest.num_kv_heads = limits.num_kv_heads;
+      largest.head_dim = limits.head_dim;
+      largest.max_context = limits.max_context;
+      largest.kv_dtype = limits.kv_dtype;
+      bytes = std::max(bytes, cuda::MaxAttentionWorkspace(largest, num_sms_,
+                                                          options_.attention_split_tokens));
+    }
+    return RoundedScratch(bytes);
+  }
+  absl::Status ReserveScratch(const OpLimits& limits) override {
+    CheckNotCapturing("ReserveScratch");
+    const absl::Status grown = GrowScratch(ScratchBytes(limits));
+    if (grown.ok()) return grown;
+    return absl::Status(grown.code(), absl::StrCat("CUDA backend scratch for the largest step: ",
+                                                   grown.message()));
+  }
+
   void Embedding(const WeightView& table, int64_t cols, const int32_t* ids, int64_t rows,
                  float* out) override {
     cuda::LaunchGatherRows(table.data, table.dtype, cols, ids, rows, out, stream_);
@@ -200,7 +228,7 @@ class CudaBackend final : public Backend {
     const cuda::AttentionPlan plan =
         cuda::PlanAttention(shape, num_sms_, options_.attention_split_tokens);
     cuda::LaunchPagedAttention(q, batch, cache, rotary, params, plan,
-                               Workspace(plan.workspace_bytes), out, stream_);
+                               Scratch(plan.workspace_bytes), out, stream_);
   }
 
   absl::Status BeginCapture() override {
@@ -236,7 +264,7 @@ class CudaBackend final : public Backend {
       return;
     }
     const cudaDataType_t type = weight.dtype == DType::kF16 ? CUDA_R_16F : CUDA_R_16BF;
-    void* narrow_in = Workspace(rows * k * DTypeBytes(weight.dtype));
+    void* narrow_in = Scratch(rows * k * DTypeBytes(weight.dtype));
     cuda::LaunchNarrow(in, rows * k, weight.dtype, narrow_in, stream_);
     MLKV_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, m_n, m_rows, m_k, &alpha,
                                    weight.data, type, m_k, narrow_in, type, m_k, &beta, out,
@@ -250,28 +278,36 @@ class CudaBackend final : public Backend {
                call);
   }
 
-  // Scratch for split-KV partial results and narrowed GEMM inputs, grown on demand. Sharing it
-  // between ops is safe because they all run in order on stream_ and none keeps it past its own
-  // launches. A captured graph keeps the address it was captured with, so a grown-out buffer is
-  // retired rather than freed, until the backend is destroyed. Each growth at least doubles the
-  // size, which bounds the waste: the retired buffers together are smaller than the current one,
-  // itself under twice the largest request (plus the rounding).
-  void* Workspace(int64_t bytes) {
-    const int64_t have = workspace_ != nullptr ? static_cast<int64_t>(workspace_->bytes()) : 0;
-    if (bytes <= have) return workspace_ != nullptr ? workspace_->data() : nullptr;
+  // Scratch for split-KV partial results and narrowed GEMM inputs: reserved for the engine's
+  // largest step at start-up (ReserveScratch), else grown on demand. Sharing it between ops is
+  // safe because they all run in order on stream_ and none keeps it past its own launches. A
+  // captured graph keeps the address it was captured with, so a grown-out buffer is retired
+  // rather than freed, until the backend is destroyed. Each growth at least doubles the size,
+  // which bounds the waste: the retired buffers together are smaller than the current one, itself
+  // under twice the largest request (plus the rounding).
+  absl::Status GrowScratch(int64_t bytes) {
+    const int64_t have = scratch_ != nullptr ? static_cast<int64_t>(scratch_->bytes()) : 0;
+    if (bytes <= have) return absl::OkStatus();
     // A cudaMalloc would fail inside a capture and invalidate it.
     MLKV_CHECK(!capturing_,
                "an op needs {} bytes of scratch during a graph capture, which has {}: run the ops "
                "once eagerly before capturing them, so that the scratch grows first",
                bytes, have);
-    // Rounded up so that small growth reallocates rarely.
+    ASSIGN_OR_RETURN(std::unique_ptr<DeviceBuffer> grown,
+                     Allocate(static_cast<size_t>(std::max(RoundedScratch(bytes), 2 * have))));
+    if (scratch_ != nullptr) retired_scratch_.push_back(std::move(scratch_));
+    scratch_ = std::move(grown);
+    return absl::OkStatus();
+  }
+  void* Scratch(int64_t bytes) {
+    const absl::Status grown = GrowScratch(bytes);
+    MLKV_CHECK(grown.ok(), "CUDA backend scratch: {}", grown.ToString());
+    return scratch_ != nullptr ? scratch_->data() : nullptr;
+  }
+  // Rounded up so that small growth reallocates rarely.
+  static int64_t RoundedScratch(int64_t bytes) {
     constexpr int64_t kGranule = int64_t{1} << 20;
-    const int64_t size = std::max((bytes + kGranule - 1) / kGranule * kGranule, 2 * have);
-    void* data = nullptr;
-    MLKV_CUDA_CHECK(cudaMalloc(&data, static_cast<size_t>(size)));
-    if (workspace_ != nullptr) retired_workspaces_.push_back(std::move(workspace_));
-    workspace_ = std::make_unique<CudaBuffer>(data, static_cast<size_t>(size));
-    return data;
+    return (bytes + kGranule - 1) / kGranule * kGranule;
   }
 
   const CudaBackendOptions options_;
@@ -279,8 +315,8 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   std::unique_ptr<DeviceBuffer> cublas_workspace_;
-  std::unique_ptr<CudaBuffer> workspace_;
-  std::vector<std::unique_ptr<CudaBuffer>> retired_workspaces_;  // see Workspace()
+  std::unique_ptr<DeviceBuffer> scratch_;
+  std::vector<std::unique_ptr<DeviceBuffer>> retired_scratch_;  // see GrowScratch()
   bool capturing_ = false;  // between BeginCapture and EndCapture
 };
 

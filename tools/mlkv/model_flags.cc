@@ -193,7 +193,8 @@ absl::StatusOr<SamplingPlacement> SamplingPlacementFromFlags(const Flags& flags)
 
 absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const Flags& flags, const ModelConfig& config,
                                                      int64_t tokens_needed,
-                                                     const std::optional<MemoryLimit>& memory) {
+                                                     const std::optional<MemoryLimit>& memory,
+                                                     const Backend* backend) {
   EngineOptions options;
   ASSIGN_OR_RETURN(options.sampling_placement, SamplingPlacementFromFlags(flags));
   options.decode_graphs = flags.Switch("cuda-graphs");
@@ -225,8 +226,13 @@ absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const Flags& flags, const M
     budget.memory_limit_source = limit.source;
     ASSIGN_OR_RETURN(const DType weight_dtype, DTypeFromFlags(flags, "weight-dtype"));
     budget.weight_bytes = config.weight_bytes(weight_dtype);
-    // The engine reserves the workspace for the largest step at start-up (Engine::Create).
+    // The engine reserves the workspace, and the backend's scratch, for the largest step at
+    // start-up (Engine::Create).
     ASSIGN_OR_RETURN(budget.workspace_bytes, WorkspaceBytes(config, LargestStep(s)));
+    if (backend != nullptr) {
+      budget.workspace_bytes +=
+          backend->ScratchBytes(LargestStepOps(config, weight_dtype, options.kv_dtype, s));
+    }
     ASSIGN_OR_RETURN(KvCapacity capacity, PlanKvCapacity(config, options.kv_dtype, s.block_size,
                                                          s.max_model_len, budget));
     spdlog::info("{}", DescribeKvCapacity(capacity));
@@ -244,7 +250,7 @@ absl::StatusOr<std::unique_ptr<Engine>> CreateEngineFromFlags(const Flags& flags
   ASSIGN_OR_RETURN(LoadedModel loaded, LoadModelFromFlags(flags));
   ASSIGN_OR_RETURN(EngineOptions options,
                    EngineOptionsFromFlags(flags, loaded.model->config(), tokens_needed,
-                                          loaded.memory_before_weights));
+                                          loaded.memory_before_weights, loaded.backend.get()));
   options.tokenizer = std::move(loaded.tokenizer);
   return Engine::Create(options, std::move(loaded.backend), std::move(loaded.model));
 }

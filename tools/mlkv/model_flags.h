@@ -62,15 +62,16 @@ absl::StatusOr<LoadedModel> LoadModelFromFlags(const Flags& flags);
 absl::StatusOr<SchedulerConfig> SchedulerConfigFromFlags(const Flags& flags,
                                                          const ModelConfig& config);
 // The engine options the flags ask for, for a model of `config` (which bounds --max-model-len
-// and sizes the KV budget: --kv-cache-fraction shares out the memory that the weights and the
-// activation workspace leave; --kv-cache-bytes must fit beside them; the plan is logged).
-// Without a KV budget flag the cache is sized to hold `tokens_needed` tokens. The memory is
-// `memory` when given (measured before the weights were loaded), else measured now, which is
-// right only before loading them (mlkv-server). Also used by mlkv-server, which reports the
+// and sizes the KV budget: --kv-cache-fraction shares out the memory that the weights, the
+// activation workspace and `backend`'s scratch leave; --kv-cache-bytes must fit beside them; the
+// plan is logged). Without a KV budget flag the cache is sized to hold `tokens_needed` tokens.
+// The memory is `memory` when given (measured before the weights were loaded), else measured
+// now, which is right only before loading them. `backend`: the one the model was loaded on;
+// null (a benchmark's CPU engine) counts no scratch. Also used by mlkv-server, which reports the
 // options it runs with.
 absl::StatusOr<EngineOptions> EngineOptionsFromFlags(
     const Flags& flags, const ModelConfig& config, int64_t tokens_needed,
-    const std::optional<MemoryLimit>& memory = std::nullopt);
+    const std::optional<MemoryLimit>& memory = std::nullopt, const Backend* backend = nullptr);
 // Loads the model and starts an engine for it. Without a KV budget flag the cache is sized to
 // hold `tokens_needed` tokens, what an offline run of known requests needs.
 absl::StatusOr<std::unique_ptr<Engine>> CreateEngineFromFlags(const Flags& flags,

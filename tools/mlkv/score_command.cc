@@ -79,7 +79,7 @@ absl::Status RunScore(const Args& args) {
   ASSIGN_OR_RETURN(EngineOptions options,
                    EngineOptionsFromFlags(flags, loaded.model->config(),
                                           static_cast<int64_t>(ids.size()) + 1,
-                                          loaded.memory_before_weights));
+                                          loaded.memory_before_weights, loaded.backend.get()));
   const int32_t max_model_len = options.scheduler.max_model_len;
   if (max_model_len < 3) {
     return absl::InvalidArgumentError(absl::StrCat(
