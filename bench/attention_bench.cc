@@ -43,12 +43,15 @@ void BM_DecodeAttention(benchmark::State& state) {
                           DTypeBytes(dtype));
 }
 
-// {batch, KV heads, context, dtype bits}: MHA (12 KV heads) and MQA/MLKV (1) at batch 1 and 128.
+// {batch, KV heads, context, dtype bits}: MHA (12 KV heads), GQA-style groups of 4 (3 KV heads)
+// and MQA/MLKV (1 KV head, groups of 12) at batch 1 and 128.
 BENCHMARK(BM_DecodeAttention)
     ->Args({1, 12, 512, 32})
     ->Args({128, 12, 512, 32})
+    ->Args({128, 3, 512, 32})
     ->Args({128, 1, 512, 32})
     ->Args({128, 12, 512, 16})
+    ->Args({128, 1, 512, 16})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -193,7 +193,9 @@ struct AttentionCase {
   int64_t num_heads, num_kv_heads, block_size;
   DType dtype;
   bool rotate_keys_on_read;
-  int64_t head_dim = 16;  // 64 and 128 take the kernels' fixed-size paths
+  // 64 and 128 take the kernels' fixed-size paths, and groups of 4 or more heads their tiles of
+  // four heads (block sizes 16 and 32 for the scores, head dims 64 and 128 for the values).
+  int64_t head_dim = 16;
 };
 
 class PagedAttentionTest : public ::testing::TestWithParam<AttentionCase> {};
@@ -310,6 +312,8 @@ INSTANTIATE_TEST_SUITE_P(
                       AttentionCase{12, 1, 16, DType::kBF16, true, 64},
                       AttentionCase{8, 2, 32, DType::kF32, true, 128},
                       AttentionCase{4, 4, 7, DType::kF32, false, 64},
+                      // groups of 6: a tile of four heads and two more one by one
+                      AttentionCase{12, 2, 16, DType::kF32, true, 64},
                       AttentionCase{6, 3, 16, DType::kF32, false, 17}));
 
 }  // namespace

@@ -136,6 +136,93 @@ void AccumulateBlock(const float* p, const float* values, int64_t n, int64_t d, 
   }
 }
 
+// Query heads that share a KV head are taken kHeadTile at a time below, so that each key or value
+// vector loaded from the block feeds kHeadTile heads' multiply-adds: one head at a time, the loops
+// are bound by loads (one vector load per multiply-add), which is what made groups of 12 (MQA,
+// MLKV) compute-bound at a fraction of the core's multiply-add rate.
+constexpr int64_t kHeadTile = 4;
+
+// scores[h * score_stride + t] = scale * sum_i q[h][i] * keys[i][t] for kHeadTile heads (rows of
+// q, d apart) and t < n, the block width known at compile time as in ScoreBlockFixed.
+template <int64_t kBlockSize>
+void ScoreHeadTileFixed(const float* q, const float* keys, int64_t n, int64_t d, float scale,
+                        float* scores, int64_t score_stride) {
+  float sum[kHeadTile][kBlockSize] = {};
+  for (int64_t i = 0; i < d; ++i) {
+    const float* k = keys + i * kBlockSize;
+    for (int64_t h = 0; h < kHeadTile; ++h) {
+      const float qi = q[h * d + i];
+#pragma omp simd
+      for (int64_t t = 0; t < kBlockSize; ++t) sum[h][t] += qi * k[t];
+    }
+  }
+  for (int64_t h = 0; h < kHeadTile; ++h) {
+    for (int64_t t = 0; t < n; ++t) scores[h * score_stride + t] = sum[h][t] * scale;
+  }
+}
+
+// Scores of `group` adjacent query heads (rows of q) against one block's keys, head h's at
+// scores + h * score_stride: kHeadTile heads at a time where the block width is one the tile is
+// built for, the rest one by one.
+void ScoreGroup(const float* q, const float* keys, int64_t block_size, int64_t n, int64_t d,
+                int64_t group, float scale, float* scores, int64_t score_stride) {
+  int64_t h = 0;
+  for (; h + kHeadTile <= group && (block_size == 16 || block_size == 32); h += kHeadTile) {
+    if (block_size == 16) {
+      ScoreHeadTileFixed<16>(q + h * d, keys, n, d, scale, scores + h * score_stride,
+                             score_stride);
+    } else {
+      ScoreHeadTileFixed<32>(q + h * d, keys, n, d, scale, scores + h * score_stride,
+                             score_stride);
+    }
+  }
+  for (; h < group; ++h) {
+    ScoreBlock(q + h * d, keys, block_size, n, d, scale, scores + h * score_stride);
+  }
+}
+
+// acc[h][i] += sum_t p[h * p_stride + t] * values[t][i] for kHeadTile heads (rows of acc) and
+// i < kHeadDim, a chunk of dims at a time so that the tile's running sums stay in registers.
+template <int64_t kHeadDim>
+void AccumulateHeadTileFixed(const float* p, int64_t p_stride, const float* values, int64_t n,
+                             float* acc) {
+  constexpr int64_t kChunk = 32;
+  static_assert(kHeadDim % kChunk == 0);
+  for (int64_t c = 0; c < kHeadDim; c += kChunk) {
+    float sum[kHeadTile][kChunk];
+    for (int64_t h = 0; h < kHeadTile; ++h) {
+      std::copy(acc + h * kHeadDim + c, acc + h * kHeadDim + c + kChunk, sum[h]);
+    }
+    for (int64_t t = 0; t < n; ++t) {
+      const float* row = values + t * kHeadDim + c;
+      for (int64_t h = 0; h < kHeadTile; ++h) {
+        const float pt = p[h * p_stride + t];
+#pragma omp simd
+        for (int64_t i = 0; i < kChunk; ++i) sum[h][i] += pt * row[i];
+      }
+    }
+    for (int64_t h = 0; h < kHeadTile; ++h) {
+      std::copy(sum[h], sum[h] + kChunk, acc + h * kHeadDim + c);
+    }
+  }
+}
+
+// The values of one block weighted by `group` adjacent heads' probabilities (head h's at
+// p + h * p_stride) onto their accumulators (rows of acc): kHeadTile heads at a time for the head
+// dims the tile is built for, the rest one by one.
+void AccumulateGroup(const float* p, int64_t p_stride, const float* values, int64_t n, int64_t d,
+                     int64_t group, float* acc) {
+  int64_t h = 0;
+  for (; h + kHeadTile <= group && (d == 64 || d == 128); h += kHeadTile) {
+    if (d == 64) {
+      AccumulateHeadTileFixed<64>(p + h * p_stride, p_stride, values, n, acc + h * d);
+    } else {
+      AccumulateHeadTileFixed<128>(p + h * p_stride, p_stride, values, n, acc + h * d);
+    }
+  }
+  for (; h < group; ++h) AccumulateBlock(p + h * p_stride, values, n, d, acc + h * d);
+}
+
 // Per-thread scratch, reused across work items.
 struct Scratch {
   std::vector<float> scores;  // [query head of the item][context]
@@ -174,10 +261,8 @@ void AttendKvHeads(const float* q_row, int64_t kv_begin, int64_t kv_count, int64
         RotateKeyColumns(s.block.data(), bs, first, n, rotary);
         keys = s.block.data();
       }
-      for (int64_t h = j * group; h < (j + 1) * group; ++h) {
-        ScoreBlock(q_first + h * d, keys, bs, n, d, params.scale,
-                   s.scores.data() + h * context + first);
-      }
+      ScoreGroup(q_first + j * group * d, keys, bs, n, d, group, params.scale,
+                 s.scores.data() + j * group * context + first, context);
     }
   });
   // Softmax in float32 with the maximum subtracted (every term is in (0, 1], so a float sum loses
@@ -199,10 +284,8 @@ void AttendKvHeads(const float* q_row, int64_t kv_begin, int64_t kv_count, int64
     for (int64_t j = 0; j < kv_count; ++j) {
       const float* values = BlockAsFloat(cache, cache.v_cache,
                                          BlockOffset(cache, block, kv_begin + j), s.block.data());
-      for (int64_t h = j * group; h < (j + 1) * group; ++h) {
-        AccumulateBlock(s.scores.data() + h * context + first, values, n, d,
-                        s.acc.data() + h * d);
-      }
+      AccumulateGroup(s.scores.data() + j * group * context + first, context, values, n, d,
+                      group, s.acc.data() + j * group * d);
     }
   });
   std::memcpy(out_row + kv_begin * group * d, s.acc.data(), sizeof(float) * heads * d);
