@@ -193,15 +193,18 @@ struct AttentionCase {
   int64_t num_heads, num_kv_heads, block_size;
   DType dtype;
   bool rotate_keys_on_read;
-  // 64 and 128 take the kernels' fixed-size paths, and groups of 4 or more heads their tiles of
-  // four heads (block sizes 16 and 32 for the scores, head dims 64 and 128 for the values).
+  // 64 and 128 take the kernels' fixed-size paths, and four or more query vectors per KV head (a
+  // group's heads over a tile of rows) their tiles of four (block sizes 16 and 32 for the scores,
+  // head dims 64 and 128 for the values).
   int64_t head_dim = 16;
 };
 
 class PagedAttentionTest : public ::testing::TestWithParam<AttentionCase> {};
 
 // Two sequences: one decodes a single token after a long context, one feeds a prompt chunk on top
-// of an existing prefix. Their blocks are shuffled over the pool, and unused slots are poisoned.
+// of an existing prefix (6 rows at positions 15-20: a tile of four rows whose first ends on a
+// block boundary of 16, then one of two). Their blocks are shuffled over the pool, and unused
+// slots are poisoned.
 TEST_P(PagedAttentionTest, MatchesDenseCausalAttention) {
   const AttentionCase c = GetParam();
   const int64_t d = c.head_dim, rotary_dims = 8, max_pos = 64;
@@ -315,6 +318,37 @@ INSTANTIATE_TEST_SUITE_P(
                       // groups of 6: a tile of four heads and two more one by one
                       AttentionCase{12, 2, 16, DType::kF32, true, 64},
                       AttentionCase{6, 3, 16, DType::kF32, false, 17}));
+
+// Rows of a prompt chunk are attended together, but causally: the last token's non-finite value
+// (an f16 cache's overflow, say) must not reach the rows before it, which do not attend to it.
+// With one head of 64 dims over 4 rows, the rows share the kernel's tiles; the block of 16 ends
+// past every row, so the boundary path is taken.
+TEST(CpuKernelsTest, PromptChunkRowsNeverReadLaterTokens) {
+  auto backend = CreateCpuBackend();
+  std::mt19937 rng(8);
+  const int64_t rows = 4, d = 64, block_size = 16;
+  auto k = RandomVector(rows * d, rng), v = RandomVector(rows * d, rng);
+  v[(rows - 1) * d + 5] = std::numeric_limits<float>::infinity();
+  auto k_pool = *backend->Allocate(block_size * d * sizeof(float));
+  auto v_pool = *backend->Allocate(block_size * d * sizeof(float));
+  const KvCacheView cache{k_pool->data(), v_pool->data(), DType::kF32, 1, block_size, 1, d};
+  const std::vector<int64_t> slots = {0, 1, 2, 3};
+  const std::vector<int32_t> positions = {0, 1, 2, 3}, query_start = {0, 4}, context = {4},
+                             table = {0};
+  backend->WriteKvCache(k.data(), v.data(), {rows, nullptr, slots.data()}, cache);
+  const auto q = RandomVector(rows * d, rng);
+  std::vector<float> out(rows * d);
+  const StepBatchView batch{rows, positions.data(), nullptr, 1, query_start.data(),
+                            context.data(), table.data(), 1};
+  backend->PagedAttention(q.data(), batch, cache, RotaryView{},
+                          AttentionParams{1, 0.125f, false}, out.data());
+  for (int64_t r = 0; r + 1 < rows; ++r) {
+    for (int64_t i = 0; i < d; ++i) {
+      ASSERT_TRUE(std::isfinite(out[r * d + i])) << "row " << r << " dim " << i;
+    }
+  }
+  EXPECT_TRUE(std::isinf(out[(rows - 1) * d + 5]));  // the last row does attend to it
+}
 
 }  // namespace
 }  // namespace mlkv

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "common/half.h"
@@ -136,98 +137,101 @@ void AccumulateBlock(const float* p, const float* values, int64_t n, int64_t d, 
   }
 }
 
-// Query heads that share a KV head are taken kHeadTile at a time below, so that each key or value
-// vector loaded from the block feeds kHeadTile heads' multiply-adds: one head at a time, the loops
-// are bound by loads (one vector load per multiply-add), which is what made groups of 12 (MQA,
-// MLKV) compute-bound at a fraction of the core's multiply-add rate.
-constexpr int64_t kHeadTile = 4;
+// The query vectors that read one KV head (a group's heads, over one row or several rows of a
+// sequence) are taken kQueryTile at a time below, so that each key or value vector loaded from a
+// block feeds kQueryTile vectors' multiply-adds. One at a time, the loops are bound by loads (one
+// vector load per multiply-add), which left groups of 12 (MQA, MLKV) and prompt chunks
+// compute-bound at a fraction of the core's multiply-add rate.
+constexpr int64_t kQueryTile = 4;
 
-// scores[h * score_stride + t] = scale * sum_i q[h][i] * keys[i][t] for kHeadTile heads (rows of
-// q, d apart) and t < n, the block width known at compile time as in ScoreBlockFixed.
+// scores[v * score_stride + t] = scale * sum_i q[v][i] * keys[i][t] for kQueryTile query vectors
+// (rows of q, d apart) and t < n, the block width known at compile time as in ScoreBlockFixed.
 template <int64_t kBlockSize>
-void ScoreHeadTileFixed(const float* q, const float* keys, int64_t n, int64_t d, float scale,
-                        float* scores, int64_t score_stride) {
-  float sum[kHeadTile][kBlockSize] = {};
+void ScoreQueryTileFixed(const float* q, const float* keys, int64_t n, int64_t d, float scale,
+                         float* scores, int64_t score_stride) {
+  float sum[kQueryTile][kBlockSize] = {};
   for (int64_t i = 0; i < d; ++i) {
     const float* k = keys + i * kBlockSize;
-    for (int64_t h = 0; h < kHeadTile; ++h) {
-      const float qi = q[h * d + i];
+    for (int64_t v = 0; v < kQueryTile; ++v) {
+      const float qi = q[v * d + i];
 #pragma omp simd
-      for (int64_t t = 0; t < kBlockSize; ++t) sum[h][t] += qi * k[t];
+      for (int64_t t = 0; t < kBlockSize; ++t) sum[v][t] += qi * k[t];
     }
   }
-  for (int64_t h = 0; h < kHeadTile; ++h) {
-    for (int64_t t = 0; t < n; ++t) scores[h * score_stride + t] = sum[h][t] * scale;
+  for (int64_t v = 0; v < kQueryTile; ++v) {
+    for (int64_t t = 0; t < n; ++t) scores[v * score_stride + t] = sum[v][t] * scale;
   }
 }
 
-// Scores of `group` adjacent query heads (rows of q) against one block's keys, head h's at
-// scores + h * score_stride: kHeadTile heads at a time where the block width is one the tile is
-// built for, the rest one by one.
-void ScoreGroup(const float* q, const float* keys, int64_t block_size, int64_t n, int64_t d,
-                int64_t group, float scale, float* scores, int64_t score_stride) {
-  int64_t h = 0;
-  for (; h + kHeadTile <= group && (block_size == 16 || block_size == 32); h += kHeadTile) {
+// Scores of `count` query vectors (rows of q) against one block's keys, vector v's at
+// scores + v * score_stride: kQueryTile vectors at a time where the block width is one the tile
+// is built for, the rest one by one.
+void ScoreQueries(const float* q, const float* keys, int64_t block_size, int64_t n, int64_t d,
+                  int64_t count, float scale, float* scores, int64_t score_stride) {
+  int64_t v = 0;
+  for (; v + kQueryTile <= count && (block_size == 16 || block_size == 32); v += kQueryTile) {
     if (block_size == 16) {
-      ScoreHeadTileFixed<16>(q + h * d, keys, n, d, scale, scores + h * score_stride,
-                             score_stride);
+      ScoreQueryTileFixed<16>(q + v * d, keys, n, d, scale, scores + v * score_stride,
+                              score_stride);
     } else {
-      ScoreHeadTileFixed<32>(q + h * d, keys, n, d, scale, scores + h * score_stride,
-                             score_stride);
+      ScoreQueryTileFixed<32>(q + v * d, keys, n, d, scale, scores + v * score_stride,
+                              score_stride);
     }
   }
-  for (; h < group; ++h) {
-    ScoreBlock(q + h * d, keys, block_size, n, d, scale, scores + h * score_stride);
+  for (; v < count; ++v) {
+    ScoreBlock(q + v * d, keys, block_size, n, d, scale, scores + v * score_stride);
   }
 }
 
-// acc[h][i] += sum_t p[h * p_stride + t] * values[t][i] for kHeadTile heads (rows of acc) and
+// acc[v][i] += sum_t p[v * p_stride + t] * values[t][i] for kQueryTile vectors (rows of acc) and
 // i < kHeadDim, a chunk of dims at a time so that the tile's running sums stay in registers.
 template <int64_t kHeadDim>
-void AccumulateHeadTileFixed(const float* p, int64_t p_stride, const float* values, int64_t n,
-                             float* acc) {
+void AccumulateQueryTileFixed(const float* p, int64_t p_stride, const float* values, int64_t n,
+                              float* acc) {
   constexpr int64_t kChunk = 32;
   static_assert(kHeadDim % kChunk == 0);
   for (int64_t c = 0; c < kHeadDim; c += kChunk) {
-    float sum[kHeadTile][kChunk];
-    for (int64_t h = 0; h < kHeadTile; ++h) {
-      std::copy(acc + h * kHeadDim + c, acc + h * kHeadDim + c + kChunk, sum[h]);
+    float sum[kQueryTile][kChunk];
+    for (int64_t v = 0; v < kQueryTile; ++v) {
+      std::copy(acc + v * kHeadDim + c, acc + v * kHeadDim + c + kChunk, sum[v]);
     }
     for (int64_t t = 0; t < n; ++t) {
       const float* row = values + t * kHeadDim + c;
-      for (int64_t h = 0; h < kHeadTile; ++h) {
-        const float pt = p[h * p_stride + t];
+      for (int64_t v = 0; v < kQueryTile; ++v) {
+        const float pt = p[v * p_stride + t];
 #pragma omp simd
-        for (int64_t i = 0; i < kChunk; ++i) sum[h][i] += pt * row[i];
+        for (int64_t i = 0; i < kChunk; ++i) sum[v][i] += pt * row[i];
       }
     }
-    for (int64_t h = 0; h < kHeadTile; ++h) {
-      std::copy(sum[h], sum[h] + kChunk, acc + h * kHeadDim + c);
+    for (int64_t v = 0; v < kQueryTile; ++v) {
+      std::copy(sum[v], sum[v] + kChunk, acc + v * kHeadDim + c);
     }
   }
 }
 
-// The values of one block weighted by `group` adjacent heads' probabilities (head h's at
-// p + h * p_stride) onto their accumulators (rows of acc): kHeadTile heads at a time for the head
-// dims the tile is built for, the rest one by one.
-void AccumulateGroup(const float* p, int64_t p_stride, const float* values, int64_t n, int64_t d,
-                     int64_t group, float* acc) {
-  int64_t h = 0;
-  for (; h + kHeadTile <= group && (d == 64 || d == 128); h += kHeadTile) {
+// One block's values weighted by `count` query vectors' probabilities (vector v's at
+// p + v * p_stride) onto their accumulators (rows of acc): kQueryTile vectors at a time for the
+// head dims the tile is built for, the rest one by one.
+void AccumulateQueries(const float* p, int64_t p_stride, const float* values, int64_t n,
+                       int64_t d, int64_t count, float* acc) {
+  int64_t v = 0;
+  for (; v + kQueryTile <= count && (d == 64 || d == 128); v += kQueryTile) {
     if (d == 64) {
-      AccumulateHeadTileFixed<64>(p + h * p_stride, p_stride, values, n, acc + h * d);
+      AccumulateQueryTileFixed<64>(p + v * p_stride, p_stride, values, n, acc + v * d);
     } else {
-      AccumulateHeadTileFixed<128>(p + h * p_stride, p_stride, values, n, acc + h * d);
+      AccumulateQueryTileFixed<128>(p + v * p_stride, p_stride, values, n, acc + v * d);
     }
   }
-  for (; h < group; ++h) AccumulateBlock(p + h * p_stride, values, n, d, acc + h * d);
+  for (; v < count; ++v) AccumulateBlock(p + v * p_stride, values, n, d, acc + v * d);
 }
 
-// Per-thread scratch, reused across work items.
+// Per-thread scratch, reused across work items. Query vectors are numbered (KV head of the item,
+// row of the item, query head of the group), so that those reading one KV head are adjacent.
 struct Scratch {
-  std::vector<float> scores;  // [query head of the item][context]
+  std::vector<float> q;       // [query vector][head_dim]
+  std::vector<float> scores;  // [query vector][the item's longest context]
   std::vector<float> block;   // one (block, head) of keys or values as float32
-  std::vector<float> acc;     // [query head of the item][head_dim]
+  std::vector<float> acc;     // [query vector][head_dim]
 };
 
 // Calls fn(first_token, n, block) for each block holding a sequence's tokens < context, in order.
@@ -240,55 +244,108 @@ void ForEachCachedBlock(const KvCacheView& cache, const int32_t* block_table, in
   }
 }
 
-// Attention of one row's query heads that read KV heads [kv_begin, kv_begin + kv_count): their
-// `group` query heads each are adjacent in q and out. Blocks are the outer loop and heads the
-// inner one, so the item streams each block's slabs of those heads, which lie side by side.
-void AttendKvHeads(const float* q_row, int64_t kv_begin, int64_t kv_count, int64_t group,
-                   int64_t context, const int32_t* block_table, const KvCacheView& cache,
-                   const RotaryView& rotary, const AttentionParams& params, Scratch& s,
-                   float* out_row) {
-  const int64_t d = cache.head_dim, bs = cache.block_size, heads = kv_count * group;
-  const float* q_first = q_row + kv_begin * group * d;
-  s.scores.resize(heads * context);
+// A work item: consecutive rows of one sequence (a decode row, or up to kRowTile rows of a prompt
+// chunk) and a run of KV heads.
+struct AttentionItem {
+  int64_t first_row = 0, num_rows = 0;
+  int64_t kv_begin = 0, kv_count = 0;
+  const int32_t* block_table = nullptr;
+};
+constexpr int64_t kRowTile = 4;
+
+// Attention of the item's rows for the query heads that read its KV heads (each KV head's `group`
+// query heads are adjacent in q and out). Blocks are the outer loop and KV heads the inner one,
+// so the item streams each block's slabs of those heads, which lie side by side; every row of the
+// item reads each block once with all its heads. Rows see different numbers of tokens (row r
+// attends to positions[r] + 1): scores are computed up to the item's longest context, but a row's
+// softmax and weighted sum cover its own tokens only, so that a later token's values (even
+// non-finite ones, such as an f16 cache's overflow) never reach an earlier row.
+void AttendItem(const float* q, const AttentionItem& item, int64_t group, int64_t row_elems,
+                const StepBatchView& batch, const KvCacheView& cache, const RotaryView& rotary,
+                const AttentionParams& params, Scratch& s, float* out) {
+  const int64_t d = cache.head_dim, bs = cache.block_size;
+  const int64_t per_kv = item.num_rows * group;  // query vectors that read one KV head
+  const int64_t count = item.kv_count * per_kv;
+  const auto own_context = [&](int64_t r) -> int64_t {
+    return batch.positions[item.first_row + r] + 1;
+  };
+  int64_t context = 0, shortest = std::numeric_limits<int64_t>::max();
+  for (int64_t r = 0; r < item.num_rows; ++r) {
+    context = std::max(context, own_context(r));
+    shortest = std::min(shortest, own_context(r));
+  }
+  const auto vector_of = [&](int64_t j, int64_t r) { return (j * item.num_rows + r) * group; };
+  s.q.resize(count * d);
+  for (int64_t j = 0; j < item.kv_count; ++j) {
+    for (int64_t r = 0; r < item.num_rows; ++r) {
+      std::memcpy(s.q.data() + vector_of(j, r) * d,
+                  q + (item.first_row + r) * row_elems + (item.kv_begin + j) * group * d,
+                  sizeof(float) * group * d);
+    }
+  }
+  s.scores.resize(count * context);
   s.block.resize(bs * d);
-  s.acc.assign(heads * d, 0.0f);
-  ForEachCachedBlock(cache, block_table, context, [&](int64_t first, int64_t n, int64_t block) {
-    for (int64_t j = 0; j < kv_count; ++j) {
+  s.acc.assign(count * d, 0.0f);
+  ForEachCachedBlock(cache, item.block_table, context, [&](int64_t first, int64_t n,
+                                                          int64_t block) {
+    for (int64_t j = 0; j < item.kv_count; ++j) {
       const float* keys = BlockAsFloat(cache, cache.k_cache,
-                                       BlockOffset(cache, block, kv_begin + j), s.block.data());
+                                       BlockOffset(cache, block, item.kv_begin + j),
+                                       s.block.data());
       if (params.rotate_keys_on_read) {
         if (keys != s.block.data()) std::memcpy(s.block.data(), keys, sizeof(float) * bs * d);
         RotateKeyColumns(s.block.data(), bs, first, n, rotary);
         keys = s.block.data();
       }
-      ScoreGroup(q_first + j * group * d, keys, bs, n, d, group, params.scale,
-                 s.scores.data() + j * group * context + first, context);
+      ScoreQueries(s.q.data() + j * per_kv * d, keys, bs, n, d, per_kv, params.scale,
+                   s.scores.data() + j * per_kv * context + first, context);
     }
   });
   // Softmax in float32 with the maximum subtracted (every term is in (0, 1], so a float sum loses
-  // at most a few ulps even over long contexts).
-  for (int64_t h = 0; h < heads; ++h) {
-    float* p = s.scores.data() + h * context;
-    const float max = *std::max_element(p, p + context);
-    float sum = 0.0f;
+  // at most a few ulps even over long contexts), over each row's own tokens.
+  for (int64_t j = 0; j < item.kv_count; ++j) {
+    for (int64_t r = 0; r < item.num_rows; ++r) {
+      const int64_t own = own_context(r);
+      for (int64_t h = 0; h < group; ++h) {
+        float* p = s.scores.data() + (vector_of(j, r) + h) * context;
+        const float max = *std::max_element(p, p + own);
+        float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-    for (int64_t t = 0; t < context; ++t) {
-      p[t] = FastExp(p[t] - max);
-      sum += p[t];
-    }
-    const float inv = 1.0f / sum;
+        for (int64_t t = 0; t < own; ++t) {
+          p[t] = FastExp(p[t] - max);
+          sum += p[t];
+        }
+        const float inv = 1.0f / sum;
 #pragma omp simd
-    for (int64_t t = 0; t < context; ++t) p[t] *= inv;
+        for (int64_t t = 0; t < own; ++t) p[t] *= inv;
+      }
+    }
   }
-  ForEachCachedBlock(cache, block_table, context, [&](int64_t first, int64_t n, int64_t block) {
-    for (int64_t j = 0; j < kv_count; ++j) {
+  ForEachCachedBlock(cache, item.block_table, context, [&](int64_t first, int64_t n,
+                                                          int64_t block) {
+    for (int64_t j = 0; j < item.kv_count; ++j) {
       const float* values = BlockAsFloat(cache, cache.v_cache,
-                                         BlockOffset(cache, block, kv_begin + j), s.block.data());
-      AccumulateGroup(s.scores.data() + j * group * context + first, context, values, n, d,
-                      group, s.acc.data() + j * group * d);
+                                         BlockOffset(cache, block, item.kv_begin + j),
+                                         s.block.data());
+      if (first + n <= shortest) {  // a block every row attends to in full: all rows together
+        AccumulateQueries(s.scores.data() + j * per_kv * context + first, context, values, n, d,
+                          per_kv, s.acc.data() + j * per_kv * d);
+        continue;
+      }
+      for (int64_t r = 0; r < item.num_rows; ++r) {
+        const int64_t own_n = std::clamp<int64_t>(own_context(r) - first, 0, n);
+        if (own_n == 0) continue;
+        AccumulateQueries(s.scores.data() + vector_of(j, r) * context + first, context, values,
+                          own_n, d, group, s.acc.data() + vector_of(j, r) * d);
+      }
     }
   });
-  std::memcpy(out_row + kv_begin * group * d, s.acc.data(), sizeof(float) * heads * d);
+  for (int64_t j = 0; j < item.kv_count; ++j) {
+    for (int64_t r = 0; r < item.num_rows; ++r) {
+      std::memcpy(out + (item.first_row + r) * row_elems + (item.kv_begin + j) * group * d,
+                  s.acc.data() + vector_of(j, r) * d, sizeof(float) * group * d);
+    }
+  }
 }
 
 }  // namespace
@@ -317,28 +374,38 @@ void PagedAttention(const float* q, const StepBatchView& batch, const KvCacheVie
                     const RotaryView& rotary, const AttentionParams& params, float* out) {
   const int64_t group = params.num_heads / cache.num_kv_heads;
   const int64_t row_elems = params.num_heads * cache.head_dim;
-  std::vector<int32_t> row_seq(batch.num_tokens);
+  // Row tiles: up to kRowTile consecutive rows of one sequence, which read the same blocks.
+  struct RowTile {
+    int64_t first_row, num_rows, seq;
+  };
+  std::vector<RowTile> tiles;
   for (int64_t s = 0; s < batch.num_seqs; ++s) {
-    for (int32_t r = batch.query_start[s]; r < batch.query_start[s + 1]; ++r) row_seq[r] = s;
+    for (int64_t r = batch.query_start[s]; r < batch.query_start[s + 1]; r += kRowTile) {
+      tiles.push_back({r, std::min<int64_t>(kRowTile, batch.query_start[s + 1] - r), s});
+    }
   }
-  // Work items are (row, run of KV heads): whole rows when there are enough of them to keep every
-  // thread busy (each item then streams whole blocks), single heads when rows are few (decode
-  // at batch 1).
+  // Work items are (row tile, run of KV heads): all KV heads when there are enough tiles to keep
+  // every thread busy (each item then streams whole blocks), single heads when tiles are few
+  // (decode at batch 1).
+  const int64_t num_tiles = static_cast<int64_t>(tiles.size());
   const int64_t threads = omp_get_max_threads();
   const int64_t heads_per_item = std::clamp<int64_t>(
-      batch.num_tokens * cache.num_kv_heads / (4 * threads), 1, cache.num_kv_heads);
+      num_tiles * cache.num_kv_heads / (4 * threads), 1, cache.num_kv_heads);
   const int64_t chunks = (cache.num_kv_heads + heads_per_item - 1) / heads_per_item;
-  const int64_t items = batch.num_tokens * chunks;
+  const int64_t items = num_tiles * chunks;
 #pragma omp parallel
   {
     Scratch scratch;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t item = 0; item < items; ++item) {
-      const int64_t row = item / chunks, kv_begin = (item % chunks) * heads_per_item;
-      const int64_t kv_count = std::min(heads_per_item, cache.num_kv_heads - kv_begin);
-      const int32_t* block_table = batch.block_tables + row_seq[row] * batch.max_blocks_per_seq;
-      AttendKvHeads(q + row * row_elems, kv_begin, kv_count, group, batch.positions[row] + 1,
-                    block_table, cache, rotary, params, scratch, out + row * row_elems);
+    for (int64_t i = 0; i < items; ++i) {
+      const RowTile& tile = tiles[i / chunks];
+      AttentionItem item;
+      item.first_row = tile.first_row;
+      item.num_rows = tile.num_rows;
+      item.kv_begin = (i % chunks) * heads_per_item;
+      item.kv_count = std::min(heads_per_item, cache.num_kv_heads - item.kv_begin);
+      item.block_table = batch.block_tables + tile.seq * batch.max_blocks_per_seq;
+      AttendItem(q, item, group, row_elems, batch, cache, rotary, params, scratch, out);
     }
   }
 }
