@@ -12,10 +12,14 @@ namespace {
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t RoundUp(int64_t a, int64_t b) { return CeilDiv(a, b) * b; }
 
-// The splits that would give the device kTargetBlocksPerSm thread blocks per SM.
-int64_t SplitsToFill(const AttentionShape& shape, int64_t num_sms) {
+// The splits the planner chooses for `context` tokens when none are forced: only as many as give
+// the device kTargetBlocksPerSm thread blocks per SM, and never shorter than kMinSplitTokens, so
+// that a long context gets more splits than a short one.
+int64_t ChosenSplits(const AttentionShape& shape, int64_t context, int64_t num_sms) {
   const int64_t blocks = std::max<int64_t>(shape.num_tokens * shape.num_kv_heads, 1);
-  return CeilDiv(std::max<int64_t>(num_sms, 1) * kTargetBlocksPerSm, blocks);
+  const int64_t to_fill = CeilDiv(std::max<int64_t>(num_sms, 1) * kTargetBlocksPerSm, blocks);
+  return std::clamp<int64_t>(std::min(to_fill, CeilDiv(context, kMinSplitTokens)), 1,
+                             kMaxSplits);
 }
 
 // Per split, row and query head: the normalised partial output (d floats), its max and sum.
@@ -75,12 +79,7 @@ AttentionPlan PlanAttention(const AttentionShape& shape, int64_t num_sms,
   if (forced_split_tokens > 0) {
     split_tokens = RoundUp(forced_split_tokens, kAttentionTile);
   } else {
-    // Split only as far as needed to give the device kTargetBlocksPerSm blocks per SM, and never
-    // below kMinSplitTokens per split: a long context then gets more splits than a short one.
-    const int64_t wanted = SplitsToFill(shape, num_sms);
-    const int64_t by_length = CeilDiv(context, kMinSplitTokens);
-    const int64_t splits = std::clamp<int64_t>(std::min(wanted, by_length), 1, kMaxSplits);
-    split_tokens = RoundUp(CeilDiv(context, splits), kAttentionTile);
+    split_tokens = RoundUp(CeilDiv(context, ChosenSplits(shape, context, num_sms)), kAttentionTile);
   }
   // Cap the count (and so the workspace) by lengthening splits.
   split_tokens = std::max(split_tokens, RoundUp(CeilDiv(context, kMaxSplits), kAttentionTile));
@@ -103,9 +102,7 @@ int64_t MaxAttentionWorkspace(const AttentionShape& largest, int64_t num_sms,
         forced_split_tokens > 0
             ? std::min<int64_t>(CeilDiv(context, RoundUp(forced_split_tokens, kAttentionTile)),
                                 kMaxSplits)
-            : std::clamp<int64_t>(
-                  std::min(SplitsToFill(shape, num_sms), CeilDiv(context, kMinSplitTokens)), 1,
-                  kMaxSplits);
+            : ChosenSplits(shape, context, num_sms);
     most = std::max(most, SplitWorkspaceBytes(shape, splits));
   }
   return most;
