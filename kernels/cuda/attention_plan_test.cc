@@ -1,6 +1,9 @@
-// The CUDA attention planner on the CPU: which shapes are served, when and how the context is
-// split, and the shared-memory layout's sizes and bank-conflict-free strides.
+// The CUDA attention planner on the CPU: which shapes are served and by which kernel, when and how
+// the context is split, and the shared-memory layout's sizes and bank-conflict-free strides.
 #include "kernels/cuda/attention_plan.h"
+
+#include <algorithm>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -17,6 +20,13 @@ AttentionShape Shape(int64_t tokens, int64_t heads, int64_t kv_heads, int64_t d,
   s.max_context = context;
   s.kv_dtype = dtype;
   return s;
+}
+
+// `shape` asking for the tensor-core kernel, with `seqs` sequences.
+AttentionShape TensorCore(AttentionShape shape, int64_t seqs) {
+  shape.kernel = AttentionKernel::kTensorCore;
+  shape.num_seqs = seqs;
+  return shape;
 }
 
 TEST(AttentionPlanTest, ServesGroupsUpTo16AndHeadDimsUpTo256) {
@@ -51,14 +61,21 @@ TEST(AttentionPlanTest, SplitsOnlyWhenTheGridIsSmall) {
 }
 
 TEST(AttentionPlanTest, SplitsCoverTheContextInWholeTiles) {
-  for (int64_t context : {1, 31, 32, 33, 255, 257, 1000, 4097, 100000}) {
+  for (int64_t context : {1, 31, 32, 33, 63, 65, 255, 257, 1000, 4097, 100000}) {
     for (int64_t tokens : {1, 3, 40}) {
-      const AttentionPlan p = PlanAttention(Shape(tokens, 8, 2, 64, context), 108, 0);
-      EXPECT_EQ(p.split_tokens % kAttentionTile, 0);
-      EXPECT_GE(p.split_tokens * p.num_splits, context);
-      EXPECT_LT(p.split_tokens * (p.num_splits - 1), context);  // no split starts past the end
-      EXPECT_GE(p.num_splits, 1);
-      EXPECT_LE(p.num_splits, kMaxSplits);
+      const AttentionPlan simt = PlanAttention(Shape(tokens, 8, 2, 64, context), 108, 0);
+      EXPECT_EQ(simt.tile_tokens, kAttentionTile);
+      const AttentionShape narrow = Shape(tokens, 8, 2, 64, context, DType::kBF16);
+      const AttentionPlan tensor_core = PlanAttention(TensorCore(narrow, 1), 108, 0);
+      EXPECT_EQ(tensor_core.kernel, AttentionKernel::kTensorCore);
+      EXPECT_EQ(tensor_core.tile_tokens, kTensorCoreTile);
+      for (const AttentionPlan& p : {simt, tensor_core}) {
+        EXPECT_EQ(p.split_tokens % p.tile_tokens, 0);
+        EXPECT_GE(p.split_tokens * p.num_splits, context);
+        EXPECT_LT(p.split_tokens * (p.num_splits - 1), context);  // no split starts past the end
+        EXPECT_GE(p.num_splits, 1);
+        EXPECT_LE(p.num_splits, kMaxSplits);
+      }
     }
   }
 }
@@ -74,35 +91,115 @@ TEST(AttentionPlanTest, ForcedSplitsRoundToTilesAndSizeTheWorkspace) {
   EXPECT_GE(capped.num_splits * capped.split_tokens, 10000);
 }
 
-// The reserve bounds every plan of a smaller step (fewer rows, shorter contexts), chosen or
-// forced, checked by brute force, and is no more than twice the largest of them (it is a bound,
-// not an estimate that could fall short).
+// The reserve bounds every plan of a smaller step (fewer rows, shorter contexts, decode steps or
+// prompt chunks), chosen or forced, for both kernels, checked by brute force, and is no more than
+// twice the largest of them (it is a bound, not an estimate that could fall short).
 TEST(AttentionPlanTest, MaxWorkspaceBoundsEverySmallerStep) {
   struct Case {
     int64_t heads, kv_heads, d, tokens, context, sms, forced;
   };
-  for (const Case& c : {Case{12, 12, 64, 40, 2048, 132, 0}, Case{12, 1, 64, 300, 2048, 132, 0},
-                        Case{16, 2, 128, 8, 20000, 108, 0}, Case{12, 1, 64, 5, 3000, 132, 100},
-                        Case{8, 8, 256, 3, 700, 16, 32}, Case{4, 1, 64, 1, 1, 132, 0}}) {
-    const AttentionShape largest = Shape(c.tokens, c.heads, c.kv_heads, c.d, c.context);
-    const int64_t bound = MaxAttentionWorkspace(largest, c.sms, c.forced);
-    int64_t most = 0;
-    for (int64_t tokens = 1; tokens <= c.tokens; ++tokens) {
-      for (int64_t context = 1; context <= c.context; context += 1 + context / 64) {
-        const AttentionShape shape = Shape(tokens, c.heads, c.kv_heads, c.d, context);
-        const int64_t bytes = PlanAttention(shape, c.sms, c.forced).workspace_bytes;
-        ASSERT_LE(bytes, bound) << tokens << " rows, context " << context;
+  for (const AttentionKernel kernel : {AttentionKernel::kSimt, AttentionKernel::kTensorCore}) {
+    for (const Case& c :
+         {Case{12, 12, 64, 40, 2048, 132, 0}, Case{12, 1, 64, 300, 2048, 132, 0},
+          Case{16, 2, 128, 8, 20000, 108, 0}, Case{12, 1, 64, 5, 3000, 132, 100},
+          Case{8, 8, 256, 3, 700, 16, 32}, Case{4, 1, 64, 1, 1, 132, 0}}) {
+      // bf16, so that the tensor-core kernel serves every head dim it lists.
+      auto shape_of = [&](int64_t tokens, int64_t context, int64_t seqs) {
+        AttentionShape shape = Shape(tokens, c.heads, c.kv_heads, c.d, context, DType::kBF16);
+        shape.kernel = kernel;
+        shape.num_seqs = seqs;
+        return shape;
+      };
+      const int64_t bound = MaxAttentionWorkspace(shape_of(c.tokens, c.context, 0), c.sms,
+                                                  c.forced);
+      int64_t most = 0;
+      for (int64_t tokens = 1; tokens <= c.tokens; ++tokens) {
+        for (int64_t context = 1; context <= c.context; context += 1 + context / 64) {
+          for (int64_t seqs : {int64_t{1}, tokens}) {  // one prompt chunk; a decode step
+            const int64_t bytes =
+                PlanAttention(shape_of(tokens, context, seqs), c.sms, c.forced).workspace_bytes;
+            ASSERT_LE(bytes, bound) << tokens << " rows, context " << context << ", " << seqs
+                                    << " sequences";
+            most = std::max(most, bytes);
+          }
+        }
+        const int64_t bytes =
+            PlanAttention(shape_of(tokens, c.context, 1), c.sms, c.forced).workspace_bytes;
+        ASSERT_LE(bytes, bound) << tokens << " rows, the longest context";
         most = std::max(most, bytes);
       }
-      const int64_t bytes = PlanAttention(Shape(tokens, c.heads, c.kv_heads, c.d, c.context),
-                                          c.sms, c.forced).workspace_bytes;
-      ASSERT_LE(bytes, bound) << tokens << " rows, the longest context";
-      most = std::max(most, bytes);
+      EXPECT_LE(bound, 2 * most) << c.tokens << " rows, context " << c.context;
     }
-    EXPECT_LE(bound, 2 * most) << c.tokens << " rows, context " << c.context;
   }
   // Big steps never split: nothing to reserve.
   EXPECT_EQ(MaxAttentionWorkspace(Shape(1, 12, 12, 64, 1), 132, 0), 0);
+}
+
+// The tensor-core kernel takes f16/bf16 caches of its listed head dims on 16-byte aligned pools;
+// anything else falls back to the SIMT kernel, which serves every shape.
+TEST(AttentionPlanTest, TensorCoreKernelServesNarrowCachesOfItsHeadDims) {
+  for (int64_t d : kTensorCoreHeadDims) {
+    for (DType dtype : {DType::kF16, DType::kBF16}) {
+      EXPECT_EQ(PlanAttention(TensorCore(Shape(1, 12, 1, d, 16, dtype), 1), 132, 0).kernel,
+                AttentionKernel::kTensorCore)
+          << d;
+    }
+    EXPECT_EQ(PlanAttention(TensorCore(Shape(1, 12, 1, d, 16), 1), 132, 0).kernel,
+              AttentionKernel::kSimt)
+        << "f32, d " << d;
+  }
+  for (int64_t d : {16, 17, 48, 112, 256}) {
+    EXPECT_EQ(PlanAttention(TensorCore(Shape(1, 12, 1, d, 16, DType::kF16), 1), 132, 0).kernel,
+              AttentionKernel::kSimt)
+        << d;
+  }
+  AttentionShape unaligned = TensorCore(Shape(1, 12, 1, 64, 16, DType::kBF16), 1);
+  unaligned.pools_aligned = false;
+  EXPECT_EQ(PlanAttention(unaligned, 132, 0).kernel, AttentionKernel::kSimt);
+  // Not asked for: the SIMT kernel, whatever the shape.
+  EXPECT_EQ(PlanAttention(Shape(1, 12, 1, 64, 16, DType::kBF16), 132, 0).kernel,
+            AttentionKernel::kSimt);
+}
+
+// Decode steps give each block one row's group, so its four warps split the tokens; prompt
+// chunks give it as many rows as fill its 64 query vectors.
+TEST(AttentionPlanTest, TensorCoreBlocksTakeWholeRowGroups) {
+  for (int64_t group = 1; group <= kMaxGroupSize; ++group) {
+    const AttentionShape chunk = TensorCore(Shape(40, 2 * group, 2, 64, 512, DType::kF16), 2);
+    const AttentionPlan p = PlanAttention(chunk, 132, 0);
+    EXPECT_EQ(p.rows_per_block, kTensorCoreVectors / group) << group;
+    EXPECT_LE(p.rows_per_block * group, kTensorCoreVectors);
+    // Four warps of 16 vectors each have work: the tile is never under three quarters full.
+    EXPECT_GT(p.rows_per_block * group, 3 * kTensorCoreVectors / 4) << group;
+    const AttentionShape decode = TensorCore(Shape(40, 2 * group, 2, 64, 512, DType::kF16), 40);
+    EXPECT_EQ(PlanAttention(decode, 132, 0).rows_per_block, 1) << group;
+  }
+  EXPECT_EQ(PlanAttention(TensorCore(Shape(40, 12, 1, 64, 512, DType::kF16), 0), 132, 0)
+                .rows_per_block,
+            5);  // sequences unknown: planned as prompt chunks
+}
+
+TEST(AttentionPlanTest, TensorCoreSharedMemoryFitsAnSm80Block) {
+  for (int64_t d : kTensorCoreHeadDims) {
+    const AttentionPlan p = PlanAttention(TensorCore(Shape(1, 12, 1, d, 16, DType::kF16), 1),
+                                          132, 0);
+    EXPECT_EQ(p.smem_bytes, TensorCoreSmemBytes(d));
+    EXPECT_EQ(p.smem_stride, d + 8);
+    EXPECT_LE(p.smem_bytes, 163 * 1024) << d;
+    // 16-byte rows (cp.async destinations) whose 4-byte words land on distinct banks for the
+    // 8 rows x 4 words of an mma operand.
+    EXPECT_EQ(p.smem_stride * 2 % 16, 0);
+    std::vector<bool> seen(32, false);
+    for (int64_t row = 0; row < 8; ++row) {
+      for (int64_t word = 0; word < 4; ++word) {
+        const int64_t bank = (row * p.smem_stride / 2 + word) % 32;
+        EXPECT_FALSE(seen[bank]) << "d " << d;
+        seen[bank] = true;
+      }
+    }
+  }
+  // Pythia's head dim needs no opt-in.
+  EXPECT_LE(TensorCoreSmemBytes(64), 48 * 1024);
 }
 
 TEST(AttentionPlanTest, VectorisesWhenRowsAre16ByteAligned) {
