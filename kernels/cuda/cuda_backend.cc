@@ -143,8 +143,13 @@ class CudaBackend final : public Backend {
       largest.head_dim = limits.head_dim;
       largest.max_context = limits.max_context;
       largest.kv_dtype = limits.kv_dtype;
-      bytes = std::max(bytes, cuda::MaxAttentionWorkspace(largest, num_sms_,
-                                                          options_.attention_split_tokens));
+      // Both kernels: a step whose pools turn out unaligned falls back to the SIMT one.
+      for (const cuda::AttentionKernel kernel :
+           {cuda::AttentionKernel::kSimt, options_.attention_kernel}) {
+        largest.kernel = kernel;
+        bytes = std::max(bytes, cuda::MaxAttentionWorkspace(largest, num_sms_,
+                                                            options_.attention_split_tokens));
+      }
     }
     return RoundedScratch(bytes);
   }
@@ -222,6 +227,8 @@ class CudaBackend final : public Backend {
     shape.num_kv_heads = cache.num_kv_heads;
     shape.head_dim = cache.head_dim;
     shape.max_context = batch.max_blocks_per_seq * cache.block_size;
+    shape.num_seqs = batch.num_seqs;
+    shape.kernel = options_.attention_kernel;
     shape.kv_dtype = cache.dtype;
     shape.pools_aligned = reinterpret_cast<uintptr_t>(cache.k_cache) % 16 == 0 &&
                           reinterpret_cast<uintptr_t>(cache.v_cache) % 16 == 0;

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "kernels/backend.h"
+#include "kernels/cuda/attention_plan.h"
 
 namespace mlkv {
 
@@ -20,6 +21,9 @@ struct CudaBackendOptions {
   // > 0: split every attention row's context into chunks of this many tokens (rounded up to the
   // kernel's tile) and merge them, whatever the planner would choose. For tests and benchmarks.
   int64_t attention_split_tokens = 0;
+  // kTensorCore: f16/bf16 caches of the head dims the tensor-core kernel serves take it; other
+  // shapes keep the SIMT kernel (attention_plan.h). SIMT by default until measured on a GPU.
+  cuda::AttentionKernel attention_kernel = cuda::AttentionKernel::kSimt;
 };
 
 // Fails (UNAVAILABLE) when the build has no CUDA, no device is visible or the device cannot be

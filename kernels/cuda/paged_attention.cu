@@ -1,5 +1,7 @@
-// Causal attention over one sharing group's paged KV cache (layout in kv_layout.h), for decode
-// rows and prompt chunks alike: every row attends to its sequence's tokens 0..position.
+// The SIMT paged-attention kernel: causal attention over one sharing group's paged KV cache
+// (layout in kv_layout.h) for decode rows and prompt chunks alike, in float32 arithmetic: every
+// row attends to its sequence's tokens 0..position. It serves every shape CheckAttentionShape
+// accepts; paged_attention_mma.cu serves f16/bf16 caches on tensor cores when asked to.
 //
 // Grid: (row, KV head, split). One thread block serves all `group` query heads that read one KV
 // head, so each cached key and value is loaded from memory once per group (MQA/MLKV groups of
@@ -19,8 +21,8 @@
 //   row offsets [32]
 //
 // When a step has too few (row, KV head) pairs to fill the GPU, the context is cut into splits
-// (blockIdx.z); each writes its normalised partial output with its max and sum, and a merge kernel
-// combines them: out = sum_s w_s o_s / sum_s w_s, w_s = l_s exp(m_s - max_s m_s).
+// (blockIdx.z); each writes its normalised partial output with its max and sum, which
+// attention_launch.cu merges.
 //
 // Unused slots of a block are never loaded (a NaN there cannot leak in through 0 * NaN).
 #include <cuda_fp16.h>
@@ -28,9 +30,9 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/cuda/attention_args.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/kv_layout.h"
-#include "kernels/cuda/launchers.h"
 #include "kernels/cuda/reduce.cuh"
 
 namespace mlkv::cuda {
@@ -41,26 +43,6 @@ constexpr int kTile = kAttentionTile;
 constexpr int kWarps = kThreads / 32;
 constexpr int kHeadsPerWarp = kMaxGroupSize / kWarps;  // score phase: heads per thread
 static_assert(kTile == 32, "the softmax phase maps one tile token to each lane of a warp");
-
-struct AttentionArgs {
-  const float* q;
-  float* out;
-  const void* k_cache;
-  const void* v_cache;
-  const int32_t* positions;
-  const int32_t* query_start;
-  const int32_t* block_tables;
-  int64_t num_tokens, num_seqs, max_blocks_per_seq;
-  int64_t num_heads, num_kv_heads, head_dim, block_size, group;
-  float scale;
-  const float* cos_sin;
-  int64_t rotary_dims;
-  bool rotate_keys;
-  int64_t smem_stride, row_offsets_byte;  // layout of the dynamic shared memory
-  int64_t split_tokens, num_splits;
-  float* partial_out;  // [split][row][head][d], when num_splits > 1
-  float* partial_ml;   // [split][row][head][2]: max, sum
-};
 
 // Loads one unit of a cache row (kElems elements) and stores it as float32 in shared memory.
 // Vector units are 16 bytes: 4 floats or 8 f16/bf16. bf16 (uint16_t here) is the upper half of a
@@ -122,20 +104,6 @@ struct CacheUnit<__half, false> {
   static constexpr int kElems = 1;
   __device__ static void Stage(const __half* src, float* dst) { *dst = __half2float(__ldg(src)); }
 };
-
-// The sequence that owns `row`: the last s with query_start[s] <= row.
-__device__ int64_t SequenceOfRow(const int32_t* query_start, int64_t num_seqs, int64_t row) {
-  int64_t lo = 0, hi = num_seqs - 1;
-  while (lo < hi) {
-    const int64_t mid = (lo + hi + 1) / 2;
-    if (query_start[mid] <= row) {
-      lo = mid;
-    } else {
-      hi = mid - 1;
-    }
-  }
-  return lo;
-}
 
 // kAccFloats: output accumulators per thread (AttentionPlan::accumulators).
 template <typename T, bool kVec, int kAccFloats>
@@ -325,50 +293,10 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(const Attention
   }
 }
 
-// out[row][head] from the splits' partial results; grid (row, head).
-__global__ void __launch_bounds__(kThreads)
-    MergeSplitsKernel(const float* partial_out, const float* partial_ml, int64_t num_splits,
-                      int64_t num_tokens, int64_t num_heads, int64_t head_dim, float* out) {
-  __shared__ float weight[kMaxSplits];
-  __shared__ float total_shared;
-  const int64_t rh = blockIdx.x * num_heads + blockIdx.y;
-  const int64_t plane = num_tokens * num_heads;
-  if (threadIdx.x < 32) {
-    // Split 0 always holds token 0, so the maximum is finite.
-    float m = -INFINITY;
-    for (int64_t s = threadIdx.x; s < num_splits; s += 32) {
-      m = fmaxf(m, partial_ml[2 * (s * plane + rh)]);
-    }
-    m = WarpMax(m);
-    float total = 0.0f;
-    for (int64_t s = threadIdx.x; s < num_splits; s += 32) {
-      const float* ml = partial_ml + 2 * (s * plane + rh);
-      weight[s] = ml[1] * expf(ml[0] - m);  // an empty split: 0 * exp(-inf) = 0
-      total += weight[s];
-    }
-    total = WarpSum(total);
-    if (threadIdx.x == 0) total_shared = total;
-  }
-  __syncthreads();
-  const float inv = 1.0f / total_shared;
-  for (int64_t i = threadIdx.x; i < head_dim; i += blockDim.x) {
-    float sum = 0.0f;
-    for (int64_t s = 0; s < num_splits; ++s) {
-      sum += weight[s] * partial_out[(s * plane + rh) * head_dim + i];
-    }
-    out[rh * head_dim + i] = sum * inv;
-  }
-}
-
 template <typename T, bool kVec, int kAccFloats>
 void LaunchKernel(const AttentionArgs& args, const AttentionPlan& plan, cudaStream_t stream) {
   const auto kernel = PagedAttentionKernel<T, kVec, kAccFloats>;
-  // Above 48 KiB (head_dim > 128 at large groups) dynamic shared memory must be opted into.
-  constexpr int64_t kDefaultSmem = 48 * 1024;
-  if (plan.smem_bytes > kDefaultSmem) {
-    MLKV_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(plan.smem_bytes)));
-  }
+  AllowSharedMemory(kernel, plan.smem_bytes);  // head_dim > 128 at large groups
   const dim3 grid(static_cast<unsigned>(args.num_tokens), static_cast<unsigned>(args.num_kv_heads),
                   static_cast<unsigned>(plan.num_splits));
   kernel<<<grid, kThreads, plan.smem_bytes, stream>>>(args);
@@ -397,52 +325,12 @@ void LaunchForDtype(const AttentionArgs& args, const AttentionPlan& plan, DType 
 
 }  // namespace
 
-void LaunchPagedAttention(const float* q, const StepBatchView& batch, const KvCacheView& cache,
-                          const RotaryView& rotary, const AttentionParams& params,
-                          const AttentionPlan& plan, void* workspace, float* out,
-                          cudaStream_t stream) {
-  if (batch.num_tokens <= 0) return;
-  AttentionArgs args{};
-  args.q = q;
-  args.out = out;
-  args.k_cache = cache.k_cache;
-  args.v_cache = cache.v_cache;
-  args.positions = batch.positions;
-  args.query_start = batch.query_start;
-  args.block_tables = batch.block_tables;
-  args.num_tokens = batch.num_tokens;
-  args.num_seqs = batch.num_seqs;
-  args.max_blocks_per_seq = batch.max_blocks_per_seq;
-  args.num_heads = params.num_heads;
-  args.num_kv_heads = cache.num_kv_heads;
-  args.head_dim = cache.head_dim;
-  args.block_size = cache.block_size;
-  args.group = plan.group;
-  args.scale = params.scale;
-  args.cos_sin = rotary.cos_sin;
-  args.rotary_dims = rotary.rotary_dims;
-  args.rotate_keys = params.rotate_keys_on_read && rotary.rotary_dims > 0;
-  args.smem_stride = plan.smem_stride;
-  args.row_offsets_byte = plan.smem_bytes - kTile * static_cast<int64_t>(sizeof(int64_t));
-  args.split_tokens = plan.split_tokens;
-  args.num_splits = plan.num_splits;
-  if (plan.num_splits > 1) {
-    args.partial_out = static_cast<float*>(workspace);
-    args.partial_ml = args.partial_out + plan.num_splits * batch.num_tokens * params.num_heads *
-                                             cache.head_dim;
-  }
+void LaunchSimtAttention(const AttentionArgs& args, const AttentionPlan& plan, DType dtype,
+                         cudaStream_t stream) {
   if (plan.accumulators == kSmallAccumulators) {
-    LaunchForDtype<kSmallAccumulators>(args, plan, cache.dtype, stream);
+    LaunchForDtype<kSmallAccumulators>(args, plan, dtype, stream);
   } else {
-    LaunchForDtype<kMaxAccumulators>(args, plan, cache.dtype, stream);
-  }
-  if (plan.num_splits > 1) {
-    const dim3 grid(static_cast<unsigned>(batch.num_tokens),
-                    static_cast<unsigned>(params.num_heads));
-    MergeSplitsKernel<<<grid, kThreads, 0, stream>>>(args.partial_out, args.partial_ml,
-                                                     plan.num_splits, batch.num_tokens,
-                                                     params.num_heads, cache.head_dim, out);
-    MLKV_CUDA_CHECK_LAUNCH();
+    LaunchForDtype<kMaxAccumulators>(args, plan, dtype, stream);
   }
 }
 
