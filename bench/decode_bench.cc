@@ -6,7 +6,8 @@
 //
 //   decode_bench [--config FILE] [--device cpu|cuda] [--batch 1,8,32,128 | --kv-cache-bytes B]
 //                [--context 512] [--steps 8] [--kv-dtype f32|f16|bf16]
-//                [--weight-dtype f32|f16|bf16] [--cuda-graphs] [--json FILE]
+//                [--weight-dtype f32|f16|bf16] [--cuda-graphs] [--cuda-attention simt|tensor-core]
+//                [--json FILE]
 //
 // --kv-cache-bytes B runs, instead of --batch, the batches 1, 8, 32, 128, ... (x4) up to the
 // number of sequences of --context + --steps tokens that a KV cache of B bytes holds
@@ -224,7 +225,8 @@ absl::Status Run(const cli::Flags& flags) {
   nlohmann::json report = {{"config", config_path}, {"context", context}, {"steps", steps},
                            {"kv_dtype", DTypeName(kv_dtype)},
                            {"weight_dtype", DTypeName(weight_dtype)},
-                           {"cuda_graphs", flags.Switch("cuda-graphs")}};
+                           {"cuda_graphs", flags.Switch("cuda-graphs")},
+                           {"cuda_attention", flags.String("cuda-attention", "simt")}};
   std::vector<int64_t> batches = {1, 8, 32, 128};
   std::string budget_line;
   if (flags.Has("kv-cache-bytes")) {
@@ -315,7 +317,7 @@ int Main(int argc, char** argv) {
   absl::StatusOr<cli::Flags> flags = cli::Flags::Parse(
       std::vector<std::string>(argv + 1, argv + argc),
       {"config", "device", "batch", "kv-cache-bytes", "context", "steps", "kv-dtype",
-       "weight-dtype", "json"},
+       "weight-dtype", "json", "cuda-attention"},
       {"cuda-graphs"});
   const absl::Status status = flags.ok() ? Run(*flags) : flags.status();
   if (!status.ok()) {

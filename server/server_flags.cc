@@ -97,6 +97,10 @@ engine:
   --no-prefix-caching          do not reuse the KV blocks of earlier prompts
   --cuda-graphs                decode steps replay captured CUDA graphs (one launch per step;
                                needs the CUDA backend; off until measured on a GPU)
+  --cuda-attention simt|tensor-core (simt)
+                               the CUDA attention kernel: tensor-core serves f16/bf16 KV
+                               caches of head_dim 64/80/96/128 (others stay SIMT); SIMT until
+                               measured on a GPU
   --tokenizer FILE             text prompts, output text, stop strings, Tokenize (default:
                                the model directory's tokenizer.json if any, else ids only)
   --device cpu|cuda            where the model runs (default: cuda when this build has the

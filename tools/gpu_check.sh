@@ -172,6 +172,42 @@ EOF
 )
     note "$label" "${verdict%% *}" "${verdict#* }"
   done
+  # The tensor-core attention kernel (--cuda-attention tensor-core) on each narrow KV cache run
+  # above with float32 weights. It also rounds queries and softmax weights to the cache's dtype,
+  # so it may differ from the CPU by 1e-3 plus twice what rounding the cache itself moves the
+  # CPU's scores from a float32 cache (measured here); greedy continuations may part after a
+  # near-tie.
+  for kv in f16 bf16; do
+    [[ -f $E2E_DIR/cpu.$kv.f32.score ]] || continue
+    label="e2e $name kv=$kv tensor-core attention"
+    out="$E2E_DIR/mma.$kv.f32"
+    if ! timeout 120 "$MLKV" score --model "$model" --token-ids "$IDS" --kv-dtype "$kv" \
+           --device cuda --cuda-attention tensor-core --format json >"$out.score" \
+           2>"$E2E_DIR/err" ||
+       ! timeout 120 "$MLKV" generate --model "$model" --token-ids "$IDS" --max-tokens 32 \
+           --kv-dtype "$kv" --device cuda --cuda-attention tensor-core --format json \
+           >"$out.gen" 2>>"$E2E_DIR/err"; then
+      note "$label" FAIL "$(tail -1 "$E2E_DIR/err")"
+      continue
+    fi
+    verdict=$(python3 - "$E2E_DIR" "$kv" <<'EOF'
+import json, sys
+d, kv = sys.argv[1:]
+load = lambda f: json.load(open(f"{d}/{f}"))
+lps = lambda run: load(f"{run}.score")["token_logprobs"]
+maxdiff = lambda a, b: max(abs(x - y) for x, y in zip(a, b))
+a, b = lps(f"cpu.{kv}.f32"), lps(f"mma.{kv}.f32")
+drift = maxdiff(a, lps("cpu.f32.f32"))
+diff, tol = maxdiff(a, b), 1e-3 + 2 * drift
+x, y = load(f"cpu.{kv}.f32.gen")["token_ids"], load(f"mma.{kv}.f32.gen")["token_ids"]
+equal = next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
+ok = len(a) == len(b) and diff <= tol and drift > 0
+print(("ok" if ok else "FAIL") + f" max|dlogprob| {diff:.2e} (tolerance {tol:.2e}; {kv} cache "
+      f"drift {drift:.2e}), greedy {equal}/{len(x)} tokens equal")
+EOF
+)
+    note "$label" "${verdict%% *}" "${verdict#* }"
+  done
 done
 
 # Sampling on the backend, and decode graphs: a seeded, filtered draw and a greedy continuation on
@@ -236,11 +272,14 @@ EOF
 echo
 echo "== decode throughput, fp16, $((KV_BUDGET >> 30)) GiB of KV, context $CONTEXT (decode_bench) =="
 # Each variant with decode graphs (one launch per step), and MLKV-2 also without, up to batch 128,
-# for the ratio; 55 s each.
-for run in mha-144:graphs mqa-12:graphs mlkv-2:graphs mlkv-2:eager; do
+# for the ratio, and with the tensor-core attention kernel up to batch 512; 55 s each.
+for run in mha-144:graphs mqa-12:graphs mlkv-2:graphs mlkv-2:eager mlkv-2:mma; do
   variant=${run%:*} mode=${run#*:}
   name=$variant; args=(--cuda-graphs --kv-cache-bytes "$KV_BUDGET")
   if [[ $mode == eager ]]; then name=$variant-eager; args=(--batch 1,8,32,128); fi
+  if [[ $mode == mma ]]; then
+    name=$variant-mma; args=(--cuda-graphs --cuda-attention tensor-core --batch 1,8,32,128,512)
+  fi
   if timeout 55 "$(bin bench/decode_bench)" --device cuda \
        --config "configs/pythia-160m-$variant.json" "${args[@]}" --weight-dtype f16 \
        --kv-dtype f16 --context "$CONTEXT" --steps "$STEPS" --json "$DECODE/$name.json" 2>&1 \

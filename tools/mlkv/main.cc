@@ -51,6 +51,8 @@ flags of generate and score (the engine):
   --prefill-chunk N    most prompt tokens of one sequence per step (0: no limit)
   --max-num-batched-tokens N (2048)  --max-num-seqs N (256)  --no-prefix-caching
   --cuda-graphs        decode steps replay captured CUDA graphs (needs the CUDA backend)
+  --cuda-attention simt|tensor-core (simt)  the CUDA attention kernel; tensor-core serves
+                       f16/bf16 KV caches of head_dim 64/80/96/128, other shapes stay SIMT
   --max-model-len N (the model's max_position_embeddings)
   --tokenizer FILE     text prompts, output text, stop strings (default: the model
                        directory's tokenizer.json if any, else token ids only)

@@ -21,7 +21,7 @@ const std::set<std::string> kModelFlags = {
     "model",         "threads",           "block-size",         "kv-dtype",  "weight-dtype",
     "prefill-chunk", "kv-cache-bytes",    "kv-cache-fraction",  "memory-limit-bytes",
     "max-model-len", "max-num-batched-tokens", "max-num-seqs", "tokenizer", "device",
-    "sampling-placement"};
+    "sampling-placement", "cuda-attention"};
 const std::set<std::string> kModelSwitches = {"no-prefix-caching", "cuda-graphs"};
 const std::set<std::string> kSamplingFlags = {
     "temperature",      "top-k",           "top-p", "min-p", "repetition-penalty",
@@ -44,6 +44,15 @@ absl::StatusOr<std::string> DeviceFromFlags(const Flags& flags,
         absl::StrCat("--device: must be cpu or cuda, got \"", device, "\""));
   }
   return device;
+}
+
+// --cuda-attention simt|tensor-core (simt when absent).
+absl::StatusOr<cuda::AttentionKernel> AttentionKernelFromFlags(const Flags& flags) {
+  const std::string kernel = flags.String("cuda-attention", "simt");
+  if (kernel == "simt") return cuda::AttentionKernel::kSimt;
+  if (kernel == "tensor-core") return cuda::AttentionKernel::kTensorCore;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--cuda-attention: must be simt or tensor-core, got \"", kernel, "\""));
 }
 
 // The CUDA attention kernel serves up to 16 query heads per KV head and head_dim up to 256.
@@ -120,8 +129,16 @@ std::string DefaultDevice() { return CudaDeviceCount() > 0 ? "cuda" : "cpu"; }
 absl::StatusOr<std::unique_ptr<Backend>> BackendFromFlags(const Flags& flags, int threads,
                                                           const std::string& default_device) {
   ASSIGN_OR_RETURN(std::string device, DeviceFromFlags(flags, default_device));
-  if (device == "cpu") return CreateCpuBackend(threads);
-  absl::StatusOr<std::unique_ptr<Backend>> cuda = CreateCudaBackend();
+  if (device == "cpu") {
+    if (flags.Has("cuda-attention")) {
+      return absl::InvalidArgumentError(
+          "--cuda-attention: needs the CUDA backend (--device cuda, or a visible GPU)");
+    }
+    return CreateCpuBackend(threads);
+  }
+  CudaBackendOptions options;
+  ASSIGN_OR_RETURN(options.attention_kernel, AttentionKernelFromFlags(flags));
+  absl::StatusOr<std::unique_ptr<Backend>> cuda = CreateCudaBackend(options);
   if (!cuda.ok()) {
     return absl::FailedPreconditionError(absl::StrCat("--device cuda: ", cuda.status().message()));
   }

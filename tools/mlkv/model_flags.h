@@ -19,8 +19,8 @@ namespace mlkv::cli {
 // --model, --threads, --block-size, --kv-dtype, --weight-dtype, --prefill-chunk, the KV budget
 // (--kv-cache-bytes, --kv-cache-fraction, --memory-limit-bytes), --max-model-len,
 // --max-num-batched-tokens, --max-num-seqs, --tokenizer, --device (cpu|cuda; default cuda when
-// built with CUDA and a GPU is visible), --sampling-placement; the switches --no-prefix-caching
-// and --cuda-graphs.
+// built with CUDA and a GPU is visible), --sampling-placement, --cuda-attention (simt|tensor-core);
+// the switches --no-prefix-caching and --cuda-graphs.
 extern const std::set<std::string> kModelFlags;
 extern const std::set<std::string> kModelSwitches;
 // --temperature, --top-k, --top-p, --min-p, the three penalties, --seed.

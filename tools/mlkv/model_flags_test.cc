@@ -1,6 +1,7 @@
 // EngineOptionsFromFlags' KV plan: the fraction form shares out what the weights, the activation
 // workspace and the backend's scratch leave, so a backend with scratch gets exactly its worth
-// fewer blocks, and a byte budget that leaves no room for the scratch is refused.
+// fewer blocks, and a byte budget that leaves no room for the scratch is refused. And
+// BackendFromFlags' refusals of bad --cuda-attention values, which need no GPU.
 #include "tools/mlkv/model_flags.h"
 
 #include <memory>
@@ -66,6 +67,26 @@ TEST(EngineOptionsFromFlagsTest, AByteBudgetMustLeaveRoomForTheScratch) {
   const auto refused = EngineOptionsFromFlags(bytes, config, 0, std::nullopt, &backend);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
   EXPECT_THAT(std::string(refused.status().message()), HasSubstr("--kv-cache-bytes"));
+}
+
+// Bad values are refused, naming the flag, before any device is touched (so also on machines
+// without a GPU); the CPU backend has no CUDA kernels to choose between.
+TEST(BackendFromFlagsTest, RefusesBadCudaAttentionValues) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  for (const Case& c :
+       {Case{{"--device", "cuda", "--cuda-attention", "mma"}, "must be simt or tensor-core"},
+        Case{{"--device", "cuda", "--cuda-attention", ""}, "must be simt or tensor-core"},
+        Case{{"--device", "cpu", "--cuda-attention", "simt"}, "needs the CUDA backend"}}) {
+    auto flags = Flags::Parse(c.args, {"device", "cuda-attention"});
+    ASSERT_TRUE(flags.ok()) << flags.status();
+    const auto backend = BackendFromFlags(*flags, 1, "cpu");
+    EXPECT_EQ(backend.status().code(), absl::StatusCode::kInvalidArgument) << backend.status();
+    EXPECT_THAT(std::string(backend.status().message()), HasSubstr("--cuda-attention"));
+    EXPECT_THAT(std::string(backend.status().message()), HasSubstr(c.message));
+  }
 }
 
 }  // namespace
