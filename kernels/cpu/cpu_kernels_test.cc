@@ -263,19 +263,8 @@ TEST_P(PagedAttentionTest, MatchesDenseCausalAttention) {
   AttentionParams params{c.num_heads, 1.0f / std::sqrt(float(d)), c.rotate_keys_on_read};
   backend->PagedAttention(q.data(), batch, cache, rotary, params, out.data());
 
-  testing::AttentionReferenceInput reference;
-  reference.num_heads = c.num_heads;
-  reference.num_kv_heads = c.num_kv_heads;
-  reference.head_dim = d;
-  reference.scale = params.scale;
-  reference.q = q;
-  reference.positions = positions;
-  reference.query_start = query_start;
-  reference.keys = keys;
-  reference.values = values;
-  reference.rotate_keys = c.rotate_keys_on_read;
-  reference.rotary_dims = rotary_dims;
-  reference.cos_sin = cos_sin;
+  const testing::AttentionReferenceInput reference{
+      params, c.num_kv_heads, d, q, positions, query_start, keys, values, rotary_dims, cos_sin};
   const std::vector<double> expected = testing::ReferenceAttention(reference, std::nullopt);
   for (size_t i = 0; i < expected.size(); ++i) {
     ASSERT_NEAR(out[i], expected[i], 2e-5)

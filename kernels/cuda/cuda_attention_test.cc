@@ -1,9 +1,9 @@
-// The CUDA paged-attention kernels against the CPU backend's (itself tested against double-precision
-// sums in cpu_kernels_test.cc): shuffled block tables, contexts of 1 and block_size +- 1, NaN in
-// every unused cache slot, group sizes 1-16, odd block sizes and head dims, forced and planned
-// split-KV, f32/f16/bf16 caches, keys rotated on read, prompt chunks and decode-only steps; for
-// the SIMT kernel and for the tensor-core kernel. Without a visible CUDA device every test is
-// skipped.
+// The CUDA paged-attention kernels against the CPU backend's (itself tested against
+// double-precision sums in cpu_kernels_test.cc): shuffled block tables, contexts of 1 and
+// block_size +- 1, NaN in every unused cache slot, group sizes 1-16, odd block sizes and head
+// dims, forced and planned split-KV, f32/f16/bf16 caches, keys rotated on read, prompt chunks and
+// decode-only steps; for the SIMT kernel and for the tensor-core kernel. Without a visible CUDA
+// device every test is skipped.
 //
 // The CUDA cache layout differs from the CPU's, so caches are never compared directly: both
 // backends write the same keys and values through their own WriteKvCache and attention outputs
@@ -107,7 +107,9 @@ TEST_P(CudaAttentionTest, MatchesCpu) {
   std::shuffle(physical.begin(), physical.end(), rng);
   std::vector<int32_t> block_tables(num_seqs * max_blocks, 0);
   for (int64_t s = 0, next = 0; s < num_seqs; ++s) {
-    for (int64_t b = 0; b < blocks_needed[s]; ++b) block_tables[s * max_blocks + b] = physical[next++];
+    for (int64_t b = 0; b < blocks_needed[s]; ++b) {
+      block_tables[s * max_blocks + b] = physical[next++];
+    }
   }
 
   const int64_t kv_elems = c.num_kv_heads * d;
@@ -133,7 +135,7 @@ TEST_P(CudaAttentionTest, MatchesCpu) {
     std::vector<float> nan_rows(all_slots.size() * kv_elems, std::nanf(""));
     write(nan_rows, nan_rows, all_slots);
   }
-  testing::AttentionReferenceInput reference;
+  std::vector<std::vector<float>> keys, values;  // what the caches hold
   for (int64_t s = 0; s < num_seqs; ++s) {
     std::vector<int64_t> slots(context[s]);
     for (int64_t t = 0; t < context[s]; ++t) {
@@ -142,10 +144,10 @@ TEST_P(CudaAttentionTest, MatchesCpu) {
     std::vector<float> k = RandomVector(context[s] * kv_elems, rng);
     std::vector<float> v = RandomVector(context[s] * kv_elems, rng);
     write(k, v, slots);
-    for (float& x : k) x = RoundTo(x, c.dtype);  // what the caches now hold
+    for (float& x : k) x = RoundTo(x, c.dtype);
     for (float& x : v) x = RoundTo(x, c.dtype);
-    reference.keys.push_back(std::move(k));
-    reference.values.push_back(std::move(v));
+    keys.push_back(std::move(k));
+    values.push_back(std::move(v));
   }
   const auto cos_sin = CosSinTable(max_pos, rotary_dims);
   const AttentionParams params{c.num_heads, 1.0f / std::sqrt(static_cast<float>(d)),
@@ -189,16 +191,8 @@ TEST_P(CudaAttentionTest, MatchesCpu) {
       shape.num_seqs = num_seqs;
       shape.kernel = kTensorCore;
       ASSERT_TRUE(cuda::TensorCoreAttentionServes(shape)) << Describe(c);
-      reference.num_heads = c.num_heads;
-      reference.num_kv_heads = c.num_kv_heads;
-      reference.head_dim = d;
-      reference.scale = params.scale;
-      reference.q = q;
-      reference.positions = positions;
-      reference.query_start = query_start;
-      reference.rotate_keys = c.rotate_keys_on_read;
-      reference.rotary_dims = rotary_dims;
-      reference.cos_sin = cos_sin;
+      const testing::AttentionReferenceInput reference{
+          params, c.num_kv_heads, d, q, positions, query_start, keys, values, rotary_dims, cos_sin};
       const std::vector<double> exact = testing::ReferenceAttention(reference, std::nullopt);
       const std::vector<double> narrow = testing::ReferenceAttention(reference, c.dtype);
       double same_dtype_error = 0.0;

@@ -333,7 +333,9 @@ __global__ void __launch_bounds__(kThreads) TensorCoreAttentionKernel(const Atte
     const int first_warp = kDecode ? 0 : v / 16, r = v % 16;
     float m = -INFINITY;
 #pragma unroll
-    for (int part = 0; part < kParts; ++part) m = fmaxf(m, ml_s[2 * ((first_warp + part) * 16 + r)]);
+    for (int part = 0; part < kParts; ++part) {
+      m = fmaxf(m, ml_s[2 * ((first_warp + part) * 16 + r)]);
+    }
     float sum = 0.0f, acc = 0.0f;
     if (m != -INFINITY) {  // else no token was readable: an empty split
 #pragma unroll

@@ -11,20 +11,19 @@
 #include <vector>
 
 #include "common/dtype.h"
+#include "kernels/paged_kv.h"
 #include "kernels/testing/random_inputs.h"
 
 namespace mlkv::testing {
 
 struct AttentionReferenceInput {
-  int64_t num_heads = 0, num_kv_heads = 0, head_dim = 0;
-  float scale = 1.0f;
-  std::vector<float> q;  // [row][num_heads][head_dim]
+  AttentionParams params;  // query heads, scale, keys rotated by their position as they are read
+  int64_t num_kv_heads = 0, head_dim = 0;
+  std::vector<float> q;  // [row][params.num_heads][head_dim]
   std::vector<int32_t> positions;
   std::vector<int32_t> query_start;  // [num_seqs + 1]
   // Per sequence, [token][num_kv_head][head_dim]: what the cache holds (already in its dtype).
   std::vector<std::vector<float>> keys, values;
-  // Keys rotated by their own position as they are read (rotate_keys_on_read).
-  bool rotate_keys = false;
   int64_t rotary_dims = 0;
   std::vector<float> cos_sin;  // CosSinTable layout
 };
@@ -35,23 +34,25 @@ struct AttentionReferenceInput {
 // multiplies a value (the sum that normalises them is not).
 inline std::vector<double> ReferenceAttention(const AttentionReferenceInput& in,
                                               std::optional<DType> narrow) {
-  const int64_t d = in.head_dim, group = in.num_heads / in.num_kv_heads;
+  const int64_t d = in.head_dim, num_heads = in.params.num_heads;
+  const int64_t group = num_heads / in.num_kv_heads;
+  const float scale = in.params.scale;
   const int64_t rows = static_cast<int64_t>(in.positions.size());
   const int64_t half = in.rotary_dims / 2;
   constexpr float kLog2e = 1.4426950408889634f;
   auto round = [&](float x) { return narrow ? RoundTo(x, *narrow) : x; };
-  std::vector<double> out(rows * in.num_heads * d, 0.0);
+  std::vector<double> out(rows * num_heads * d, 0.0);
   for (int64_t seq = 0; seq + 1 < static_cast<int64_t>(in.query_start.size()); ++seq) {
     for (int64_t row = in.query_start[seq]; row < in.query_start[seq + 1]; ++row) {
       const int64_t tokens = in.positions[row] + 1;
-      for (int64_t head = 0; head < in.num_heads; ++head) {
+      for (int64_t head = 0; head < num_heads; ++head) {
         const int64_t kv_head = head / group;
-        const float* q = in.q.data() + (row * in.num_heads + head) * d;
+        const float* q = in.q.data() + (row * num_heads + head) * d;
         std::vector<double> scores(tokens);
         for (int64_t t = 0; t < tokens; ++t) {
           const float* cached = in.keys[seq].data() + (t * in.num_kv_heads + kv_head) * d;
           std::vector<double> key(cached, cached + d);
-          if (in.rotate_keys) {
+          if (in.params.rotate_keys_on_read) {
             const float* cs = in.cos_sin.data() + t * in.rotary_dims;
             for (int64_t i = 0; i < half; ++i) {
               const float x = cached[i], y = cached[i + half];
@@ -66,7 +67,7 @@ inline std::vector<double> ReferenceAttention(const AttentionReferenceInput& in,
           }
           double dot = 0.0;
           for (int64_t i = 0; i < d; ++i) {
-            dot += (narrow ? round(q[i] * (in.scale * kLog2e)) : double{q[i]} * in.scale) * key[i];
+            dot += (narrow ? round(q[i] * (scale * kLog2e)) : double{q[i]} * scale) * key[i];
           }
           scores[t] = dot;
         }
@@ -76,7 +77,7 @@ inline std::vector<double> ReferenceAttention(const AttentionReferenceInput& in,
           s = narrow ? std::exp2(s - max) : std::exp(s - max);
           sum += s;
         }
-        double* o = out.data() + (row * in.num_heads + head) * d;
+        double* o = out.data() + (row * num_heads + head) * d;
         for (int64_t t = 0; t < tokens; ++t) {
           const double p = narrow ? round(static_cast<float>(scores[t])) : scores[t];
           const float* value = in.values[seq].data() + (t * in.num_kv_heads + kv_head) * d;
