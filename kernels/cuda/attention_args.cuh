@@ -61,8 +61,8 @@ void AllowSharedMemory(Kernel kernel, int64_t smem_bytes) {
   }
 }
 
-// One launch of each kernel over the grid (row, KV head, split), the cache holding `dtype`; the
-// tensor-core one only for plans that chose it.
+// One launch of each kernel over the grid (plan.row_blocks runs of rows, KV head, split), the
+// cache holding `dtype`; the tensor-core one only for plans that chose it.
 void LaunchSimtAttention(const AttentionArgs& args, const AttentionPlan& plan, DType dtype,
                          cudaStream_t stream);
 void LaunchTensorCoreAttention(const AttentionArgs& args, const AttentionPlan& plan, DType dtype,

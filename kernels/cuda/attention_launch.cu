@@ -1,5 +1,5 @@
-// LaunchPagedAttention: the plan's kernel (SIMT or tensor cores) over the grid (row, KV head,
-// split), then, when the context was split, the merge of the splits' partial results:
+// LaunchPagedAttention: the plan's kernel (SIMT or tensor cores) over the grid (run of rows, KV
+// head, split), then, when the context was split, the merge of the splits' partial results:
 // out = sum_s w_s o_s / sum_s w_s with w_s = l_s exp(m_s - max_s m_s).
 #include <cmath>
 #include <cstdint>

@@ -122,6 +122,13 @@ AttentionPlan PlanAttention(const AttentionShape& shape, int64_t num_sms,
     PlanSimtLayout(shape, plan);
   }
 
+  // Every run holds at least one row; a sequence's runs are at most its rows / rows_per_block + 1.
+  plan.row_blocks = shape.num_tokens;
+  if (plan.rows_per_block > 1 && shape.num_seqs > 0) {
+    plan.row_blocks = std::min(plan.row_blocks,
+                               shape.num_tokens / plan.rows_per_block + shape.num_seqs);
+  }
+
   const int64_t tile = plan.tile_tokens;
   const int64_t context = std::max<int64_t>(shape.max_context, 1);
   int64_t split_tokens;

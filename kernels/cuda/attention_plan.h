@@ -80,6 +80,10 @@ struct AttentionPlan {
   // kernel's decode steps (its 4 warps then split each tile's tokens); kTensorCoreVectors / group
   // for its prompt chunks (each warp takes 16 of the rows' query vectors).
   int64_t rows_per_block = 1;
+  // Thread blocks along the grid's first dimension: one per row when rows_per_block is 1, else at
+  // least the step's runs of rows_per_block rows (sequence by sequence, ceil(rows /
+  // rows_per_block) each): num_tokens / rows_per_block + num_seqs, or num_tokens if less.
+  int64_t row_blocks = 0;
   int64_t tile_tokens = kAttentionTile;  // cached tokens per iteration; splits are multiples
   bool vectorized = false;    // 16-byte loads of the cache (head_dim a multiple of the vector)
   // SIMT: floats per staged token row in shared memory (bank-conflict free); tensor cores: 16-bit

@@ -3,6 +3,7 @@
 #include "kernels/cuda/attention_plan.h"
 
 #include <algorithm>
+#include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -177,6 +178,40 @@ TEST(AttentionPlanTest, TensorCoreBlocksTakeWholeRowGroups) {
   EXPECT_EQ(PlanAttention(TensorCore(Shape(40, 12, 1, 64, 512, DType::kF16), 0), 132, 0)
                 .rows_per_block,
             5);  // sequences unknown: planned as prompt chunks
+}
+
+// The grid's first dimension covers every run of rows whatever the step's split into sequences
+// (random ones, with empty sequences among them), and the SIMT kernel gets a block per row.
+TEST(AttentionPlanTest, RowBlocksCoverEveryRunOfRows) {
+  std::mt19937 rng(5);
+  for (int64_t group : {1, 3, 12, 16}) {
+    for (int trial = 0; trial < 200; ++trial) {
+      const int64_t seqs = 1 + static_cast<int64_t>(rng() % 70);
+      std::vector<int64_t> rows(seqs);
+      int64_t tokens = 0;
+      for (int64_t& n : rows) {
+        n = rng() % 4 == 0 ? 0 : static_cast<int64_t>(rng() % 150);  // some sequences empty
+        tokens += n;
+      }
+      if (tokens == 0) continue;
+      const AttentionShape shape =
+          TensorCore(Shape(tokens, 2 * group, 2, 64, 4096, DType::kBF16), seqs);
+      const AttentionPlan p = PlanAttention(shape, 132, 0);
+      int64_t runs = 0;
+      for (int64_t n : rows) runs += (n + p.rows_per_block - 1) / p.rows_per_block;
+      ASSERT_GE(p.row_blocks, runs) << group << ", trial " << trial;
+      EXPECT_LE(p.row_blocks, tokens);
+      EXPECT_EQ(PlanAttention(Shape(tokens, 2 * group, 2, 64, 4096), 132, 0).row_blocks, tokens);
+    }
+  }
+  // Decode steps: a block per row.
+  EXPECT_EQ(PlanAttention(TensorCore(Shape(40, 12, 1, 64, 512, DType::kF16), 40), 132, 0)
+                .row_blocks,
+            40);
+  // One prompt chunk of 512 rows, groups of 12: 103 runs of 5 rows, not 512 blocks.
+  EXPECT_EQ(PlanAttention(TensorCore(Shape(512, 12, 1, 64, 512, DType::kF16), 1), 132, 0)
+                .row_blocks,
+            512 / 5 + 1);
 }
 
 TEST(AttentionPlanTest, TensorCoreSharedMemoryFitsAnSm80Block) {

@@ -297,7 +297,7 @@ template <typename T, bool kVec, int kAccFloats>
 void LaunchKernel(const AttentionArgs& args, const AttentionPlan& plan, cudaStream_t stream) {
   const auto kernel = PagedAttentionKernel<T, kVec, kAccFloats>;
   AllowSharedMemory(kernel, plan.smem_bytes);  // head_dim > 128 at large groups
-  const dim3 grid(static_cast<unsigned>(args.num_tokens), static_cast<unsigned>(args.num_kv_heads),
+  const dim3 grid(static_cast<unsigned>(plan.row_blocks), static_cast<unsigned>(args.num_kv_heads),
                   static_cast<unsigned>(plan.num_splits));
   kernel<<<grid, kThreads, plan.smem_bytes, stream>>>(args);
   MLKV_CUDA_CHECK_LAUNCH();

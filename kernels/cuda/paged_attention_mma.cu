@@ -4,16 +4,17 @@
 // in registers, and shared memory holds only 16-bit tiles that each feed a whole tile of query
 // vectors.
 //
-// Query vectors. A thread block serves `rows` consecutive rows of one sequence and one KV head:
-// vector v is (row + v / group, query head kv_head * group + v % group), so every query head that
-// reads the KV head shares each load of a key and a value. The grid is (row, KV head, split), as
-// for the SIMT kernel; a block whose row does not start a run of rows_per_block rows of its
-// sequence returns at once.
-//   - prompt chunks (rows_per_block = 64 / group): 64 vectors, warp w holds vectors 16w..16w+15
-//     (one mma row tile) and scores every token of each tile;
-//   - decode steps (rows_per_block = 1): one row's group (<= 16 vectors) in every warp, and
-//     warp w scores tokens 16w..16w+15 of each tile; the four partial softmaxes are merged at the
-//     end.
+// Query vectors. A thread block serves a run of up to rows_per_block consecutive rows of one
+// sequence and one KV head: vector v is (row + v / group, query head kv_head * group + v % group),
+// so every query head that reads the KV head shares each load of a key and a value. The grid is
+// (run, KV head, split).
+//   - prompt chunks (rows_per_block = 64 / group): each sequence's rows cut into runs from its
+//     first row, numbered sequence by sequence (FindRun; AttentionPlan::row_blocks bounds their
+//     count); 64 vectors, warp w holds vectors
+//     16w..16w+15 (one mma row tile) and scores every token of each tile;
+//   - decode steps (rows_per_block = 1): one run per row; one row's group (<= 16 vectors) in every
+//     warp, and warp w scores tokens 16w..16w+15 of each tile; the four partial softmaxes are
+//     merged at the end.
 //
 // Per tile of 64 cached tokens:
 //   1. K and V rows -> shared memory with cp.async (16 bytes each, no registers), tokens past the
@@ -117,6 +118,37 @@ __device__ inline void CopyAsync16(void* smem_dst, const void* global_src, bool 
 
 __device__ inline void CopyAsyncWaitAll() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 
+// The sequence and first row of run `run` (runs numbered sequence by sequence, ceil(rows /
+// rows_per_block) for each); both left as they are past the last run. Called by one warp: 32 sequences at a
+// time, a lane each, with a scan of their run counts (32-bit: the counts are int32 rows).
+__device__ void FindRun(const AttentionArgs& a, int run, int& seq, int& first_row) {
+  const int lane = threadIdx.x % 32;
+  const int per_run = static_cast<int>(a.rows_per_block);
+  const int num_seqs = static_cast<int>(a.num_seqs);
+  int runs_before = 0;  // in the sequences of earlier rounds
+  for (int base = 0; base < num_seqs; base += 32) {
+    const int s = base + lane;
+    const int rows = s < num_seqs ? a.query_start[s + 1] - a.query_start[s] : 0;
+    const int runs = (rows + per_run - 1) / per_run;
+    int inclusive = runs;  // runs of sequences base..s
+#pragma unroll
+    for (int offset = 1; offset < 32; offset *= 2) {
+      const int below = __shfl_up_sync(0xffffffffu, inclusive, offset);
+      if (lane >= offset) inclusive += below;
+    }
+    const int round_runs = __shfl_sync(0xffffffffu, inclusive, 31);
+    if (run < runs_before + round_runs) {
+      // The first lane whose sequences reach past `run` owns it.
+      const int owner = __ffs(__ballot_sync(0xffffffffu, runs_before + inclusive > run)) - 1;
+      const int owner_before = __shfl_sync(0xffffffffu, inclusive - runs, owner);
+      seq = base + owner;
+      first_row = a.query_start[seq] + (run - runs_before - owner_before) * per_run;
+      return;
+    }
+    runs_before += round_runs;
+  }
+}
+
 template <typename T, int kD, bool kDecode>
 __global__ void __launch_bounds__(kThreads) TensorCoreAttentionKernel(const AttentionArgs a) {
   using E = Element<T>;
@@ -137,12 +169,28 @@ __global__ void __launch_bounds__(kThreads) TensorCoreAttentionKernel(const Atte
   // After the last tile: each warp's unnormalised outputs [warp][16][kD], over K and V.
   float* out_s = reinterpret_cast<float*>(ks);
 
-  const int64_t row = blockIdx.x, kv_head = blockIdx.y, split = blockIdx.z;
+  const int64_t kv_head = blockIdx.y, split = blockIdx.z;
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int gid = lane / 4, tig = lane % 4;
-  const int64_t seq = SequenceOfRow(a.query_start, a.num_seqs, row);
-  const int64_t first_row = a.query_start[seq];
-  if ((row - first_row) % a.rows_per_block != 0) return;  // inside another block's run of rows
+  int64_t seq, row;  // the run's first row
+  if (kDecode) {
+    row = blockIdx.x;
+    seq = SequenceOfRow(a.query_start, a.num_seqs, row);
+  } else {
+    __shared__ int run_seq, run_row;  // -1: past the last run (the grid is an upper bound)
+    if (warp == 0) {
+      int found_seq = -1, found_row = 0;
+      FindRun(a, static_cast<int>(blockIdx.x), found_seq, found_row);
+      if (lane == 0) {
+        run_seq = found_seq;
+        run_row = found_row;
+      }
+    }
+    __syncthreads();
+    if (run_seq < 0) return;
+    seq = run_seq;
+    row = run_row;
+  }
   const int64_t seq_rows_left = a.query_start[seq + 1] - row;
   const int rows = static_cast<int>(seq_rows_left < a.rows_per_block ? seq_rows_left
                                                                       : a.rows_per_block);
@@ -367,7 +415,7 @@ void LaunchForHeadDim(const AttentionArgs& args, const AttentionPlan& plan, cuda
   const auto kernel = plan.rows_per_block == 1 ? TensorCoreAttentionKernel<T, kD, true>
                                                : TensorCoreAttentionKernel<T, kD, false>;
   AllowSharedMemory(kernel, plan.smem_bytes);  // head dims above 96
-  const dim3 grid(static_cast<unsigned>(args.num_tokens), static_cast<unsigned>(args.num_kv_heads),
+  const dim3 grid(static_cast<unsigned>(plan.row_blocks), static_cast<unsigned>(args.num_kv_heads),
                   static_cast<unsigned>(plan.num_splits));
   kernel<<<grid, kThreads, plan.smem_bytes, stream>>>(args);
   MLKV_CUDA_CHECK_LAUNCH();
