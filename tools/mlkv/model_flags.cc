@@ -129,6 +129,8 @@ std::string DefaultDevice() { return CudaDeviceCount() > 0 ? "cuda" : "cpu"; }
 absl::StatusOr<std::unique_ptr<Backend>> BackendFromFlags(const Flags& flags, int threads,
                                                           const std::string& default_device) {
   ASSIGN_OR_RETURN(std::string device, DeviceFromFlags(flags, default_device));
+  CudaBackendOptions options;
+  ASSIGN_OR_RETURN(options.attention_kernel, AttentionKernelFromFlags(flags));
   if (device == "cpu") {
     if (flags.Has("cuda-attention")) {
       return absl::InvalidArgumentError(
@@ -136,8 +138,6 @@ absl::StatusOr<std::unique_ptr<Backend>> BackendFromFlags(const Flags& flags, in
     }
     return CreateCpuBackend(threads);
   }
-  CudaBackendOptions options;
-  ASSIGN_OR_RETURN(options.attention_kernel, AttentionKernelFromFlags(flags));
   absl::StatusOr<std::unique_ptr<Backend>> cuda = CreateCudaBackend(options);
   if (!cuda.ok()) {
     return absl::FailedPreconditionError(absl::StrCat("--device cuda: ", cuda.status().message()));

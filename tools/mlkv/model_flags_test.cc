@@ -79,6 +79,7 @@ TEST(BackendFromFlagsTest, RefusesBadCudaAttentionValues) {
   for (const Case& c :
        {Case{{"--device", "cuda", "--cuda-attention", "mma"}, "must be simt or tensor-core"},
         Case{{"--device", "cuda", "--cuda-attention", ""}, "must be simt or tensor-core"},
+        Case{{"--device", "cpu", "--cuda-attention", "mma"}, "must be simt or tensor-core"},
         Case{{"--device", "cpu", "--cuda-attention", "simt"}, "needs the CUDA backend"}}) {
     auto flags = Flags::Parse(c.args, {"device", "cuda-attention"});
     ASSERT_TRUE(flags.ok()) << flags.status();
