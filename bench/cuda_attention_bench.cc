@@ -36,6 +36,13 @@ std::unique_ptr<DeviceBuffer> Upload(Backend& backend, const std::vector<T>& hos
   return std::move(*buffer);
 }
 
+constexpr int64_t kHeads = 12, kHeadDim = 64, kBlockSize = 16;
+
+// Bytes of K and V one sequence of `context` tokens caches.
+int64_t KvBytesPerSeq(int64_t num_kv_heads, DType dtype, int64_t context) {
+  return context * num_kv_heads * kHeadDim * 2 * DTypeBytes(dtype);
+}
+
 struct Result {
   double seconds, kv_bytes, flops;
   int64_t batch;
@@ -44,8 +51,6 @@ struct Result {
 // `batch` sequences of `context` tokens, each attending its last `chunk_rows` positions.
 Result RunCase(Backend& backend, int64_t num_kv_heads, DType dtype, int64_t batch, int64_t context,
                int64_t chunk_rows) {
-  constexpr int64_t kHeads = 12, kHeadDim = 64, kBlockSize = 16;
-  const int64_t bytes_per_seq = context * num_kv_heads * kHeadDim * 2 * DTypeBytes(dtype);
   const int64_t blocks_per_seq = (context + kBlockSize - 1) / kBlockSize;
   const int64_t num_blocks = batch * blocks_per_seq;
   std::mt19937 rng(1);
@@ -91,7 +96,7 @@ Result RunCase(Backend& backend, int64_t num_kv_heads, DType dtype, int64_t batc
   backend.Synchronize();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / kIterations;
-  return {seconds, static_cast<double>(batch * bytes_per_seq),
+  return {seconds, static_cast<double>(batch * KvBytesPerSeq(num_kv_heads, dtype, context)),
           4.0 * kHeads * kHeadDim * tokens_read, batch};
 }
 
@@ -135,8 +140,8 @@ int Main(int argc, char** argv) {
            {cuda::AttentionKernel::kSimt, cuda::AttentionKernel::kTensorCore}) {
         if (kernel == cuda::AttentionKernel::kTensorCore && dtype == DType::kF32) continue;
         const int64_t kv_heads = 12 / group;
-        const int64_t bytes_per_seq = context * kv_heads * 64 * 2 * DTypeBytes(dtype);
-        const int64_t batch = std::max<int64_t>(1, (kv_mib << 20) / bytes_per_seq);
+        const int64_t batch =
+            std::max<int64_t>(1, (kv_mib << 20) / KvBytesPerSeq(kv_heads, dtype, context));
         Backend& backend = kernel == cuda::AttentionKernel::kSimt ? *simt : *mma;
         const Result r = RunCase(backend, kv_heads, dtype, batch, context, 1);
         const double bandwidth = r.kv_bytes / r.seconds;

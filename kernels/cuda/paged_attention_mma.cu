@@ -57,6 +57,15 @@ constexpr float kLn2 = 0.6931471805599453f;
 static_assert(kVectors == 16 * kWarps, "prompt chunks: one 16-vector mma tile per warp");
 static_assert(kTile == 16 * kWarps, "decode: one 16-token mma step per warp and tile");
 
+// The 32 bits of a pair of 16-bit elements (__half2, __nv_bfloat162), as mma operands take them.
+template <typename Pair>
+__device__ inline uint32_t PairBits(const Pair& pair) {
+  static_assert(sizeof(Pair) == sizeof(uint32_t));
+  uint32_t bits;
+  memcpy(&bits, &pair, sizeof bits);
+  return bits;
+}
+
 // The 16-bit element types: conversions and the mma instruction.
 template <typename T>
 struct Element;
@@ -67,10 +76,7 @@ struct Element<__half> {
   __device__ static __half FromFloat(float x) { return __float2half_rn(x); }
   __device__ static uint16_t Bits(__half x) { return __half_as_ushort(x); }
   __device__ static uint32_t Pack(float lo, float hi) {
-    const __half2 pair = __floats2half2_rn(lo, hi);
-    uint32_t bits;
-    memcpy(&bits, &pair, sizeof bits);
-    return bits;
+    return PairBits(__floats2half2_rn(lo, hi));
   }
   // c += a b.
   __device__ static void Mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
@@ -88,10 +94,7 @@ struct Element<__nv_bfloat16> {
   __device__ static __nv_bfloat16 FromFloat(float x) { return __float2bfloat16_rn(x); }
   __device__ static uint16_t Bits(__nv_bfloat16 x) { return __bfloat16_as_ushort(x); }
   __device__ static uint32_t Pack(float lo, float hi) {
-    const __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
-    uint32_t bits;
-    memcpy(&bits, &pair, sizeof bits);
-    return bits;
+    return PairBits(__floats2bfloat162_rn(lo, hi));
   }
   __device__ static void Mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
     asm volatile(
