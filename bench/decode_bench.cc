@@ -1,10 +1,10 @@
 // Decode throughput of the engine's model step on a Pythia-160M-shaped model (random
-// weights), on the CPU or the CUDA backend, with the limits it is measured against: at batch 1
+// weights) or a checkpoint's (--model), on the CPU or the CUDA backend, with the limits it is measured against: at batch 1
 // the time to stream the weights once at the measured memory bandwidth, at large batch the time
 // of the step's GEMMs alone. Each step takes every sequence's greedy token on the backend
 // (StepBatch::argmax_rows), as the engine does for greedy requests.
 //
-//   decode_bench [--config FILE] [--device cpu|cuda] [--batch 1,8,32,128 | --kv-cache-bytes B]
+//   decode_bench [--config FILE | --model DIR] [--device cpu|cuda] [--batch 1,8,32,128 | --kv-cache-bytes B]
 //                [--context 512] [--steps 8] [--kv-dtype f32|f16|bf16]
 //                [--weight-dtype f32|f16|bf16] [--cuda-graphs] [--cuda-attention simt|tensor-core]
 //                [--json FILE]
@@ -32,6 +32,7 @@
 #include "engine/kv_cache.h"
 #include "engine/kv_capacity.h"
 #include "engine/model.h"
+#include "engine/model_weights.h"
 #include "engine/random_model.h"
 #include "kernels/cuda/device_info.h"
 #include "nlohmann/json.hpp"
@@ -211,11 +212,18 @@ std::vector<int64_t> BatchLadder(int64_t capacity) {
 }
 
 absl::Status Run(const cli::Flags& flags) {
-  const std::string config_path = flags.String("config", "configs/pythia-160m-mha-144.json");
+  if (flags.Has("config") && flags.Has("model")) {
+    return absl::InvalidArgumentError("--config and --model: give one (a model has its config)");
+  }
+  const std::string model_dir = flags.String("model", "");
+  const std::string config_path =
+      model_dir.empty() ? flags.String("config", "configs/pythia-160m-mha-144.json")
+                        : model_dir + "/config.json";
   absl::StatusOr<ModelConfig> config_or = ModelConfig::FromFile(config_path);
   if (!config_or.ok()) {
     return absl::Status(config_or.status().code(),
-                        absl::StrCat("--config: ", config_or.status().message()));
+                        absl::StrCat(model_dir.empty() ? "--config: " : "--model: ",
+                                     config_or.status().message()));
   }
   const ModelConfig& config = *config_or;
   ASSIGN_OR_RETURN(const int64_t context, flags.Int("context", 512, 1, 1 << 20));
@@ -258,10 +266,21 @@ absl::Status Run(const cli::Flags& flags) {
     ASSIGN_OR_RETURN(batches, flags.IntList("batch", 1, 1 << 20));
   }
 
+  // A step costs the same whatever the weights' values; --model measures a checkpoint's own.
+  ModelHostWeights weights;
+  if (model_dir.empty()) {
+    weights = RandomModelWeights(config, 0);
+  } else {
+    absl::StatusOr<ModelHostWeights> loaded = LoadModelWeights(config, model_dir);
+    if (!loaded.ok()) {
+      return absl::Status(loaded.status().code(),
+                          absl::StrCat("--model: ", loaded.status().message()));
+    }
+    weights = *std::move(loaded);
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, cli::BackendFromFlags(flags, 0, "cpu"));
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
-                   Model::Create(config, RandomModelWeights(config, 0), backend.get(),
-                                 weight_dtype));
+                   Model::Create(config, std::move(weights), backend.get(), weight_dtype));
   if (flags.Switch("cuda-graphs")) {
     // Every batch's steps as replayed graphs: the workspace reserved for the largest batch fixes
     // the graphs' sizes (Model::EnableDecodeGraphs).
@@ -316,7 +335,7 @@ absl::Status Run(const cli::Flags& flags) {
 int Main(int argc, char** argv) {
   absl::StatusOr<cli::Flags> flags = cli::Flags::Parse(
       std::vector<std::string>(argv + 1, argv + argc),
-      {"config", "device", "batch", "kv-cache-bytes", "context", "steps", "kv-dtype",
+      {"config", "model", "device", "batch", "kv-cache-bytes", "context", "steps", "kv-dtype",
        "weight-dtype", "json", "cuda-attention"},
       {"cuda-graphs"});
   const absl::Status status = flags.ok() ? Run(*flags) : flags.status();

@@ -161,7 +161,18 @@ absl::Status ConvertCheckpoint(const std::string& model_dir, const std::string& 
   }
   ASSIGN_OR_RETURN(ModelHostWeights weights, LoadModelWeights(in_config, model_dir));
   ASSIGN_OR_RETURN(weights, ConvertWeights(in_config, std::move(weights), out_config, pooling));
-  return WriteModelDirectory(out_config, weights, dtype, QkvLayout::kSplit, out_dir);
+  RETURN_IF_ERROR(WriteModelDirectory(out_config, weights, dtype, QkvLayout::kSplit, out_dir));
+  // The vocabulary does not change, so the converted model keeps the input's tokenizer.
+  const fs::path tokenizer = fs::path(model_dir) / "tokenizer.json";
+  if (fs::exists(tokenizer, ec)) {
+    fs::copy_file(tokenizer, fs::path(out_dir) / "tokenizer.json",
+                  fs::copy_options::overwrite_existing, ec);
+    if (ec) {
+      return absl::InternalError(
+          absl::StrCat(out_dir, "/tokenizer.json: copy failed: ", ec.message()));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace mlkv

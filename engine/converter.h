@@ -40,8 +40,8 @@ absl::StatusOr<ModelHostWeights> ConvertWeights(const ModelConfig& in_config,
 
 // Reads `model_dir` (config.json + safetensors, fused or split layout; must be standard MHA) and
 // writes `out_dir` (config.json with the new num_key_value_heads/num_key_value_layers, and
-// model.safetensors in the split layout, in the dtype of the input's embed_in). `out_dir` must
-// not be `model_dir`.
+// model.safetensors in the split layout, in the dtype of the input's embed_in), and a copy of
+// the input's tokenizer.json when it has one. `out_dir` must not be `model_dir`.
 absl::Status ConvertCheckpoint(const std::string& model_dir, const std::string& out_dir,
                                int64_t num_kv_heads, int64_t num_kv_layers, KvPooling pooling);
 

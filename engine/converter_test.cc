@@ -4,7 +4,9 @@
 
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 
 #include "engine/checkpoint.h"
 #include "engine/model_writer.h"
@@ -158,6 +160,18 @@ TEST_F(ConverterTest, KeepsTheInputDType) {
   EXPECT_EQ((*checkpoint)->Find("gpt_neox.layers.0.attention.key.weight")->dtype, DType::kBF16);
   EXPECT_FALSE((*checkpoint)->Contains("gpt_neox.layers.1.attention.key.weight"));
   EXPECT_EQ(ModelConfig::FromFile(out_ + "/config.json")->torch_dtype, "bfloat16");
+}
+
+TEST_F(ConverterTest, CarriesTheTokenizerOver) {
+  ASSERT_TRUE(WriteRandomModel(MhaConfig(), 3, DType::kF32, in_).ok());  // vocab 5: none
+  ASSERT_TRUE(ConvertCheckpoint(in_, out_, 1, 1, KvPooling::kMean).ok());
+  EXPECT_FALSE(std::filesystem::exists(out_ + "/tokenizer.json"));
+
+  const std::string tokenizer = "{\"model\": {\"type\": \"BPE\"}}\n";
+  std::ofstream(in_ + "/tokenizer.json") << tokenizer;
+  ASSERT_TRUE(ConvertCheckpoint(in_, dir_ + "/with", 1, 1, KvPooling::kMean).ok());
+  std::ifstream copied(dir_ + "/with/tokenizer.json");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(copied), {}), tokenizer);
 }
 
 TEST_F(ConverterTest, BadArgumentsNameTheFlag) {

@@ -79,6 +79,9 @@ def add_schedule_flags(p, lr):
     p.add_argument("--log-every", type=positive_int, default=10)
     p.add_argument("--checkpoint-every", type=positive_int, default=250)
     p.add_argument("--resume", action="store_true", help=f"go on from DIR/{STATE_FILE}")
+    p.add_argument("--stop-after", type=positive_int, default=None,
+                   help="save the state and stop after this step, to --resume later (training "
+                        "in pieces)")
     p.add_argument("--dtype", choices=sorted(hf_checkpoint.DTYPE_NAMES), default="float32",
                    help="the dtype of the written weights")
     p.add_argument("--threads", type=positive_int, default=os.cpu_count())
@@ -242,12 +245,16 @@ def train(args):
             print(f"step {step} val_loss {val:.4f} nats/byte ({byte_data.bits(val):.4f} bits/byte)",
                   flush=True)
             window_start = time.time()  # the evaluation is not training throughput
-        if step % args.checkpoint_every == 0 and step < args.steps:
+        stopping = step == args.stop_after and step < args.steps
+        if (step % args.checkpoint_every == 0 or stopping) and step < args.steps:
             save_state(state_path, {"fingerprint": fingerprint, "step": step,
                                     "elapsed_s": elapsed, "history": history,
                                     "model": model.state_dict(),
                                     "optimizer": optimizer.state_dict()})
             window_start = time.time()
+        if stopping:
+            print(f"stopped after step {step}; --resume goes on from {state_path}", flush=True)
+            return
 
     hf_checkpoint.write_model(model, args.out, hf_checkpoint.DTYPE_NAMES[args.dtype])
     summary = {
