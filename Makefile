@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: deps build test run bench clean
+.PHONY: deps build test run models bench clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -16,9 +16,14 @@ build:
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
-# The main job on the default model (random weights in the Pythia-160M MLKV-2 shape, made once).
+# The main job on the default model (models/shakespeare-mlkv-2, trained and shipped here).
 run: build
 	bash scripts/run-default.sh $(BUILD)
+
+# The Shakespeare model family of docs/models.md: pretrain, convert and uptrain every variant
+# into $(BUILD)/models/shakespeare (about an hour on two cores; an interrupted run goes on).
+models: build
+	bash tools/train/make_family.sh $(BUILD)
 
 bench: build
 	bash bench/run_decode_bench.sh $(BUILD)

@@ -1,27 +1,29 @@
 #!/usr/bin/env bash
-# Runs the main job: mlkv-server on the default model (random weights in the Pythia-160M MLKV-2
-# shape, created on first use so no download is needed), on the CPU, on 127.0.0.1. Once it is
-# healthy, calls it with mlkv-client to show how, then serves until Ctrl-C (SIGINT drains).
+# Runs the main job: mlkv-server on the default model (models/shakespeare-mlkv-2, a small MLKV
+# model of Shakespeare that ships with the repository; docs/models.md), on the CPU, on 127.0.0.1.
+# Once it is healthy, calls it with mlkv-client to show how, then serves until Ctrl-C (SIGINT
+# drains).
 #
 #   scripts/run-default.sh [BUILD_DIR]     (make run)
 #   MLKV_PORT=50051                        the port
+#   MLKV_METRICS_PORT=8002                 the Prometheus port (0: any free port)
 #   MLKV_MODEL_DIR=...                     another model directory
 #   MLKV_DEMO_ONLY=1                       stop the server after the demo calls (smoke test)
 set -euo pipefail
 BUILD="${1:-build}"
 PORT="${MLKV_PORT:-50051}"
 TARGET="127.0.0.1:$PORT"
-MODEL_DIR="${MLKV_MODEL_DIR:-$BUILD/models/pythia-160m-mlkv-2-random}"
+METRICS_PORT="${MLKV_METRICS_PORT:-8002}"
+MODEL_DIR="${MLKV_MODEL_DIR:-models/shakespeare-mlkv-2}"
 if [ ! -f "$MODEL_DIR/model.safetensors" ]; then
-  echo "creating the default model in $MODEL_DIR" >&2
-  "$BUILD/tools/mlkv" random-model --config configs/pythia-160m-mlkv-2.json --seed 0 \
-    --out "$MODEL_DIR"
+  echo "run-default: $MODEL_DIR/model.safetensors is missing (MLKV_MODEL_DIR)" >&2
+  exit 2
 fi
 
 # Its own session, so that Ctrl-C reaches only this script, which passes it on once as SIGTERM
 # (the server drains, then exits 0; a second signal would make it exit without draining).
 setsid "$BUILD/server/mlkv-server" --model "$MODEL_DIR" --host 127.0.0.1 --port "$PORT" \
-  --kv-cache-bytes 1000000000 --max-model-len 2048 &
+  --metrics-port "$METRICS_PORT" --kv-cache-bytes 268435456 &
 SERVER_PID=$!
 stop_server() { kill -TERM "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" || true; }
 trap 'stop_server; exit 0' INT TERM
@@ -34,14 +36,13 @@ if ! "$CLIENT" health --target "$TARGET" --wait-seconds 120; then
 fi
 echo "--- $CLIENT info --target $TARGET"
 "$CLIENT" info --target "$TARGET"
-echo "--- $CLIENT generate --target $TARGET --token-ids 12092,13,309,717,247 ..."
-"$CLIENT" generate --target "$TARGET" --token-ids 12092,13,309,717,247 --max-tokens 32 \
-  --temperature 0.8 --top-p 0.95 --seed 1 --ignore-eos
-# A text prompt: random models ship a byte-level tokenizer (ids 0-256), so the text comes back
-# only for the few sampled ids that are bytes; a real checkpoint's tokenizer.json covers them all.
-echo "--- $CLIENT generate --target $TARGET --prompt 'The cache holds' ..."
-"$CLIENT" generate --target "$TARGET" --prompt "The cache holds" --max-tokens 16 \
-  --temperature 0.8 --seed 1
+# The model takes one token per byte: "ROMEO:" and a newline are ids 83 80 78 70 80 59 11.
+echo "--- $CLIENT generate --target $TARGET --token-ids 83,80,78,70,80,59,11 ..."
+"$CLIENT" generate --target "$TARGET" --token-ids 83,80,78,70,80,59,11 --max-tokens 24 \
+  --temperature 0
+echo "--- $CLIENT generate --target $TARGET --prompt 'KING HENRY:' ..."
+"$CLIENT" generate --target "$TARGET" --prompt $'KING HENRY:\n' --max-tokens 160 \
+  --temperature 0.8 --top-p 0.95 --seed 1
 echo "--- $CLIENT load --target $TARGET"
 "$CLIENT" load --target "$TARGET"
 

@@ -23,7 +23,11 @@ MODELS = ["mha-36", "gqa-12", "mqa-6", "mlkv-3", "mlkv-2", "mlkv-1"]
 KV_BUDGET_BYTES = 64 << 20
 KV_DTYPE = "f16"  # the cache dtype of the capacity columns, as in model.md's table
 DECODE_BATCH = 32
-DECODE_CONTEXT = 192  # within the models' 256 positions, leaving room for the steps
+
+
+def decode_context(max_model_len):
+    """Three quarters of the model's context (192 of 256): room for the measured steps."""
+    return max_model_len * 3 // 4
 
 
 def run_json(cmd):
@@ -87,7 +91,8 @@ def main():
     for row in rows:
         report = os.path.join(family, f"decode-{row['name']}.json")
         subprocess.run([decode_bench, "--model", os.path.join(family, row["name"]),
-                        "--batch", str(DECODE_BATCH), "--context", str(DECODE_CONTEXT),
+                        "--batch", str(DECODE_BATCH),
+                        "--context", str(decode_context(row["max_model_len"])),
                         "--kv-dtype", KV_DTYPE, "--json", report], check=True,
                        stdout=subprocess.DEVNULL)
         with open(report) as f:
@@ -97,7 +102,8 @@ def main():
     out = args.json or os.path.join(family, "measurements.json")
     with open(out, "w") as f:
         json.dump({"command": " ".join(sys.argv), "decode_batch": DECODE_BATCH,
-                   "decode_context": DECODE_CONTEXT, "kv_dtype_capacity": KV_DTYPE,
+                   "decode_context": decode_context(rows[0]["max_model_len"]),
+                   "kv_dtype_capacity": KV_DTYPE,
                    "models": rows}, f, indent=2)
         f.write("\n")
     print(f"wrote {out}")
