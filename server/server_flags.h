@@ -33,8 +33,8 @@ struct ServerFlags {
   absl::Duration shutdown_grace;
   int32_t max_waiting = 0;
   std::optional<int> metrics_port;  // unset: --no-metrics; 0: any free port
-  // Every flag, for LoadModelFromFlags / EngineOptionsFromFlags (with the default KV budget
-  // added when none was given).
+  // Every flag, for EngineFactoryOptionsFromFlags (with the default KV budget added when none
+  // was given).
   cli::Flags flags;
 };
 

@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "engine/collecting_observer.h"
+#include "engine/engine_factory.h"
 #include "nlohmann/json.hpp"
 #include "scheduler/request.h"
 #include "tools/mlkv/commands.h"
@@ -51,7 +52,10 @@ absl::Status RunGenerate(const Args& args) {
     const size_t prompt = r.prompt_text ? 3 * r.prompt_text->size() : r.prompt_token_ids.size();
     tokens_needed += static_cast<int64_t>(prompt) + max_tokens;
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, CreateEngineFromFlags(flags, tokens_needed));
+  ASSIGN_OR_RETURN(const EngineFactoryOptions options,
+                   EngineFactoryOptionsFromFlags(flags, tokens_needed));
+  ASSIGN_OR_RETURN(ReadyEngine ready, CreateEngine(options));
+  std::unique_ptr<Engine> engine = std::move(ready.engine);
 
   std::vector<std::shared_ptr<CollectingObserver>> observers;
   for (size_t i = 0; i < requests.size(); ++i) {
