@@ -13,10 +13,10 @@
 #include "absl/strings/str_split.h"
 #include "engine/collecting_observer.h"
 #include "engine/engine.h"
-#include "engine/kv_capacity.h"
-#include "engine/random_model.h"
+#include "planning/kv_capacity.h"
+#include "model/random_model.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "tools/mlkv/flags.h"
+#include "cli/flags.h"
 
 namespace mlkv {
 namespace {

@@ -24,7 +24,7 @@
 #include "bench/stream_trace.h"
 #include "common/status_macros.h"
 #include "engine/engine.h"
-#include "engine/random_model.h"
+#include "model/random_model.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "kernels/cpu/cpu_backend.h"
@@ -33,7 +33,7 @@
 #include "server/model_loader.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
-#include "tools/mlkv/model_flags.h"
+#include "cli/model_flags.h"
 
 namespace mlkv::bench {
 namespace {

@@ -20,7 +20,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/support/server_callback.h"
 #include "mlkv/v1/mlkv.grpc.pb.h"
-#include "tools/mlkv/flags.h"
+#include "cli/flags.h"
 
 namespace mlkv::bench {
 namespace {

@@ -15,9 +15,9 @@
 
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
-#include "engine/tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "nlohmann/json.hpp"
-#include "tools/mlkv/flags.h"
+#include "cli/flags.h"
 
 namespace mlkv {
 namespace {

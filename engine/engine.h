@@ -23,7 +23,7 @@
 #include "engine/model.h"
 #include "engine/model_runner.h"
 #include "engine/output_text.h"
-#include "engine/tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "kernels/backend.h"
 #include "scheduler/scheduler.h"
 

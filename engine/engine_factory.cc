@@ -8,8 +8,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "engine/host_memory.h"
-#include "engine/kv_capacity.h"
+#include "planning/host_memory.h"
+#include "planning/kv_capacity.h"
 #include "engine/model_workspace.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cuda/cuda_backend.h"

@@ -13,7 +13,7 @@
 #include "common/dtype.h"
 #include "engine/engine.h"
 #include "engine/model.h"
-#include "engine/tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/attention_plan.h"
 #include "scheduler/scheduler_config.h"

@@ -9,7 +9,7 @@
 #include <map>
 #include <string>
 
-#include "engine/random_model.h"
+#include "model/random_model.h"
 #include "engine/testing/paged_score.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"

@@ -9,7 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/dtype.h"
-#include "engine/model_config.h"
+#include "model/model_config.h"
 #include "kernels/backend.h"
 #include "scheduler/scheduler_config.h"
 

@@ -8,7 +8,7 @@
 #include "common/status_macros.h"
 #include "engine/collecting_observer.h"
 #include "engine/engine_factory.h"
-#include "tools/mlkv/model_flags.h"
+#include "cli/model_flags.h"
 
 namespace mlkv::server {
 

@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "server/tls_options.h"
-#include "tools/mlkv/model_flags.h"
+#include "cli/model_flags.h"
 
 namespace mlkv::server {
 namespace {

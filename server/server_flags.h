@@ -1,5 +1,5 @@
 // mlkv-server's command line: its own flags (address, name, shutdown grace, queue limit) plus
-// the engine flags it shares with the `mlkv` tool (tools/mlkv/model_flags.h).
+// the engine flags it shares with the `mlkv` tool (cli/model_flags.h).
 #ifndef MLKV_SERVER_SERVER_FLAGS_H_
 #define MLKV_SERVER_SERVER_FLAGS_H_
 
@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/mlkv_server.h"
-#include "tools/mlkv/flags.h"
+#include "cli/flags.h"
 
 namespace mlkv::server {
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "engine/model.h"
-#include "engine/random_model.h"
+#include "model/random_model.h"
 #include "gtest/gtest.h"
 
 namespace mlkv::testing {

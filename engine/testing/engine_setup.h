@@ -10,7 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "engine/collecting_observer.h"
 #include "engine/engine.h"
-#include "engine/random_model.h"
+#include "model/random_model.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
 

@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
-#include "engine/tokenizer/utf8.h"
+#include "tokenizer/utf8.h"
 #include "nlohmann/json.hpp"
 
 namespace mlkv::server::kserve {

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "engine/tokenizer/utf8.h"
+#include "tokenizer/utf8.h"
 #include "server/kserve/generation_settings.h"
 
 namespace mlkv::server::kserve {

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "engine/random_model.h"
+#include "model/random_model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

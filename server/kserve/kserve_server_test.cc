@@ -5,7 +5,7 @@
 #include <thread>
 #include <vector>
 
-#include "engine/tokenizer/utf8.h"
+#include "tokenizer/utf8.h"
 #include "server/kserve/kserve_test_client.h"
 
 namespace mlkv::server::kserve::e2e {

@@ -13,7 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/collecting_observer.h"
-#include "engine/random_model.h"
+#include "model/random_model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "inference/grpc_service.grpc.pb.h"

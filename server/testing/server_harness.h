@@ -10,7 +10,7 @@
 
 #include "engine/collecting_observer.h"
 #include "engine/engine.h"
-#include "engine/random_model.h"
+#include "model/random_model.h"
 #include "engine/testing/engine_setup.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/client_context.h"

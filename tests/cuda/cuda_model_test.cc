@@ -10,7 +10,7 @@
 #include <string>
 
 #include "engine/model.h"
-#include "engine/random_model.h"
+#include "model/random_model.h"
 #include "engine/testing/decode_steps.h"
 #include "engine/testing/paged_score.h"
 #include "gtest/gtest.h"

@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
-#include "tools/mlkv/flags.h"
+#include "cli/flags.h"
 
 namespace mlkv::loadgen {
 

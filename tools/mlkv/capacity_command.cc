@@ -9,12 +9,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
-#include "engine/decode_roofline.h"
-#include "engine/kv_capacity.h"
+#include "planning/decode_roofline.h"
+#include "planning/kv_capacity.h"
 #include "engine/model_workspace.h"
 #include "nlohmann/json.hpp"
 #include "tools/mlkv/commands.h"
-#include "tools/mlkv/model_flags.h"
+#include "cli/model_flags.h"
 
 namespace mlkv::cli {
 namespace {

@@ -8,11 +8,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "engine/tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "nlohmann/json.hpp"
 #include "tools/mlkv/commands.h"
-#include "tools/mlkv/flags.h"
-#include "tools/mlkv/model_flags.h"
+#include "cli/flags.h"
+#include "cli/model_flags.h"
 
 namespace mlkv::cli {
 namespace {

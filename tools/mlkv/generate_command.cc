@@ -10,7 +10,7 @@
 #include "nlohmann/json.hpp"
 #include "scheduler/request.h"
 #include "tools/mlkv/commands.h"
-#include "tools/mlkv/model_flags.h"
+#include "cli/model_flags.h"
 
 namespace mlkv::cli {
 namespace {

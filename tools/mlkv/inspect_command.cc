@@ -7,13 +7,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
-#include "engine/host_memory.h"
-#include "engine/kv_capacity.h"
-#include "engine/model_config.h"
+#include "planning/host_memory.h"
+#include "planning/kv_capacity.h"
+#include "model/model_config.h"
 #include "engine/model_workspace.h"
 #include "nlohmann/json.hpp"
 #include "tools/mlkv/commands.h"
-#include "tools/mlkv/model_flags.h"
+#include "cli/model_flags.h"
 
 namespace mlkv::cli {
 namespace {

@@ -4,9 +4,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "engine/random_model.h"
+#include "model/random_model.h"
 #include "tools/mlkv/commands.h"
-#include "tools/mlkv/flags.h"
+#include "cli/flags.h"
 
 namespace mlkv::cli {
 

@@ -17,7 +17,7 @@
 #include "engine/engine_factory.h"
 #include "nlohmann/json.hpp"
 #include "tools/mlkv/commands.h"
-#include "tools/mlkv/model_flags.h"
+#include "cli/model_flags.h"
 
 namespace mlkv::cli {
 namespace {

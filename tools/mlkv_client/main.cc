@@ -19,7 +19,7 @@
 #include "grpcpp/security/credentials.h"
 #include "mlkv/v1/mlkv.grpc.pb.h"
 #include "nlohmann/json.hpp"
-#include "tools/mlkv/flags.h"
+#include "cli/flags.h"
 
 namespace mlkv::client {
 namespace {
