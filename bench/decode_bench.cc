@@ -319,6 +319,7 @@ int Main(int argc, char** argv) {
       {"config", "device", "batch", "kv-cache-bytes", "context", "steps", "kv-dtype",
        "weight-dtype", "json", "cuda-attention"},
       {"cuda-graphs"});
+  if (flags.ok() && cli::PrintUsageIfAsked(*flags, "decode_bench")) return 0;
   const absl::Status status = flags.ok() ? Run(*flags) : flags.status();
   if (!status.ok()) {
     std::fprintf(stderr, "decode_bench: %s\n", std::string(status.message()).c_str());

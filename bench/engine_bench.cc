@@ -48,6 +48,7 @@ int Main(int argc, char** argv) {
        "seed", "max-num-batched-tokens"},
       {"no-prefix-caching"});
   if (!flags.ok()) return Fail(flags.status());
+  if (cli::PrintUsageIfAsked(*flags, "engine_bench")) return 0;
   auto config = ModelConfig::FromFile(flags->String("config", "configs/pythia-160m-mha-144.json"));
   auto kv_bytes = flags->Int("kv-cache-bytes", 256 << 20, 1, int64_t{1} << 40);
   auto num_requests = flags->Int("num-requests", 64, 1, 100000);

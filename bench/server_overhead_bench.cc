@@ -322,6 +322,7 @@ int Main(int argc, char** argv) {
   absl::StatusOr<cli::Flags> flags =
       cli::Flags::Parse(std::vector<std::string>(argv + 1, argv + argc), allowed,
                         cli::kModelSwitches);
+  if (flags.ok() && cli::PrintUsageIfAsked(*flags, "server_overhead_bench")) return 0;
   absl::Status status = flags.status();
   if (status.ok()) status = flags->Has("ramp") ? RunRamp(*flags) : RunLatency(*flags);
   if (!status.ok()) {

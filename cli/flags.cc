@@ -1,7 +1,9 @@
 // Parsing and typed access for command-line flags; see flags.h.
 #include "cli/flags.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -49,6 +51,14 @@ absl::StatusOr<Flags> Flags::Parse(const std::vector<std::string>& args,
                                    const std::set<std::string>& switches,
                                    const std::set<std::string>& repeatable) {
   Flags flags;
+  flags.allowed_ = allowed;
+  flags.switches_ = switches;
+  flags.repeatable_ = repeatable;
+  if (allowed.count("help") == 0 && switches.count("help") == 0 &&
+      std::find(args.begin(), args.end(), "--help") != args.end()) {
+    flags.help_ = true;
+    return flags;
+  }
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (arg.rfind("--", 0) != 0 || arg.size() == 2) {
@@ -81,6 +91,24 @@ absl::StatusOr<Flags> Flags::Parse(const std::vector<std::string>& args,
 const std::string* Flags::First(const std::string& name) const {
   auto it = values_.find(name);
   return it == values_.end() ? nullptr : &it->second.front();
+}
+
+std::string Flags::Usage(const std::string& command) const {
+  std::set<std::string> names = allowed_;
+  names.insert(switches_.begin(), switches_.end());
+  std::string text = absl::StrCat("usage: ", command, " [FLAGS]\n\nflags:\n");
+  for (const std::string& name : names) {
+    absl::StrAppend(&text, "  --", name, switches_.count(name) > 0 ? "" : " VALUE",
+                    repeatable_.count(name) > 0 ? "  (may be repeated)" : "", "\n");
+  }
+  absl::StrAppend(&text, "  --help  this list\n");
+  return text;
+}
+
+bool PrintUsageIfAsked(const Flags& flags, const std::string& command) {
+  if (!flags.help()) return false;
+  std::fputs(flags.Usage(command).c_str(), stdout);
+  return true;
 }
 
 absl::StatusOr<std::string> Flags::RequiredString(const std::string& name) const {

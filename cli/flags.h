@@ -18,11 +18,17 @@ namespace mlkv::cli {
 class Flags {
  public:
   // `allowed` lists flag names without dashes; `switches` those that take no value;
-  // `repeatable` those that may be given more than once (read them with IntLists).
+  // `repeatable` those that may be given more than once (read them with IntLists). A --help
+  // anywhere (unless "help" is a flag of the command) asks for help(): nothing else is parsed.
   static absl::StatusOr<Flags> Parse(const std::vector<std::string>& args,
                                      const std::set<std::string>& allowed,
                                      const std::set<std::string>& switches = {},
                                      const std::set<std::string>& repeatable = {});
+
+  // --help was given: print Usage() and do nothing else.
+  bool help() const { return help_; }
+  // "usage: <command> [FLAGS]" and every flag Parse accepts, from the sets it was given.
+  std::string Usage(const std::string& command) const;
 
   bool Has(const std::string& name) const { return values_.count(name) > 0; }
   bool Switch(const std::string& name) const { return Has(name); }
@@ -49,7 +55,14 @@ class Flags {
   const std::string* First(const std::string& name) const;
 
   std::map<std::string, std::vector<std::string>> values_;  // every occurrence, in order
+  bool help_ = false;
+  // What Parse accepted, for Usage.
+  std::set<std::string> allowed_, switches_, repeatable_;
 };
+
+// When `flags` asked for --help, prints flags.Usage(command) to stdout and returns true: the
+// command then returns success without running.
+bool PrintUsageIfAsked(const Flags& flags, const std::string& command);
 
 // The bytes of the file `path` that flag --`flag` names, or of standard input for "-"; errors
 // name the flag and the path.

@@ -49,6 +49,7 @@ absl::Status RunCapacity(const Args& args) {
                     "weight-dtype", "kv-dtype", "block-size", "context-lens", "bandwidth-gbs",
                     "tflops", "max-batch", "max-num-batched-tokens", "max-num-seqs", "format"},
                    {}, {"config"}));
+  if (PrintUsageIfAsked(flags, "mlkv capacity")) return absl::OkStatus();
   ASSIGN_OR_RETURN(bool json, JsonFormatFromFlags(flags));
   if (!flags.Has("config")) return absl::InvalidArgumentError("--config: is required");
   if (flags.Has("memory-bytes") == flags.Has("kv-cache-bytes")) {

@@ -10,6 +10,7 @@ namespace mlkv::cli {
 absl::Status RunConvert(const Args& args) {
   ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, {"model", "out", "num-key-value-heads",
                                                     "num-key-value-layers", "pool"}));
+  if (PrintUsageIfAsked(flags, "mlkv convert")) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::string model_dir, flags.RequiredString("model"));
   ASSIGN_OR_RETURN(std::string out_dir, flags.RequiredString("out"));
   if (!flags.Has("num-key-value-heads")) {

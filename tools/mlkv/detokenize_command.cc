@@ -65,6 +65,7 @@ absl::Status DetokenizeJsonLines(const Tokenizer& tokenizer, const std::string& 
 absl::Status RunDetokenize(const Args& args) {
   ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, {"tokenizer", "token-ids", "jsonl-in", "format"},
                                              {"skip-special-tokens"}));
+  if (PrintUsageIfAsked(flags, "mlkv detokenize")) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::string path, flags.RequiredString("tokenizer"));
   if (flags.Has("token-ids") == flags.Has("jsonl-in")) {
     return absl::InvalidArgumentError("give exactly one of --token-ids and --jsonl-in");

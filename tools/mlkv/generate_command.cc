@@ -40,6 +40,7 @@ absl::Status RunGenerate(const Args& args) {
                    Union({kModelFlags, kSamplingFlags,
                           {"token-ids", "prompt", "stop", "max-tokens", "format", "priority"}}),
                    Union({kModelSwitches, {"ignore-eos"}}), {"token-ids", "prompt", "stop"}));
+  if (PrintUsageIfAsked(flags, "mlkv generate")) return absl::OkStatus();
   ASSIGN_OR_RETURN(bool json, JsonFormatFromFlags(flags));
   ASSIGN_OR_RETURN(std::vector<EngineRequest> requests, PromptsFromFlags(flags));
   ASSIGN_OR_RETURN(int64_t max_tokens, flags.Int("max-tokens", 16, 1, 1 << 20));

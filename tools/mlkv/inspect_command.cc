@@ -87,6 +87,7 @@ absl::Status RunInspect(const Args& args) {
                                        "kv-cache-fraction", "memory-limit-bytes",
                                        "max-model-len", "block-size", "max-num-batched-tokens",
                                        "max-num-seqs"}));
+  if (PrintUsageIfAsked(flags, "mlkv inspect")) return absl::OkStatus();
   ASSIGN_OR_RETURN(bool json, JsonFormatFromFlags(flags));
   ASSIGN_OR_RETURN(DType kv_dtype, DTypeFromFlags(flags, "kv-dtype"));
   ASSIGN_OR_RETURN(DType weight_dtype, DTypeFromFlags(flags, "weight-dtype"));

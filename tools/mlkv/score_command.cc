@@ -68,6 +68,7 @@ absl::Status RunScore(const Args& args) {
   ASSIGN_OR_RETURN(Flags flags,
                    Flags::Parse(args, Union({kModelFlags, {"token-ids", "text-file", "format"}}),
                                 kModelSwitches));
+  if (PrintUsageIfAsked(flags, "mlkv score")) return absl::OkStatus();
   ASSIGN_OR_RETURN(bool json, JsonFormatFromFlags(flags));
   if (flags.Has("token-ids") == flags.Has("text-file")) {
     return absl::InvalidArgumentError("give exactly one of --token-ids and --text-file");

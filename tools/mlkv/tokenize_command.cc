@@ -49,6 +49,7 @@ absl::Status TokenizeJsonLines(const Tokenizer& tokenizer, const std::string& in
 absl::Status RunTokenize(const Args& args) {
   ASSIGN_OR_RETURN(Flags flags,
                    Flags::Parse(args, {"tokenizer", "text", "text-file", "jsonl-in", "format"}));
+  if (PrintUsageIfAsked(flags, "mlkv tokenize")) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::string path, flags.RequiredString("tokenizer"));
   const int inputs = flags.Has("text") + flags.Has("text-file") + flags.Has("jsonl-in");
   if (inputs != 1) {

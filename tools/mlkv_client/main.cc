@@ -235,20 +235,24 @@ absl::Status Run(const std::string& command, const std::vector<std::string>& arg
                                    "frequency-penalty", "seed", "stop-token-ids", "logprobs",
                                    "priority", "request-id", "timeout-seconds"}),
                      {"ignore-eos"}));
+    if (PrintUsageIfAsked(flags, "mlkv-client generate")) return absl::OkStatus();
     return Generate(flags);
   }
   if (command == "info") {
     ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, common));
+    if (PrintUsageIfAsked(flags, "mlkv-client info")) return absl::OkStatus();
     return Unary<v1::GetModelInfoRequest, v1::ModelInfo>(flags,
                                                          &v1::MlkvService::Stub::GetModelInfo);
   }
   if (command == "load") {
     ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, common));
+    if (PrintUsageIfAsked(flags, "mlkv-client load")) return absl::OkStatus();
     return Unary<v1::GetLoadRequest, v1::Load>(flags, &v1::MlkvService::Stub::GetLoad);
   }
   if (command == "health") {
     ASSIGN_OR_RETURN(Flags flags,
                      Flags::Parse(args, With(common, {"service", "wait-seconds"})));
+    if (PrintUsageIfAsked(flags, "mlkv-client health")) return absl::OkStatus();
     return Health(flags);
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown command \"", command, "\""));
