@@ -31,9 +31,8 @@ namespace mlkv {
 
 // Where sampled requests without penalties or logprobs draw their tokens.
 enum class SamplingPlacement {
-  // The host, for now, on every backend. On a GPU the backend is the faster place, but the CUDA
-  // SampleRows kernel has not yet run on one (docs/testing.md); once tools/gpu_check.sh passes
-  // it, auto is meant to pick the backend on GPUs (Engine::RunStep).
+  // The engine's choice (Engine::RunStep): the host on every backend (docs/testing.md, "GPU",
+  // says why the backend is not yet chosen on GPUs).
   kAuto,
   // On the backend (Backend::SampleRows): only the token leaves a GPU, not 50k logits.
   kBackend,
@@ -51,7 +50,7 @@ struct EngineOptions {
   // seed reproduces a sampled output on one placement only.
   SamplingPlacement sampling_placement = SamplingPlacement::kAuto;
   // Decode steps run padded to a bucket and, where the backend captures graphs (CUDA), as
-  // replayed graphs (Model::EnableDecodeGraphs). Off by default until measured on a GPU.
+  // replayed graphs (Model::EnableDecodeGraphs). Off by default (docs/testing.md, "GPU").
   bool decode_graphs = false;
   // The model's tokenizer: text prompts, text deltas and stop strings. Null: token ids only
   // (a text prompt or a stop string is then InvalidArgument).
