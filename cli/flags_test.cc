@@ -1,5 +1,5 @@
-// The command-line flag parser: both spellings, switches, and an error naming the flag for each
-// class of bad input.
+// The command-line flag parser: both spellings, switches, --help, and an error naming the flag
+// for each class of bad input.
 #include "cli/flags.h"
 
 #include "gmock/gmock.h"
@@ -58,6 +58,25 @@ TEST(FlagsTest, RefusesBadValuesNamingTheFlag) {
   ExpectError(flags->IntList("ids", 0, 10).status(), "--ids: expected an integer");
   ExpectError(flags->RequiredString("e").status(), "--e: must not be empty");
   ExpectError(flags->RequiredString("absent").status(), "--absent: is required");
+}
+
+// --help wins over anything else given, even a bad flag, and the usage lists what parses.
+TEST(FlagsTest, HelpListsTheFlagsThatParse) {
+  auto flags = Flags::Parse({"--unknown", "--help"}, {"model", "token-ids"}, {"ignore-eos"},
+                            {"token-ids"});
+  ASSERT_TRUE(flags.ok()) << flags.status();
+  EXPECT_TRUE(flags->help());
+  EXPECT_FALSE(flags->Has("unknown"));
+  EXPECT_EQ(flags->Usage("mlkv x"),
+            "usage: mlkv x [FLAGS]\n\nflags:\n  --ignore-eos\n  --model VALUE\n"
+            "  --token-ids VALUE  (may be repeated)\n  --help  this list\n");
+}
+
+TEST(FlagsTest, AHelpFlagOfTheCommandIsItsOwn) {
+  auto flags = Flags::Parse({"--help"}, {}, {"help"});
+  ASSERT_TRUE(flags.ok()) << flags.status();
+  EXPECT_FALSE(flags->help());
+  EXPECT_TRUE(flags->Switch("help"));
 }
 
 }  // namespace
