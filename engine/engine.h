@@ -4,10 +4,8 @@
 #ifndef MLKV_ENGINE_ENGINE_H_
 #define MLKV_ENGINE_ENGINE_H_
 
-#include <condition_variable>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -15,7 +13,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "engine/engine_monitor.h"
 #include "engine/engine_request.h"
@@ -116,6 +116,9 @@ class Engine {
   absl::StatusOr<std::optional<OutputText>> PrepareText(EngineRequest* request) const;
   absl::Status ValidateRequest(const EngineRequest& request) const;
   void Loop();
+  // Whether the engine thread has something to do: a stop, submissions, aborts, or a step that
+  // is `step_due` (the scheduler's state, read by the caller on the engine thread).
+  bool HasWork(bool step_due) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves submissions and aborts from the inbox into the scheduler (engine thread).
   void TakeInbox(std::deque<Submission>* submissions, std::vector<std::string>* aborts);
   void Admit(Submission submission);
@@ -139,17 +142,17 @@ class Engine {
   std::unique_ptr<ModelRunner> runner_;   // engine thread only
   absl::flat_hash_map<std::string, std::unique_ptr<LiveRequest>> live_;  // engine thread only
 
-  mutable std::mutex mu_;
-  std::condition_variable wake_;   // work arrived, or stop
-  std::condition_variable idle_;   // a request finished
-  std::deque<Submission> inbox_;                       // guarded by mu_
-  std::vector<std::string> abort_inbox_;               // guarded by mu_
-  absl::flat_hash_set<std::string> live_ids_;          // guarded by mu_: submitted, not finished
-  int64_t next_request_number_ = 0;                    // guarded by mu_
-  bool accepting_ = true;                              // guarded by mu_
-  bool stopping_ = false;                              // guarded by mu_
-  // Guarded by mu_: published each step (accepting is filled in from accepting_ by GetStats).
-  EngineStats stats_;
+  mutable absl::Mutex mu_;
+  absl::CondVar wake_;  // work arrived, or stop
+  absl::CondVar idle_;  // a request finished
+  std::deque<Submission> inbox_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> abort_inbox_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> live_ids_ ABSL_GUARDED_BY(mu_);  // submitted, not finished
+  int64_t next_request_number_ ABSL_GUARDED_BY(mu_) = 0;
+  bool accepting_ ABSL_GUARDED_BY(mu_) = true;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Published each step (accepting is filled in from accepting_ by GetStats).
+  EngineStats stats_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 
