@@ -27,16 +27,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "cli/flags.h"
+#include "cli/model_flags.h"
 #include "common/half.h"
 #include "common/status_macros.h"
 #include "engine/kv_cache.h"
-#include "planning/kv_capacity.h"
 #include "engine/model.h"
-#include "model/random_model.h"
 #include "kernels/cuda/device_info.h"
+#include "model/random_model.h"
 #include "nlohmann/json.hpp"
-#include "cli/flags.h"
-#include "cli/model_flags.h"
+#include "planning/kv_capacity.h"
 
 namespace mlkv {
 namespace {

@@ -11,12 +11,12 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "cli/flags.h"
 #include "engine/collecting_observer.h"
 #include "engine/engine.h"
-#include "planning/kv_capacity.h"
-#include "model/random_model.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "cli/flags.h"
+#include "model/random_model.h"
+#include "planning/kv_capacity.h"
 
 namespace mlkv {
 namespace {

@@ -22,18 +22,18 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "bench/stream_trace.h"
+#include "cli/model_flags.h"
 #include "common/status_macros.h"
 #include "engine/engine.h"
-#include "model/random_model.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "model/random_model.h"
 #include "server/generate_request.h"
 #include "server/mlkv_server.h"
 #include "server/model_loader.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
-#include "cli/model_flags.h"
 
 namespace mlkv::bench {
 namespace {

@@ -14,10 +14,10 @@
 #include <thread>
 
 #include "absl/strings/str_split.h"
-#include "common/status_macros.h"
-#include "tokenizer/tokenizer.h"
-#include "nlohmann/json.hpp"
 #include "cli/flags.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "tokenizer/tokenizer.h"
 
 namespace mlkv {
 namespace {

@@ -9,11 +9,11 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "cli/flags.h"
 #include "engine/engine.h"
 #include "engine/engine_factory.h"
 #include "engine/sampling_params.h"
 #include "kernels/backend.h"
-#include "cli/flags.h"
 
 namespace mlkv::cli {
 

@@ -11,9 +11,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -23,9 +23,9 @@
 #include "engine/model.h"
 #include "engine/model_runner.h"
 #include "engine/output_text.h"
-#include "tokenizer/tokenizer.h"
 #include "kernels/backend.h"
 #include "scheduler/scheduler.h"
+#include "tokenizer/tokenizer.h"
 
 namespace mlkv {
 

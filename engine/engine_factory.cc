@@ -8,12 +8,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "planning/host_memory.h"
-#include "planning/kv_capacity.h"
 #include "engine/model_workspace.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_info.h"
+#include "planning/host_memory.h"
+#include "planning/kv_capacity.h"
 #include "spdlog/spdlog.h"
 
 namespace mlkv {

@@ -13,10 +13,10 @@
 #include "common/dtype.h"
 #include "engine/engine.h"
 #include "engine/model.h"
-#include "tokenizer/tokenizer.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/attention_plan.h"
 #include "scheduler/scheduler_config.h"
+#include "tokenizer/tokenizer.h"
 
 namespace mlkv {
 

@@ -7,9 +7,9 @@
 #include <fstream>
 
 #include "common/half.h"
+#include "common/testing/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "common/testing/temp_dir.h"
 
 namespace mlkv {
 namespace {

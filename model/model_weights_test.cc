@@ -7,12 +7,12 @@
 #include <filesystem>
 #include <functional>
 
+#include "common/testing/temp_dir.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
 #include "model/checkpoint.h"
 #include "model/model_writer.h"
 #include "model/random_model.h"
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
-#include "common/testing/temp_dir.h"
 
 namespace mlkv {
 namespace {

@@ -23,9 +23,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "model/model_writer.h"
+#include "spdlog/spdlog.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/byte_level_bpe_json.h"
-#include "spdlog/spdlog.h"
 
 namespace mlkv {
 namespace {

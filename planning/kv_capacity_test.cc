@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "planning/host_memory.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "planning/host_memory.h"
 
 namespace mlkv {
 namespace {

@@ -5,10 +5,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "cli/model_flags.h"
 #include "common/status_macros.h"
 #include "engine/collecting_observer.h"
 #include "engine/engine_factory.h"
-#include "cli/model_flags.h"
 
 namespace mlkv::server {
 

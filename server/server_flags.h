@@ -10,8 +10,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "server/mlkv_server.h"
 #include "cli/flags.h"
+#include "server/mlkv_server.h"
 
 namespace mlkv::server {
 

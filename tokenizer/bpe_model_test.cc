@@ -4,8 +4,8 @@
 
 #include <random>
 
-#include "tokenizer/byte_level.h"
 #include "gtest/gtest.h"
+#include "tokenizer/byte_level.h"
 
 namespace mlkv {
 namespace {

@@ -4,9 +4,9 @@
 
 #include <random>
 
+#include "gtest/gtest.h"
 #include "tokenizer/test_tokenizer_json.h"
 #include "tokenizer/utf8.h"
-#include "gtest/gtest.h"
 
 namespace mlkv {
 namespace {

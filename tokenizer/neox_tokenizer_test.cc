@@ -7,9 +7,9 @@
 #include <sstream>
 #include <thread>
 
+#include "gtest/gtest.h"
 #include "tokenizer/incremental_decoder.h"
 #include "tokenizer/tokenizer.h"
-#include "gtest/gtest.h"
 
 namespace mlkv {
 namespace {

@@ -1,8 +1,8 @@
 // Tests that the byte-level tokenizer.json `mlkv random-model` writes loads, round-trips any text,
 // keeps every id inside the model's vocabulary, and gives "<|endoftext|>" the model's eos id.
+#include "gtest/gtest.h"
 #include "model/random_model.h"
 #include "tokenizer/tokenizer.h"
-#include "gtest/gtest.h"
 
 namespace mlkv {
 namespace {

@@ -7,9 +7,9 @@
 #include <utility>
 #include <vector>
 
+#include "nlohmann/json.hpp"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/byte_level_bpe_json.h"
-#include "nlohmann/json.hpp"
 
 namespace mlkv::testing {
 

@@ -1,9 +1,9 @@
 // Bad tokenizer.json files: one test per class of problem, each a clear error that names it.
 #include "tokenizer/tokenizer_spec.h"
 
+#include "gtest/gtest.h"
 #include "tokenizer/test_tokenizer_json.h"
 #include "tokenizer/tokenizer.h"
-#include "gtest/gtest.h"
 
 namespace mlkv {
 namespace {

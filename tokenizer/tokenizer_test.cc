@@ -4,8 +4,8 @@
 
 #include <thread>
 
-#include "tokenizer/test_tokenizer_json.h"
 #include "gtest/gtest.h"
+#include "tokenizer/test_tokenizer_json.h"
 
 namespace mlkv {
 namespace {

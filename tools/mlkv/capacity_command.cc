@@ -8,13 +8,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "cli/model_flags.h"
 #include "common/status_macros.h"
-#include "planning/decode_roofline.h"
-#include "planning/kv_capacity.h"
 #include "engine/model_workspace.h"
 #include "nlohmann/json.hpp"
+#include "planning/decode_roofline.h"
+#include "planning/kv_capacity.h"
 #include "tools/mlkv/commands.h"
-#include "cli/model_flags.h"
 
 namespace mlkv::cli {
 namespace {

@@ -1,9 +1,9 @@
 // `mlkv convert`: turns a standard MHA checkpoint into its GQA/MQA/MLKV variant (model.md).
 #include "absl/strings/str_cat.h"
+#include "cli/flags.h"
 #include "common/status_macros.h"
 #include "model/converter.h"
 #include "tools/mlkv/commands.h"
-#include "cli/flags.h"
 
 namespace mlkv::cli {
 

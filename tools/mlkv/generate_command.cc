@@ -4,13 +4,13 @@
 #include <cstdio>
 
 #include "absl/strings/str_join.h"
+#include "cli/model_flags.h"
 #include "common/status_macros.h"
 #include "engine/collecting_observer.h"
 #include "engine/engine_factory.h"
 #include "nlohmann/json.hpp"
 #include "scheduler/request.h"
 #include "tools/mlkv/commands.h"
-#include "cli/model_flags.h"
 
 namespace mlkv::cli {
 namespace {

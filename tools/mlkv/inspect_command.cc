@@ -6,14 +6,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cli/model_flags.h"
 #include "common/status_macros.h"
+#include "engine/model_workspace.h"
+#include "model/model_config.h"
+#include "nlohmann/json.hpp"
 #include "planning/host_memory.h"
 #include "planning/kv_capacity.h"
-#include "model/model_config.h"
-#include "engine/model_workspace.h"
-#include "nlohmann/json.hpp"
 #include "tools/mlkv/commands.h"
-#include "cli/model_flags.h"
 
 namespace mlkv::cli {
 namespace {

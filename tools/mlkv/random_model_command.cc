@@ -3,10 +3,10 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "cli/flags.h"
 #include "common/status_macros.h"
 #include "model/random_model.h"
 #include "tools/mlkv/commands.h"
-#include "cli/flags.h"
 
 namespace mlkv::cli {
 

@@ -12,12 +12,12 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "cli/model_flags.h"
 #include "common/status_macros.h"
 #include "engine/collecting_observer.h"
 #include "engine/engine_factory.h"
 #include "nlohmann/json.hpp"
 #include "tools/mlkv/commands.h"
-#include "cli/model_flags.h"
 
 namespace mlkv::cli {
 namespace {

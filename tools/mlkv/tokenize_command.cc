@@ -5,12 +5,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/status_macros.h"
-#include "tokenizer/tokenizer.h"
-#include "nlohmann/json.hpp"
-#include "tools/mlkv/commands.h"
 #include "cli/flags.h"
 #include "cli/model_flags.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "tokenizer/tokenizer.h"
+#include "tools/mlkv/commands.h"
 
 namespace mlkv::cli {
 namespace {

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cli/flags.h"
 #include "common/status_macros.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -19,7 +20,6 @@
 #include "grpcpp/security/credentials.h"
 #include "mlkv/v1/mlkv.grpc.pb.h"
 #include "nlohmann/json.hpp"
-#include "cli/flags.h"
 
 namespace mlkv::client {
 namespace {
