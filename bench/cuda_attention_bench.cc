@@ -17,6 +17,7 @@
 #include <memory>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/cuda/cuda_backend.h"
@@ -115,11 +116,18 @@ const char* KernelName(cuda::AttentionKernel kernel) {
   return kernel == cuda::AttentionKernel::kTensorCore ? "mma" : "simt";
 }
 
+constexpr char kUsage[] =
+    "usage: cuda_attention_bench [kv_mib > 0 (1024)] [context >= 512 (4096)]\n";
+
 int Main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--help") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
   const int64_t kv_mib = argc > 1 ? std::atoll(argv[1]) : 1024;
   const int64_t context = argc > 2 ? std::atoll(argv[2]) : 4096;
   if (kv_mib <= 0 || context < 512) {
-    std::fprintf(stderr, "usage: cuda_attention_bench [kv_mib > 0] [context >= 512]\n");
+    std::fputs(kUsage, stderr);
     return 1;
   }
   const std::unique_ptr<Backend> simt = CudaBackendOrExit(cuda::AttentionKernel::kSimt);

@@ -11,7 +11,7 @@
 //
 // --kv-cache-bytes B runs, instead of --batch, the batches 1, 8, 32, 128, ... (x4) up to the
 // number of sequences of --context + --steps tokens that a KV cache of B bytes holds
-// (engine/kv_capacity.h), and that number itself: run per variant, each at its own capacity
+// (planning/kv_capacity.h), and that number itself: run per variant, each at its own capacity
 // within one budget. --cuda-graphs runs the steps as replayed CUDA graphs (each batch's first
 // step, the warm-up, captures its graph).
 //
@@ -27,17 +27,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "cli/flags.h"
+#include "cli/model_flags.h"
 #include "common/half.h"
 #include "common/status_macros.h"
 #include "engine/kv_cache.h"
-#include "engine/kv_capacity.h"
 #include "engine/model.h"
-#include "engine/model_weights.h"
-#include "engine/random_model.h"
 #include "kernels/cuda/device_info.h"
+#include "model/model_weights.h"
+#include "model/random_model.h"
 #include "nlohmann/json.hpp"
-#include "tools/mlkv/flags.h"
-#include "tools/mlkv/model_flags.h"
+#include "planning/kv_capacity.h"
 
 namespace mlkv {
 namespace {
@@ -338,6 +338,7 @@ int Main(int argc, char** argv) {
       {"config", "model", "device", "batch", "kv-cache-bytes", "context", "steps", "kv-dtype",
        "weight-dtype", "json", "cuda-attention"},
       {"cuda-graphs"});
+  if (flags.ok() && cli::PrintUsageIfAsked(*flags, "decode_bench")) return 0;
   const absl::Status status = flags.ok() ? Run(*flags) : flags.status();
   if (!status.ok()) {
     std::fprintf(stderr, "decode_bench: %s\n", std::string(status.message()).c_str());

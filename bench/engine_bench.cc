@@ -11,12 +11,12 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "cli/flags.h"
 #include "engine/collecting_observer.h"
 #include "engine/engine.h"
-#include "engine/kv_capacity.h"
-#include "engine/random_model.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "tools/mlkv/flags.h"
+#include "model/random_model.h"
+#include "planning/kv_capacity.h"
 
 namespace mlkv {
 namespace {
@@ -48,6 +48,7 @@ int Main(int argc, char** argv) {
        "seed", "max-num-batched-tokens"},
       {"no-prefix-caching"});
   if (!flags.ok()) return Fail(flags.status());
+  if (cli::PrintUsageIfAsked(*flags, "engine_bench")) return 0;
   auto config = ModelConfig::FromFile(flags->String("config", "configs/pythia-160m-mha-144.json"));
   auto kv_bytes = flags->Int("kv-cache-bytes", 256 << 20, 1, int64_t{1} << 40);
   auto num_requests = flags->Int("num-requests", 64, 1, 100000);

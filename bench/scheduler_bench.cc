@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
+#include "absl/status/statusor.h"
+#include "cli/flags.h"
 #include "scheduler/scheduler.h"
 
 namespace mlkv {
@@ -102,24 +102,21 @@ Timing Measure(int32_t num_seqs, int steps, bool prefix_caching) {
 }
 
 int Main(int argc, char** argv) {
-  int steps = 200;
-  std::vector<int32_t> sizes = {100, 1000, 3000, 10000};
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--steps" && absl::SimpleAtoi(argv[i + 1], &steps) && steps > 0) continue;
-    if (flag == "--sizes") {
-      sizes.clear();
-      bool ok = true;
-      for (absl::string_view part : absl::StrSplit(argv[i + 1], ',')) {
-        int32_t n = 0;
-        ok = ok && absl::SimpleAtoi(part, &n) && n > 0;
-        sizes.push_back(n);
-      }
-      if (ok) continue;
+  absl::StatusOr<cli::Flags> flags =
+      cli::Flags::Parse(std::vector<std::string>(argv + 1, argv + argc), {"steps", "sizes"});
+  if (flags.ok() && cli::PrintUsageIfAsked(*flags, "scheduler_bench")) return 0;
+  absl::StatusOr<int64_t> steps_flag = flags.ok() ? flags->Int("steps", 200, 1, 1 << 30)
+                                                  : absl::StatusOr<int64_t>(flags.status());
+  absl::StatusOr<std::vector<int64_t>> sizes_flag = std::vector<int64_t>{100, 1000, 3000, 10000};
+  if (flags.ok() && flags->Has("sizes")) sizes_flag = flags->IntList("sizes", 1, 1 << 30);
+  for (const absl::Status& status : {steps_flag.status(), sizes_flag.status()}) {
+    if (!status.ok()) {
+      std::fprintf(stderr, "scheduler_bench: %s\n", std::string(status.message()).c_str());
+      return 2;
     }
-    std::fprintf(stderr, "usage: scheduler_bench [--steps N] [--sizes N,N,...]\n");
-    return 2;
   }
+  const int steps = static_cast<int>(*steps_flag);
+  const std::vector<int32_t> sizes(sizes_flag->begin(), sizes_flag->end());
   std::printf("decode steps: %d per size; block_size %d; prompt %d tokens\n", steps, kBlockSize,
               kPromptLen);
   std::printf("%8s %7s %12s %12s %12s %12s %10s\n", "seqs", "prefix", "schedule_us", "update_us",

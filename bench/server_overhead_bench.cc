@@ -22,18 +22,18 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "bench/stream_trace.h"
+#include "cli/model_flags.h"
 #include "common/status_macros.h"
 #include "engine/engine.h"
-#include "engine/random_model.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "model/random_model.h"
 #include "server/generate_request.h"
 #include "server/mlkv_server.h"
 #include "server/model_loader.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
-#include "tools/mlkv/model_flags.h"
 
 namespace mlkv::bench {
 namespace {
@@ -322,6 +322,7 @@ int Main(int argc, char** argv) {
   absl::StatusOr<cli::Flags> flags =
       cli::Flags::Parse(std::vector<std::string>(argv + 1, argv + argc), allowed,
                         cli::kModelSwitches);
+  if (flags.ok() && cli::PrintUsageIfAsked(*flags, "server_overhead_bench")) return 0;
   absl::Status status = flags.status();
   if (status.ok()) status = flags->Has("ramp") ? RunRamp(*flags) : RunLatency(*flags);
   if (!status.ok()) {

@@ -14,13 +14,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "cli/flags.h"
 #include "common/status_macros.h"
+#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
-#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/support/server_callback.h"
 #include "mlkv/v1/mlkv.grpc.pb.h"
-#include "tools/mlkv/flags.h"
 
 namespace mlkv::bench {
 namespace {

@@ -14,10 +14,10 @@
 #include <thread>
 
 #include "absl/strings/str_split.h"
+#include "cli/flags.h"
 #include "common/status_macros.h"
-#include "engine/tokenizer/tokenizer.h"
 #include "nlohmann/json.hpp"
-#include "tools/mlkv/flags.h"
+#include "tokenizer/tokenizer.h"
 
 namespace mlkv {
 namespace {
@@ -80,6 +80,7 @@ double EncodeAll(const Tokenizer& tokenizer, const Workload& w, int threads, siz
 absl::Status Run(const std::vector<std::string>& args) {
   ASSIGN_OR_RETURN(cli::Flags flags, cli::Flags::Parse(args, {"tokenizer", "text-file", "jsonl",
                                                               "repeat", "threads", "json"}));
+  if (cli::PrintUsageIfAsked(flags, "tokenizer_bench")) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::string path, flags.RequiredString("tokenizer"));
   ASSIGN_OR_RETURN(int64_t repeat, flags.Int("repeat", 5, 1, 1000));
   ASSIGN_OR_RETURN(int64_t threads, flags.Int("threads", 1, 1, 256));

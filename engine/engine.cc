@@ -89,10 +89,14 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
                                     options.kv_dtype},
                                    engine->backend_.get()));
   engine->runner_ = std::make_unique<ModelRunner>(engine->model_.get(), engine->cache_.get());
-  engine->stats_.num_kv_groups = engine->model_->config().num_kv_groups();
-  engine->stats_.block_bytes = KvCache::BlockBytes(engine->model_->config(),
-                                                   engine->cache_->options());
-  engine->stats_.scheduler = engine->scheduler_->GetStats();
+  {
+    // No other thread sees the engine yet; the lock is for the thread-safety analysis.
+    absl::MutexLock lock(&engine->mu_);
+    engine->stats_.num_kv_groups = engine->model_->config().num_kv_groups();
+    engine->stats_.block_bytes =
+        KvCache::BlockBytes(engine->model_->config(), engine->cache_->options());
+    engine->stats_.scheduler = engine->scheduler_->GetStats();
+  }
   engine->thread_ = std::thread([e = engine.get()] { e->Loop(); });
   return engine;
 }
@@ -166,7 +170,7 @@ absl::StatusOr<std::string> Engine::Submit(EngineRequest request) {
   // needs every step.
   ASSIGN_OR_RETURN(std::optional<OutputText> text, PrepareText(&request));
   RETURN_IF_ERROR(ValidateRequest(request));
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!accepting_) return absl::UnavailableError("the engine is shutting down");
   const int64_t number = next_request_number_++;
   if (request.request_id.empty()) request.request_id = absl::StrCat("req-", number);
@@ -184,43 +188,46 @@ absl::StatusOr<std::string> Engine::Submit(EngineRequest request) {
   live_ids_.insert(request.request_id);
   std::string id = request.request_id;
   inbox_.push_back(Submission{std::move(request), arrival, std::move(text)});
-  wake_.notify_one();
+  wake_.Signal();
   return id;
 }
 
 absl::Status Engine::Abort(const std::string& request_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!live_ids_.contains(request_id)) {
     return absl::NotFoundError(absl::StrCat("no live request \"", request_id, "\""));
   }
   abort_inbox_.push_back(request_id);
-  wake_.notify_one();
+  wake_.Signal();
   return absl::OkStatus();
 }
 
 void Engine::StopAccepting() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   accepting_ = false;
 }
 
 bool Engine::WaitIdle(absl::Duration timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return idle_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
-                        [&] { return live_ids_.empty(); });
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::MutexLock lock(&mu_);
+  while (!live_ids_.empty()) {
+    if (idle_.WaitWithDeadline(&mu_, deadline)) return live_ids_.empty();
+  }
+  return true;
 }
 
 void Engine::Shutdown() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     accepting_ = false;
     stopping_ = true;
   }
-  wake_.notify_all();
+  wake_.SignalAll();
   if (thread_.joinable()) thread_.join();
 }
 
 EngineStats Engine::GetStats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   EngineStats stats = stats_;
   stats.accepting = accepting_;
   return stats;
@@ -258,6 +265,10 @@ void Engine::TakeInbox(std::deque<Submission>* submissions, std::vector<std::str
   }
 }
 
+bool Engine::HasWork(bool step_due) const {
+  return stopping_ || !inbox_.empty() || !abort_inbox_.empty() || step_due;
+}
+
 void Engine::Loop() {
   backend_->AttachThread();
   bool idle_step = false;  // the last step scheduled nothing although requests are live
@@ -266,17 +277,16 @@ void Engine::Loop() {
     std::vector<std::string> aborts;
     bool stop = false;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      auto has_work = [&] {
-        return stopping_ || !inbox_.empty() || !abort_inbox_.empty() ||
-               (scheduler_->HasUnfinishedRequests() && !idle_step);
-      };
+      absl::MutexLock lock(&mu_);
+      const bool step_due = scheduler_->HasUnfinishedRequests() && !idle_step;
       // A step that scheduled nothing waits for news, but not forever: blocks freed by aborts
       // reach the scheduler only through it.
       if (idle_step) {
-        wake_.wait_for(lock, std::chrono::milliseconds(1), has_work);
+        const absl::Time deadline = absl::Now() + absl::Milliseconds(1);
+        while (!HasWork(step_due) && !wake_.WaitWithDeadline(&mu_, deadline)) {
+        }
       } else {
-        wake_.wait(lock, has_work);
+        while (!HasWork(step_due)) wake_.Wait(&mu_);
       }
       submissions.swap(inbox_);
       aborts.swap(abort_inbox_);
@@ -301,7 +311,7 @@ void Engine::Loop() {
     {
       // Published before the observers hear of finished requests, so that what a client sees
       // after its request ends already counts the freed blocks.
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       stats_.scheduler = scheduler_->GetStats();
     }
     ReportFinished();
@@ -422,7 +432,7 @@ absl::StatusOr<bool> Engine::RunStep() {
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   stats_.num_steps++;
   stats_.step_seconds_total += seconds;
   stats_.last_step_seconds = seconds;
@@ -475,9 +485,9 @@ void Engine::Finish(LiveRequest& live, RequestResult result) {
   // The monitor first, as with the stats: a client that saw its request end finds it counted.
   if (options_.monitor) options_.monitor->OnFinished(result);
   live.observer->OnFinished(result);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   live_ids_.erase(live.id);
-  idle_.notify_all();
+  idle_.SignalAll();
 }
 
 void Engine::FailAll(const absl::Status& status) {

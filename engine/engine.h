@@ -4,18 +4,18 @@
 #ifndef MLKV_ENGINE_ENGINE_H_
 #define MLKV_ENGINE_ENGINE_H_
 
-#include <condition_variable>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "engine/engine_monitor.h"
 #include "engine/engine_request.h"
@@ -23,17 +23,16 @@
 #include "engine/model.h"
 #include "engine/model_runner.h"
 #include "engine/output_text.h"
-#include "engine/tokenizer/tokenizer.h"
 #include "kernels/backend.h"
 #include "scheduler/scheduler.h"
+#include "tokenizer/tokenizer.h"
 
 namespace mlkv {
 
 // Where sampled requests without penalties or logprobs draw their tokens.
 enum class SamplingPlacement {
-  // The host, for now, on every backend. On a GPU the backend is the faster place, but the CUDA
-  // SampleRows kernel has not yet run on one (docs/testing.md); once tools/gpu_check.sh passes
-  // it, auto is meant to pick the backend on GPUs (Engine::RunStep).
+  // The engine's choice (Engine::RunStep): the host on every backend (docs/testing.md, "GPU",
+  // says why the backend is not yet chosen on GPUs).
   kAuto,
   // On the backend (Backend::SampleRows): only the token leaves a GPU, not 50k logits.
   kBackend,
@@ -51,7 +50,7 @@ struct EngineOptions {
   // seed reproduces a sampled output on one placement only.
   SamplingPlacement sampling_placement = SamplingPlacement::kAuto;
   // Decode steps run padded to a bucket and, where the backend captures graphs (CUDA), as
-  // replayed graphs (Model::EnableDecodeGraphs). Off by default until measured on a GPU.
+  // replayed graphs (Model::EnableDecodeGraphs). Off by default (docs/testing.md, "GPU").
   bool decode_graphs = false;
   // The model's tokenizer: text prompts, text deltas and stop strings. Null: token ids only
   // (a text prompt or a stop string is then InvalidArgument).
@@ -117,6 +116,9 @@ class Engine {
   absl::StatusOr<std::optional<OutputText>> PrepareText(EngineRequest* request) const;
   absl::Status ValidateRequest(const EngineRequest& request) const;
   void Loop();
+  // Whether the engine thread has something to do: a stop, submissions, aborts, or a step that
+  // is `step_due` (the scheduler's state, read by the caller on the engine thread).
+  bool HasWork(bool step_due) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves submissions and aborts from the inbox into the scheduler (engine thread).
   void TakeInbox(std::deque<Submission>* submissions, std::vector<std::string>* aborts);
   void Admit(Submission submission);
@@ -140,17 +142,17 @@ class Engine {
   std::unique_ptr<ModelRunner> runner_;   // engine thread only
   absl::flat_hash_map<std::string, std::unique_ptr<LiveRequest>> live_;  // engine thread only
 
-  mutable std::mutex mu_;
-  std::condition_variable wake_;   // work arrived, or stop
-  std::condition_variable idle_;   // a request finished
-  std::deque<Submission> inbox_;                       // guarded by mu_
-  std::vector<std::string> abort_inbox_;               // guarded by mu_
-  absl::flat_hash_set<std::string> live_ids_;          // guarded by mu_: submitted, not finished
-  int64_t next_request_number_ = 0;                    // guarded by mu_
-  bool accepting_ = true;                              // guarded by mu_
-  bool stopping_ = false;                              // guarded by mu_
-  // Guarded by mu_: published each step (accepting is filled in from accepting_ by GetStats).
-  EngineStats stats_;
+  mutable absl::Mutex mu_;
+  absl::CondVar wake_;  // work arrived, or stop
+  absl::CondVar idle_;  // a request finished
+  std::deque<Submission> inbox_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> abort_inbox_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> live_ids_ ABSL_GUARDED_BY(mu_);  // submitted, not finished
+  int64_t next_request_number_ ABSL_GUARDED_BY(mu_) = 0;
+  bool accepting_ ABSL_GUARDED_BY(mu_) = true;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Published each step (accepting is filled in from accepting_ by GetStats).
+  EngineStats stats_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

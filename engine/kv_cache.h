@@ -9,8 +9,8 @@
 
 #include "absl/status/statusor.h"
 #include "common/dtype.h"
-#include "engine/model_config.h"
 #include "kernels/backend.h"
+#include "model/model_config.h"
 
 namespace mlkv {
 

@@ -9,11 +9,11 @@
 
 #include "absl/status/statusor.h"
 #include "engine/kv_cache.h"
-#include "engine/model_config.h"
-#include "engine/model_weights.h"
 #include "engine/model_workspace.h"
 #include "engine/step_batch.h"
 #include "kernels/backend.h"
+#include "model/model_config.h"
+#include "model/model_weights.h"
 
 namespace mlkv {
 

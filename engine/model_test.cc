@@ -9,12 +9,12 @@
 #include <map>
 #include <string>
 
-#include "engine/random_model.h"
 #include "engine/testing/paged_score.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/sample_rows.h"
 #include "kernels/testing/random_inputs.h"
+#include "model/random_model.h"
 
 namespace mlkv {
 namespace {

@@ -13,11 +13,11 @@
 #include "engine/collecting_observer.h"
 #include "engine/engine.h"
 #include "engine/model.h"
-#include "engine/random_model.h"
 #include "engine/testing/counting_backend.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "model/random_model.h"
 
 namespace mlkv {
 namespace {

@@ -3,7 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "engine/tokenizer/utf8.h"
+#include "tokenizer/utf8.h"
 
 namespace mlkv {
 

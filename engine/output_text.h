@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "engine/tokenizer/incremental_decoder.h"
-#include "engine/tokenizer/stop_string_matcher.h"
-#include "engine/tokenizer/tokenizer.h"
+#include "tokenizer/incremental_decoder.h"
+#include "tokenizer/stop_string_matcher.h"
+#include "tokenizer/tokenizer.h"
 
 namespace mlkv {
 

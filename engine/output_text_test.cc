@@ -2,9 +2,9 @@
 // test picks exactly where characters and stop strings are split between tokens.
 #include "engine/output_text.h"
 
-#include "engine/random_model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model/random_model.h"
 
 namespace mlkv {
 namespace {

@@ -8,8 +8,8 @@
 
 #include "absl/status/statusor.h"
 #include "engine/engine_request.h"
-#include "engine/model_config.h"
 #include "mlkv/v1/mlkv.pb.h"
+#include "model/model_config.h"
 #include "scheduler/scheduler_config.h"
 
 namespace mlkv::server {

@@ -5,28 +5,26 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "cli/model_flags.h"
 #include "common/status_macros.h"
 #include "engine/collecting_observer.h"
-#include "tools/mlkv/model_flags.h"
+#include "engine/engine_factory.h"
 
 namespace mlkv::server {
 
 absl::StatusOr<ServedModel> LoadServedModel(const ServerFlags& flags,
                                             std::shared_ptr<EngineMonitor> monitor) {
-  ASSIGN_OR_RETURN(cli::LoadedModel loaded, cli::LoadModelFromFlags(flags.flags));
-  ServedModel served;
   // The server has no known requests to size the cache for: the KV budget flag (given, or the
   // default ParseServerFlags adds) sizes it, and tokens_needed goes unused. The budget is of the
   // memory measured once the backend had started, before the weights took their share.
-  ASSIGN_OR_RETURN(served.options,
-                   cli::EngineOptionsFromFlags(flags.flags, loaded.model->config(),
-                                               /*tokens_needed=*/0, loaded.memory_before_weights,
-                                               loaded.backend.get()));
-  served.options.scheduler.max_waiting = flags.max_waiting;
-  served.options.monitor = std::move(monitor);
-  served.options.tokenizer = std::move(loaded.tokenizer);
-  ASSIGN_OR_RETURN(served.engine, Engine::Create(served.options, std::move(loaded.backend),
-                                                 std::move(loaded.model)));
+  ASSIGN_OR_RETURN(EngineFactoryOptions options,
+                   cli::EngineFactoryOptionsFromFlags(flags.flags, /*tokens_needed=*/0));
+  options.scheduler.max_waiting = flags.max_waiting;
+  options.monitor = std::move(monitor);
+  ASSIGN_OR_RETURN(ReadyEngine ready, CreateEngine(options));
+  ServedModel served;
+  served.engine = std::move(ready.engine);
+  served.options = std::move(ready.options);
   served.model_name = flags.served_model_name;
   return served;
 }

@@ -5,9 +5,9 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "cli/model_flags.h"
 #include "common/status_macros.h"
 #include "server/tls_options.h"
-#include "tools/mlkv/model_flags.h"
 
 namespace mlkv::server {
 namespace {

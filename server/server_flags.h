@@ -1,5 +1,5 @@
 // mlkv-server's command line: its own flags (address, name, shutdown grace, queue limit) plus
-// the engine flags it shares with the `mlkv` tool (tools/mlkv/model_flags.h).
+// the engine flags it shares with the `mlkv` tool (cli/model_flags.h).
 #ifndef MLKV_SERVER_SERVER_FLAGS_H_
 #define MLKV_SERVER_SERVER_FLAGS_H_
 
@@ -10,8 +10,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "cli/flags.h"
 #include "server/mlkv_server.h"
-#include "tools/mlkv/flags.h"
 
 namespace mlkv::server {
 
@@ -33,8 +33,8 @@ struct ServerFlags {
   absl::Duration shutdown_grace;
   int32_t max_waiting = 0;
   std::optional<int> metrics_port;  // unset: --no-metrics; 0: any free port
-  // Every flag, for LoadModelFromFlags / EngineOptionsFromFlags (with the default KV budget
-  // added when none was given).
+  // Every flag, for EngineFactoryOptionsFromFlags (with the default KV budget added when none
+  // was given).
   cli::Flags flags;
 };
 

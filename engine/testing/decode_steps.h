@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "engine/model.h"
-#include "engine/random_model.h"
 #include "gtest/gtest.h"
+#include "model/random_model.h"
 
 namespace mlkv::testing {
 

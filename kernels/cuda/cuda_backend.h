@@ -22,7 +22,7 @@ struct CudaBackendOptions {
   // kernel's tile) and merge them, whatever the planner would choose. For tests and benchmarks.
   int64_t attention_split_tokens = 0;
   // kTensorCore: f16/bf16 caches of the head dims the tensor-core kernel serves take it; other
-  // shapes keep the SIMT kernel (attention_plan.h). SIMT by default until measured on a GPU.
+  // shapes keep the SIMT kernel (attention_plan.h). SIMT by default (docs/testing.md, "GPU").
   cuda::AttentionKernel attention_kernel = cuda::AttentionKernel::kSimt;
 };
 

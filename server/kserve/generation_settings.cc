@@ -13,8 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
-#include "engine/tokenizer/utf8.h"
 #include "nlohmann/json.hpp"
+#include "tokenizer/utf8.h"
 
 namespace mlkv::server::kserve {
 namespace {

@@ -7,8 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "engine/tokenizer/utf8.h"
 #include "server/kserve/generation_settings.h"
+#include "tokenizer/utf8.h"
 
 namespace mlkv::server::kserve {
 namespace {

@@ -9,10 +9,10 @@
 
 #include "absl/status/statusor.h"
 #include "engine/engine_request.h"
-#include "engine/model_config.h"
-#include "engine/tokenizer/tokenizer.h"
 #include "inference/grpc_service.pb.h"
+#include "model/model_config.h"
 #include "server/kserve/tensor_data.h"
+#include "tokenizer/tokenizer.h"
 
 namespace mlkv::server::kserve {
 

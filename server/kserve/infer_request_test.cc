@@ -5,9 +5,9 @@
 #include <cmath>
 #include <cstring>
 
-#include "engine/random_model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model/random_model.h"
 
 namespace mlkv::server::kserve {
 namespace {

@@ -5,8 +5,8 @@
 #include <thread>
 #include <vector>
 
-#include "engine/tokenizer/utf8.h"
 #include "server/kserve/kserve_test_client.h"
+#include "tokenizer/utf8.h"
 
 namespace mlkv::server::kserve::e2e {
 namespace {

@@ -10,7 +10,6 @@
 
 #include "engine/collecting_observer.h"
 #include "engine/engine.h"
-#include "engine/random_model.h"
 #include "engine/testing/engine_setup.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/client_context.h"
@@ -18,6 +17,7 @@
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "mlkv/v1/mlkv.grpc.pb.h"
+#include "model/random_model.h"
 #include "server/mlkv_server.h"
 
 namespace mlkv::server::testing {

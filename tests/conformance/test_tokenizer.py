@@ -125,7 +125,7 @@ def test_decode_of_encode_is_nfc(hf_tokenizers, neox_path, corpus, tmp_path):
     Two refinements of "NFC(s)", both Hugging Face's behaviour: special tokens are cut out of the
     raw text first, so the text on each side is normalized on its own ("<|endoftext|>" + U+0338
     keeps its ">"); and it normalizes with Unicode 9.0 tables, so for strings with marks assigned
-    since (engine/tokenizer/unicode9_changes.h) its NFC differs from Python's. The latter are
+    since (tokenizer/unicode9_changes.h) its NFC differs from Python's. The latter are
     counted, and must be rare.
     """
     hf = hf_tokenizers.Tokenizer.from_file(str(neox_path))

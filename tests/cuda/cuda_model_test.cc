@@ -10,13 +10,13 @@
 #include <string>
 
 #include "engine/model.h"
-#include "engine/random_model.h"
 #include "engine/testing/decode_steps.h"
 #include "engine/testing/paged_score.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_info.h"
+#include "model/random_model.h"
 
 namespace mlkv {
 namespace {

@@ -8,11 +8,11 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/tokenizer/incremental_decoder.h"
-#include "engine/tokenizer/stop_string_matcher.h"
-#include "engine/tokenizer/test_tokenizer_json.h"
-#include "engine/tokenizer/tokenizer.h"
-#include "engine/tokenizer/utf8.h"
+#include "tokenizer/incremental_decoder.h"
+#include "tokenizer/stop_string_matcher.h"
+#include "tokenizer/test_tokenizer_json.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/utf8.h"
 
 namespace {
 

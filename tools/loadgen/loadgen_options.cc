@@ -8,8 +8,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "cli/flags.h"
 #include "common/status_macros.h"
-#include "tools/mlkv/flags.h"
 
 namespace mlkv::loadgen {
 

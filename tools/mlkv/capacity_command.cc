@@ -8,13 +8,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "cli/model_flags.h"
 #include "common/status_macros.h"
-#include "engine/decode_roofline.h"
-#include "engine/kv_capacity.h"
 #include "engine/model_workspace.h"
 #include "nlohmann/json.hpp"
+#include "planning/decode_roofline.h"
+#include "planning/kv_capacity.h"
 #include "tools/mlkv/commands.h"
-#include "tools/mlkv/model_flags.h"
 
 namespace mlkv::cli {
 namespace {
@@ -49,6 +49,7 @@ absl::Status RunCapacity(const Args& args) {
                     "weight-dtype", "kv-dtype", "block-size", "context-lens", "bandwidth-gbs",
                     "tflops", "max-batch", "max-num-batched-tokens", "max-num-seqs", "format"},
                    {}, {"config"}));
+  if (PrintUsageIfAsked(flags, "mlkv capacity")) return absl::OkStatus();
   ASSIGN_OR_RETURN(bool json, JsonFormatFromFlags(flags));
   if (!flags.Has("config")) return absl::InvalidArgumentError("--config: is required");
   if (flags.Has("memory-bytes") == flags.Has("kv-cache-bytes")) {

@@ -1,15 +1,16 @@
 // `mlkv convert`: turns a standard MHA checkpoint into its GQA/MQA/MLKV variant (model.md).
 #include "absl/strings/str_cat.h"
+#include "cli/flags.h"
 #include "common/status_macros.h"
-#include "engine/converter.h"
+#include "model/converter.h"
 #include "tools/mlkv/commands.h"
-#include "tools/mlkv/flags.h"
 
 namespace mlkv::cli {
 
 absl::Status RunConvert(const Args& args) {
   ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, {"model", "out", "num-key-value-heads",
                                                     "num-key-value-layers", "pool"}));
+  if (PrintUsageIfAsked(flags, "mlkv convert")) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::string model_dir, flags.RequiredString("model"));
   ASSIGN_OR_RETURN(std::string out_dir, flags.RequiredString("out"));
   if (!flags.Has("num-key-value-heads")) {

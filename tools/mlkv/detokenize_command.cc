@@ -7,12 +7,12 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "cli/flags.h"
+#include "cli/model_flags.h"
 #include "common/status_macros.h"
-#include "engine/tokenizer/tokenizer.h"
 #include "nlohmann/json.hpp"
+#include "tokenizer/tokenizer.h"
 #include "tools/mlkv/commands.h"
-#include "tools/mlkv/flags.h"
-#include "tools/mlkv/model_flags.h"
 
 namespace mlkv::cli {
 namespace {
@@ -65,6 +65,7 @@ absl::Status DetokenizeJsonLines(const Tokenizer& tokenizer, const std::string& 
 absl::Status RunDetokenize(const Args& args) {
   ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, {"tokenizer", "token-ids", "jsonl-in", "format"},
                                              {"skip-special-tokens"}));
+  if (PrintUsageIfAsked(flags, "mlkv detokenize")) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::string path, flags.RequiredString("tokenizer"));
   if (flags.Has("token-ids") == flags.Has("jsonl-in")) {
     return absl::InvalidArgumentError("give exactly one of --token-ids and --jsonl-in");

@@ -4,12 +4,13 @@
 #include <cstdio>
 
 #include "absl/strings/str_join.h"
+#include "cli/model_flags.h"
 #include "common/status_macros.h"
 #include "engine/collecting_observer.h"
+#include "engine/engine_factory.h"
 #include "nlohmann/json.hpp"
 #include "scheduler/request.h"
 #include "tools/mlkv/commands.h"
-#include "tools/mlkv/model_flags.h"
 
 namespace mlkv::cli {
 namespace {
@@ -39,6 +40,7 @@ absl::Status RunGenerate(const Args& args) {
                    Union({kModelFlags, kSamplingFlags,
                           {"token-ids", "prompt", "stop", "max-tokens", "format", "priority"}}),
                    Union({kModelSwitches, {"ignore-eos"}}), {"token-ids", "prompt", "stop"}));
+  if (PrintUsageIfAsked(flags, "mlkv generate")) return absl::OkStatus();
   ASSIGN_OR_RETURN(bool json, JsonFormatFromFlags(flags));
   ASSIGN_OR_RETURN(std::vector<EngineRequest> requests, PromptsFromFlags(flags));
   ASSIGN_OR_RETURN(int64_t max_tokens, flags.Int("max-tokens", 16, 1, 1 << 20));
@@ -51,7 +53,10 @@ absl::Status RunGenerate(const Args& args) {
     const size_t prompt = r.prompt_text ? 3 * r.prompt_text->size() : r.prompt_token_ids.size();
     tokens_needed += static_cast<int64_t>(prompt) + max_tokens;
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, CreateEngineFromFlags(flags, tokens_needed));
+  ASSIGN_OR_RETURN(const EngineFactoryOptions options,
+                   EngineFactoryOptionsFromFlags(flags, tokens_needed));
+  ASSIGN_OR_RETURN(ReadyEngine ready, CreateEngine(options));
+  std::unique_ptr<Engine> engine = std::move(ready.engine);
 
   std::vector<std::shared_ptr<CollectingObserver>> observers;
   for (size_t i = 0; i < requests.size(); ++i) {

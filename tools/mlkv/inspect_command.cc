@@ -6,14 +6,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cli/model_flags.h"
 #include "common/status_macros.h"
-#include "engine/host_memory.h"
-#include "engine/kv_capacity.h"
-#include "engine/model_config.h"
 #include "engine/model_workspace.h"
+#include "model/model_config.h"
 #include "nlohmann/json.hpp"
+#include "planning/host_memory.h"
+#include "planning/kv_capacity.h"
 #include "tools/mlkv/commands.h"
-#include "tools/mlkv/model_flags.h"
 
 namespace mlkv::cli {
 namespace {
@@ -87,6 +87,7 @@ absl::Status RunInspect(const Args& args) {
                                        "kv-cache-fraction", "memory-limit-bytes",
                                        "max-model-len", "block-size", "max-num-batched-tokens",
                                        "max-num-seqs"}));
+  if (PrintUsageIfAsked(flags, "mlkv inspect")) return absl::OkStatus();
   ASSIGN_OR_RETURN(bool json, JsonFormatFromFlags(flags));
   ASSIGN_OR_RETURN(DType kv_dtype, DTypeFromFlags(flags, "kv-dtype"));
   ASSIGN_OR_RETURN(DType weight_dtype, DTypeFromFlags(flags, "weight-dtype"));

@@ -10,7 +10,7 @@
 
 namespace {
 
-constexpr char kUsage[] = R"(usage: mlkv COMMAND [FLAGS]
+constexpr char kUsage[] = R"(usage: mlkv COMMAND [FLAGS]    (mlkv COMMAND --help lists its flags)
 
 commands:
   generate      --model DIR (--token-ids 1,2,3 | --prompt TEXT) [more --token-ids / --prompt]

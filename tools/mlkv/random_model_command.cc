@@ -3,15 +3,16 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "cli/flags.h"
 #include "common/status_macros.h"
-#include "engine/random_model.h"
+#include "model/random_model.h"
 #include "tools/mlkv/commands.h"
-#include "tools/mlkv/flags.h"
 
 namespace mlkv::cli {
 
 absl::Status RunRandomModel(const Args& args) {
   ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, {"config", "seed", "out", "dtype"}));
+  if (PrintUsageIfAsked(flags, "mlkv random-model")) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::string config_path, flags.RequiredString("config"));
   ASSIGN_OR_RETURN(std::string out_dir, flags.RequiredString("out"));
   ASSIGN_OR_RETURN(int64_t seed, flags.Int("seed", 0, 0, std::numeric_limits<int64_t>::max()));

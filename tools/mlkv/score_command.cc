@@ -12,11 +12,12 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "cli/model_flags.h"
 #include "common/status_macros.h"
 #include "engine/collecting_observer.h"
+#include "engine/engine_factory.h"
 #include "nlohmann/json.hpp"
 #include "tools/mlkv/commands.h"
-#include "tools/mlkv/model_flags.h"
 
 namespace mlkv::cli {
 namespace {
@@ -67,19 +68,22 @@ absl::Status RunScore(const Args& args) {
   ASSIGN_OR_RETURN(Flags flags,
                    Flags::Parse(args, Union({kModelFlags, {"token-ids", "text-file", "format"}}),
                                 kModelSwitches));
+  if (PrintUsageIfAsked(flags, "mlkv score")) return absl::OkStatus();
   ASSIGN_OR_RETURN(bool json, JsonFormatFromFlags(flags));
   if (flags.Has("token-ids") == flags.Has("text-file")) {
     return absl::InvalidArgumentError("give exactly one of --token-ids and --text-file");
   }
-  ASSIGN_OR_RETURN(LoadedModel loaded, LoadModelFromFlags(flags));
+  ASSIGN_OR_RETURN(EngineFactoryOptions factory_options,
+                   EngineFactoryOptionsFromFlags(flags, /*tokens_needed=*/0));
+  ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(factory_options));
   ASSIGN_OR_RETURN(std::vector<int32_t> ids,
                    IdsFromFlags(flags, loaded.tokenizer.get(), flags.String("model", "")));
   // A cache for all the ids and the one token generated: enough for any window, and for the
   // whole sequence at once when it fits one.
+  factory_options.tokens_needed = static_cast<int64_t>(ids.size()) + 1;
   ASSIGN_OR_RETURN(EngineOptions options,
-                   EngineOptionsFromFlags(flags, loaded.model->config(),
-                                          static_cast<int64_t>(ids.size()) + 1,
-                                          loaded.memory_before_weights, loaded.backend.get()));
+                   PlanEngineOptions(factory_options, loaded.model->config(),
+                                     loaded.memory_before_weights, loaded.backend.get()));
   const int32_t max_model_len = options.scheduler.max_model_len;
   if (max_model_len < 3) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -89,8 +93,8 @@ absl::Status RunScore(const Args& args) {
   const std::vector<std::vector<int32_t>> windows = Windows(ids, max_model_len - 1);
   options.scheduler.max_waiting =
       std::max<int32_t>(options.scheduler.max_waiting, static_cast<int32_t>(windows.size()));
-  ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine,
-                   Engine::Create(options, std::move(loaded.backend), std::move(loaded.model)));
+  ASSIGN_OR_RETURN(ReadyEngine ready, StartEngine(std::move(options), std::move(loaded)));
+  std::unique_ptr<Engine> engine = std::move(ready.engine);
 
   std::vector<std::shared_ptr<CollectingObserver>> observers;
   for (const std::vector<int32_t>& window : windows) {

@@ -5,12 +5,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cli/flags.h"
+#include "cli/model_flags.h"
 #include "common/status_macros.h"
-#include "engine/tokenizer/tokenizer.h"
 #include "nlohmann/json.hpp"
+#include "tokenizer/tokenizer.h"
 #include "tools/mlkv/commands.h"
-#include "tools/mlkv/flags.h"
-#include "tools/mlkv/model_flags.h"
 
 namespace mlkv::cli {
 namespace {
@@ -49,6 +49,7 @@ absl::Status TokenizeJsonLines(const Tokenizer& tokenizer, const std::string& in
 absl::Status RunTokenize(const Args& args) {
   ASSIGN_OR_RETURN(Flags flags,
                    Flags::Parse(args, {"tokenizer", "text", "text-file", "jsonl-in", "format"}));
+  if (PrintUsageIfAsked(flags, "mlkv tokenize")) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::string path, flags.RequiredString("tokenizer"));
   const int inputs = flags.Has("text") + flags.Has("text-file") + flags.Has("jsonl-in");
   if (inputs != 1) {

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cli/flags.h"
 #include "common/status_macros.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -19,7 +20,6 @@
 #include "grpcpp/security/credentials.h"
 #include "mlkv/v1/mlkv.grpc.pb.h"
 #include "nlohmann/json.hpp"
-#include "tools/mlkv/flags.h"
 
 namespace mlkv::client {
 namespace {
@@ -235,20 +235,24 @@ absl::Status Run(const std::string& command, const std::vector<std::string>& arg
                                    "frequency-penalty", "seed", "stop-token-ids", "logprobs",
                                    "priority", "request-id", "timeout-seconds"}),
                      {"ignore-eos"}));
+    if (PrintUsageIfAsked(flags, "mlkv-client generate")) return absl::OkStatus();
     return Generate(flags);
   }
   if (command == "info") {
     ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, common));
+    if (PrintUsageIfAsked(flags, "mlkv-client info")) return absl::OkStatus();
     return Unary<v1::GetModelInfoRequest, v1::ModelInfo>(flags,
                                                          &v1::MlkvService::Stub::GetModelInfo);
   }
   if (command == "load") {
     ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, common));
+    if (PrintUsageIfAsked(flags, "mlkv-client load")) return absl::OkStatus();
     return Unary<v1::GetLoadRequest, v1::Load>(flags, &v1::MlkvService::Stub::GetLoad);
   }
   if (command == "health") {
     ASSIGN_OR_RETURN(Flags flags,
                      Flags::Parse(args, With(common, {"service", "wait-seconds"})));
+    if (PrintUsageIfAsked(flags, "mlkv-client health")) return absl::OkStatus();
     return Health(flags);
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown command \"", command, "\""));

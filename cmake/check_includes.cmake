@@ -1,0 +1,30 @@
+# `cmake -DMLKV_SOURCE_ROOT=<checkout> -P check_includes.cmake`: fails, listing them, when a
+# source file includes a header of a folder that docs/architecture.md's module table does not
+# let its folder use (cmake/layers.cmake). Unit tests beside their code are exempt.
+cmake_minimum_required(VERSION 3.25)
+include("${CMAKE_CURRENT_LIST_DIR}/layers.cmake")
+
+set(errors "")
+foreach(layer IN LISTS MLKV_LAYERS)
+  mlkv_layer_closure(${layer} allowed)
+  file(GLOB_RECURSE files "${MLKV_SOURCE_ROOT}/${layer}/*.h" "${MLKV_SOURCE_ROOT}/${layer}/*.cc"
+       "${MLKV_SOURCE_ROOT}/${layer}/*.cuh" "${MLKV_SOURCE_ROOT}/${layer}/*.cu")
+  foreach(file IN LISTS files)
+    file(RELATIVE_PATH rel "${MLKV_SOURCE_ROOT}" "${file}")
+    if(rel MATCHES "_test\\.cc$" OR rel MATCHES "/testing/")
+      continue()
+    endif()
+    file(STRINGS "${file}" includes REGEX "^#include \"[a-z_]+/")
+    foreach(line IN LISTS includes)
+      string(REGEX MATCH "^#include \"([a-z_]+)/" match "${line}")
+      if(CMAKE_MATCH_1 IN_LIST MLKV_LAYERS AND NOT CMAKE_MATCH_1 IN_LIST allowed)
+        list(APPEND errors "${rel}: ${line}")
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+if(errors)
+  list(JOIN errors "\n  " text)
+  message(FATAL_ERROR "includes that docs/architecture.md's module table forbids:\n  ${text}")
+endif()
+message(STATUS "every include keeps to the module table")
