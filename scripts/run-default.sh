@@ -38,8 +38,8 @@ echo "--- $CLIENT info --target $TARGET"
 "$CLIENT" info --target "$TARGET"
 # The model takes one token per byte: "ROMEO:" and a newline are ids 83 80 78 70 80 59 11.
 echo "--- $CLIENT generate --target $TARGET --token-ids 83,80,78,70,80,59,11 ..."
-"$CLIENT" generate --target "$TARGET" --token-ids 83,80,78,70,80,59,11 --max-tokens 24 \
-  --temperature 0
+"$CLIENT" generate --target "$TARGET" --token-ids 83,80,78,70,80,59,11 --max-tokens 32 \
+  --temperature 0.8 --seed 2
 echo "--- $CLIENT generate --target $TARGET --prompt 'KING HENRY:' ..."
 "$CLIENT" generate --target "$TARGET" --prompt $'KING HENRY:\n' --max-tokens 160 \
   --temperature 0.8 --top-p 0.95 --seed 1

@@ -41,14 +41,19 @@ def table(data):
 
 def chart(data, path):
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    models = data["models"]
+    # The recipe's variants on the line; a longer uptraining of one (NAME-long) as a marker.
+    models = [m for m in data["models"] if not m["name"].endswith("-long")]
+    longer = [m for m in data["models"] if m["name"].endswith("-long")]
     kv = [m["kv_bytes_per_token_f16"] for m in models]
-    ax.plot(kv, [m["val_bpb"] for m in models], "o-", label="after uptraining")
+    ax.plot(kv, [m["val_bpb"] for m in models], "o-", label="after uptraining (a tenth of the "
+            "base's tokens)")
+    ax.plot([m["kv_bytes_per_token_f16"] for m in longer], [m["val_bpb"] for m in longer], "*",
+            markersize=12, color="tab:green", label="after three times that")
     converted = [(m["kv_bytes_per_token_f16"], m["val_bpb_converted"]) for m in models
                  if "val_bpb_converted" in m]
     ax.plot([c[0] for c in converted], [c[1] for c in converted], "s--", color="tab:red",
             label="right after `mlkv convert`")
-    for m in models:
+    for m in models + longer:
         ax.annotate(m["name"], (m["kv_bytes_per_token_f16"], m["val_bpb"]),
                     textcoords="offset points", xytext=(4, 6), fontsize=8)
     ax.set_xscale("log", base=2)

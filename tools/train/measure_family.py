@@ -19,7 +19,7 @@ import sys
 
 import byte_data
 
-MODELS = ["mha-36", "gqa-12", "mqa-6", "mlkv-3", "mlkv-2", "mlkv-1"]
+MODELS = ["mha-36", "gqa-12", "mqa-6", "mlkv-3", "mlkv-2", "mlkv-1", "mlkv-2-long"]
 KV_BUDGET_BYTES = 64 << 20
 KV_DTYPE = "f16"  # the cache dtype of the capacity columns, as in model.md's table
 DECODE_BATCH = 32

@@ -3,9 +3,9 @@
 16-bit weights, the tokenizer, and a model card whose figures the engine measured.
 
   ship_models.py [--build build] [--family build/models/shakespeare] [--out models]
-                 [--names mha-36 mlkv-2]
+                 [--names mha-36 mlkv-2-long:mlkv-2]
 
-Each model goes to OUT/shakespeare-NAME with config.json, model.safetensors (float16),
+Each model NAME (or NAME:SHIPPED_NAME) goes to OUT/shakespeare-SHIPPED_NAME with config.json, model.safetensors (float16),
 tokenizer.json, evaluation.json (the measured figures, read by the tests) and README.md (the
 card). The validation figure is `mlkv score` on the float16 weights as shipped.
 """
@@ -88,7 +88,8 @@ text that looks like a play, not text that means anything.
 - command: `make models`, then `{e['ship_command']}`.
 
 ## Evaluation
-`{e['command']}` scores the {e['scored_tokens']:,} validation bytes in windows of
+`{e['command']}`, where VAL holds the last 10% of the text's bytes (`tools/train/train.py
+split` writes it), scores the {e['scored_tokens']:,} validation bytes in windows of
 {cfg.max_position_embeddings - 1} bytes that overlap by one, so every byte but the first of each
 window is predicted from the bytes before it in its window; bits per byte = -(total log
 probability) / (scored bytes x ln 2). tests/conformance/test_trained_models.py checks the figure.
@@ -100,7 +101,8 @@ def main():
     parser.add_argument("--build", default="build")
     parser.add_argument("--family", default=None, help="default: BUILD/models/shakespeare")
     parser.add_argument("--out", default="models")
-    parser.add_argument("--names", nargs="+", default=["mha-36", "mlkv-2"])
+    parser.add_argument("--names", nargs="+", default=["mha-36", "mlkv-2-long:mlkv-2"],
+                        help="family models to ship, NAME or NAME:SHIPPED_NAME")
     parser.add_argument("--data", default=os.path.join(
         os.environ.get("MLKV_SHARED_DIR", "../shared"), "data/tinyshakespeare/input.txt"))
     args = parser.parse_args()
@@ -110,19 +112,18 @@ def main():
     with open(val_file, "wb") as f:
         f.write(byte_data.read_split(args.data)[1])
 
-    for name in args.names:
+    for entry in args.names:
+        name, _, shipped_name = entry.partition(":")
         model = hf_checkpoint.load_model(os.path.join(family, name))
-        out_dir = os.path.join(args.out, f"shakespeare-{name}")
+        out_dir = os.path.join(args.out, f"shakespeare-{shipped_name or name}")
         hf_checkpoint.write_model(model, out_dir, SHIPPED_DTYPE)
-        evaluation = {"ship_command": "tools/train/ship_models.py " + " ".join(sys.argv[1:])}
+        evaluation = {"ship_command": " ".join(["python3 tools/train/ship_models.py"] + sys.argv[1:])}
         for kv_dtype in KV_DTYPES:
             bits, out = score_bits(mlkv, out_dir, val_file, kv_dtype)
             suffix = "" if kv_dtype == "f32" else f"_kv_{kv_dtype}"
             evaluation[f"val_bits_per_byte{suffix}"] = bits
         evaluation["scored_tokens"] = len(out["token_logprobs"])
-        evaluation["command"] = (f"mlkv score --model {out_dir} --text-file VAL "
-                                 "--format json  (VAL: the last 10% of the text's bytes, "
-                                 "`tools/train/train.py split`)")
+        evaluation["command"] = f"mlkv score --model {out_dir} --text-file VAL --format json"
         inspect = mlkv_json(mlkv, ["inspect", "--model", out_dir, "--kv-dtype", "f16",
                                    "--format", "json"])
         evaluation["kv_bytes_per_token_f16"] = inspect["kv_bytes_per_token"]
@@ -130,7 +131,8 @@ def main():
             json.dump(evaluation, f, indent=2)
             f.write("\n")
         with open(os.path.join(out_dir, "README.md"), "w") as f:
-            f.write(card(name, model.cfg, evaluation, training_chain(family, name), inspect))
+            f.write(card(shipped_name or name, model.cfg, evaluation, training_chain(family, name),
+                         inspect))
         print(f"{out_dir}: {evaluation['val_bits_per_byte']:.4f} bits/byte", flush=True)
 
 
