@@ -9,9 +9,9 @@
 #define MLKV_CONCAT_(a, b) MLKV_CONCAT_INNER_(a, b)
 
 // Returns the status from the enclosing function when `expr` is not OK.
-#define RETURN_IF_ERROR(expr)                  \
-  do {                                         \
-    ::absl::Status mlkv_status_ = (expr);      \
+#define RETURN_IF_ERROR(expr)                    \
+  do {                                           \
+    ::absl::Status mlkv_status_ = (expr);        \
     if (!mlkv_status_.ok()) return mlkv_status_; \
   } while (0)
 
