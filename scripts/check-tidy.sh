@@ -63,7 +63,7 @@ echo "check-tidy: ${#units[@]} translation unit(s): ${units[*]#"$ROOT/"}"
 # Diagnostics in the project's own headers count; system and generated (build/) headers do not.
 header_filter="^${ROOT}/(bench|cli|common|engine|kernels|model|planning|scheduler|server|tests|tokenizer|tools)/"
 regexes=()
-for u in "${units[@]}"; do regexes+=("^$(printf '%s' "$u" | sed 's/[][.^$*+?(){}|\\]/\\&/g')\$"); done
+for u in "${units[@]}"; do r="${u//./\\.}"; regexes+=("^${r//+/\\+}\$"); done
 "$RUN_CLANG_TIDY" -clang-tidy-binary "$CLANG_TIDY" -p "$BUILD" -j "$JOBS" -quiet \
   -header-filter="$header_filter" "${regexes[@]}"
 echo "check-tidy: ${#units[@]} translation unit(s) pass"
