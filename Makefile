@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: deps build test run models bench clean
+.PHONY: deps build test run models bench clean format check-format tidy thread-safety
 
 deps:
 	bash scripts/install-deps.sh
@@ -27,6 +27,21 @@ models: build
 
 bench: build
 	bash bench/run_decode_bench.sh $(BUILD)
+
+# Style and static checks; .ci/run runs check-format, thread-safety and tidy.
+format:
+	git ls-files -z '*.cc' '*.h' '*.cu' '*.cuh' '*.cpp' '*.hpp' | xargs -0 clang-format-14 -i
+
+check-format:
+	bash scripts/check-format.sh
+
+# clang's -Wthread-safety as errors over the translation units that lock (-fsyntax-only).
+thread-safety: build
+	python3 scripts/check-thread-safety.py $(BUILD)
+
+# clang-tidy over the files the newest commit changed (TIDY_BASE=<rev> or TIDY_ALL=1 for more).
+tidy: build
+	bash scripts/check-tidy.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -27,8 +27,7 @@ class AttentionStep {
       : backend_(CreateCpuBackend()) {
     const int64_t blocks_per_seq = (context + kBlockSize - 1) / kBlockSize;
     const int64_t num_blocks = num_seqs * blocks_per_seq;
-    const size_t pool_bytes =
-        num_blocks * kBlockSize * num_kv_heads * kHeadDim * DTypeBytes(dtype);
+    const size_t pool_bytes = num_blocks * kBlockSize * num_kv_heads * kHeadDim * DTypeBytes(dtype);
     k_ = *backend_->Allocate(pool_bytes);
     v_ = *backend_->Allocate(pool_bytes);
     std::vector<uint8_t> fill(pool_bytes);
@@ -47,14 +46,18 @@ class AttentionStep {
     context_lens_.assign(num_seqs, static_cast<int32_t>(context));
     block_tables_.resize(num_blocks);
     for (int64_t i = 0; i < num_blocks; ++i) {
-      block_tables_[i] =
-          static_cast<int32_t>((i % blocks_per_seq) * num_seqs + i / blocks_per_seq);
+      block_tables_[i] = static_cast<int32_t>((i % blocks_per_seq) * num_seqs + i / blocks_per_seq);
     }
     q_.assign(rows * kNumHeads * kHeadDim, 0.01f);
     out_.resize(q_.size());
-    step_ = {rows,     positions_.data(),    nullptr,
-             num_seqs, query_start_.data(),  context_lens_.data(),
-             block_tables_.data(), blocks_per_seq};
+    step_ = {rows,
+             positions_.data(),
+             nullptr,
+             num_seqs,
+             query_start_.data(),
+             context_lens_.data(),
+             block_tables_.data(),
+             blocks_per_seq};
   }
 
   void Run() {

@@ -81,10 +81,16 @@ Result RunCase(Backend& backend, int64_t num_kv_heads, DType dtype, int64_t batc
   auto d_table = Upload(backend, table), d_pos = Upload(backend, positions),
        d_qs = Upload(backend, query_start), d_ctx = Upload(backend, context_lens),
        d_q = Upload(backend, q), d_out = Upload(backend, q);
-  const KvCacheView cache{(*k_pool)->data(), (*v_pool)->data(), dtype, num_blocks, kBlockSize,
-                          num_kv_heads, kHeadDim};
-  const StepBatchView step{rows, d_pos->as<int32_t>(), nullptr, batch, d_qs->as<int32_t>(),
-                           d_ctx->as<int32_t>(), d_table->as<int32_t>(), blocks_per_seq};
+  const KvCacheView cache{(*k_pool)->data(), (*v_pool)->data(), dtype,   num_blocks,
+                          kBlockSize,        num_kv_heads,      kHeadDim};
+  const StepBatchView step{rows,
+                           d_pos->as<int32_t>(),
+                           nullptr,
+                           batch,
+                           d_qs->as<int32_t>(),
+                           d_ctx->as<int32_t>(),
+                           d_table->as<int32_t>(),
+                           blocks_per_seq};
   const AttentionParams params{kHeads, 0.125f, false};
   auto run = [&] {
     backend.PagedAttention(d_q->as<float>(), step, cache, RotaryView{}, params, d_out->as<float>());
@@ -162,17 +168,18 @@ int Main(int argc, char** argv) {
     }
   }
   constexpr int64_t kChunkSeqs = 8, kChunkRows = 512;
-  std::printf("prompt chunks (%lld sequences x %lld rows ending at %lld tokens, bf16):\n"
-              "%-6s %-6s %10s %9s\n",
-              static_cast<long long>(kChunkSeqs), static_cast<long long>(kChunkRows),
-              static_cast<long long>(context), "group", "kernel", "time us", "TFLOP/s");
+  std::printf(
+      "prompt chunks (%lld sequences x %lld rows ending at %lld tokens, bf16):\n"
+      "%-6s %-6s %10s %9s\n",
+      static_cast<long long>(kChunkSeqs), static_cast<long long>(kChunkRows),
+      static_cast<long long>(context), "group", "kernel", "time us", "TFLOP/s");
   for (int64_t group : {1, 4, 12}) {
     for (cuda::AttentionKernel kernel :
          {cuda::AttentionKernel::kSimt, cuda::AttentionKernel::kTensorCore}) {
       Backend& backend = kernel == cuda::AttentionKernel::kSimt ? *simt : *mma;
       const Result r = RunCase(backend, 12 / group, DType::kBF16, kChunkSeqs, context, kChunkRows);
-      std::printf("%-6lld %-6s %10.1f %9.1f\n", static_cast<long long>(group),
-                  KernelName(kernel), r.seconds * 1e6, r.flops / r.seconds / 1e12);
+      std::printf("%-6lld %-6s %10.1f %9.1f\n", static_cast<long long>(group), KernelName(kernel),
+                  r.seconds * 1e6, r.flops / r.seconds / 1e12);
     }
   }
   return 0;

@@ -1,10 +1,11 @@
 // Decode throughput of the engine's model step on a Pythia-160M-shaped model (random
-// weights) or a checkpoint's (--model), on the CPU or the CUDA backend, with the limits it is measured against: at batch 1
-// the time to stream the weights once at the measured memory bandwidth, at large batch the time
-// of the step's GEMMs alone. Each step takes every sequence's greedy token on the backend
-// (StepBatch::argmax_rows), as the engine does for greedy requests.
+// weights) or a checkpoint's (--model), on the CPU or the CUDA backend, with the limits it is
+// measured against: at batch 1 the time to stream the weights once at the measured memory
+// bandwidth, at large batch the time of the step's GEMMs alone. Each step takes every sequence's
+// greedy token on the backend (StepBatch::argmax_rows), as the engine does for greedy requests.
 //
-//   decode_bench [--config FILE | --model DIR] [--device cpu|cuda] [--batch 1,8,32,128 | --kv-cache-bytes B]
+//   decode_bench [--config FILE | --model DIR] [--device cpu|cuda] [--batch 1,8,32,128 |
+//   --kv-cache-bytes B]
 //                [--context 512] [--steps 8] [--kv-dtype f32|f16|bf16]
 //                [--weight-dtype f32|f16|bf16] [--cuda-graphs] [--cuda-attention simt|tensor-core]
 //                [--json FILE]
@@ -140,8 +141,8 @@ absl::StatusOr<Measurement> MeasureDecode(Model& model, Backend& backend, int64_
   auto run_step = [&](int64_t position) {
     for (int64_t s = 0; s < batch; ++s) {
       step.positions[s] = static_cast<int32_t>(position);
-      step.slot_mapping[s] = (s * blocks_per_seq + position / kBlockSize) * kBlockSize +
-                             position % kBlockSize;
+      step.slot_mapping[s] =
+          (s * blocks_per_seq + position / kBlockSize) * kBlockSize + position % kBlockSize;
       step.context_lens[s] = static_cast<int32_t>(position + 1);
     }
     return model.Forward(step, *cache, &output);
@@ -165,7 +166,9 @@ absl::StatusOr<Measurement> MeasureDecode(Model& model, Backend& backend, int64_
   ASSIGN_OR_RETURN(auto in, backend.Allocate(batch * std::max(H, I) * 4));
   ASSIGN_OR_RETURN(auto out, backend.Allocate(batch * std::max({H, I, c.vocab_size}) * 4));
   ASSIGN_OR_RETURN(auto bias, backend.Allocate(std::max({H, I}) * 4));
-  struct LayerWeights { std::unique_ptr<DeviceBuffer> q, k, v, o, fc_in, fc_out; };
+  struct LayerWeights {
+    std::unique_ptr<DeviceBuffer> q, k, v, o, fc_in, fc_out;
+  };
   std::vector<LayerWeights> weights(c.num_hidden_layers);
   for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
     LayerWeights& w = weights[layer];
@@ -216,21 +219,23 @@ absl::Status Run(const cli::Flags& flags) {
     return absl::InvalidArgumentError("--config and --model: give one (a model has its config)");
   }
   const std::string model_dir = flags.String("model", "");
-  const std::string config_path =
-      model_dir.empty() ? flags.String("config", "configs/pythia-160m-mha-144.json")
-                        : model_dir + "/config.json";
+  const std::string config_path = model_dir.empty()
+                                      ? flags.String("config", "configs/pythia-160m-mha-144.json")
+                                      : model_dir + "/config.json";
   absl::StatusOr<ModelConfig> config_or = ModelConfig::FromFile(config_path);
   if (!config_or.ok()) {
-    return absl::Status(config_or.status().code(),
-                        absl::StrCat(model_dir.empty() ? "--config: " : "--model: ",
-                                     config_or.status().message()));
+    return absl::Status(
+        config_or.status().code(),
+        absl::StrCat(model_dir.empty() ? "--config: " : "--model: ", config_or.status().message()));
   }
   const ModelConfig& config = *config_or;
   ASSIGN_OR_RETURN(const int64_t context, flags.Int("context", 512, 1, 1 << 20));
   ASSIGN_OR_RETURN(const int64_t steps, flags.Int("steps", 8, 2, 10000));
   ASSIGN_OR_RETURN(const DType kv_dtype, cli::DTypeFromFlags(flags, "kv-dtype"));
   ASSIGN_OR_RETURN(const DType weight_dtype, cli::DTypeFromFlags(flags, "weight-dtype"));
-  nlohmann::json report = {{"config", config_path}, {"context", context}, {"steps", steps},
+  nlohmann::json report = {{"config", config_path},
+                           {"context", context},
+                           {"steps", steps},
                            {"kv_dtype", DTypeName(kv_dtype)},
                            {"weight_dtype", DTypeName(weight_dtype)},
                            {"cuda_graphs", flags.Switch("cuda-graphs")},
@@ -291,15 +296,16 @@ absl::Status Run(const cli::Flags& flags) {
   }
   ASSIGN_OR_RETURN(const Bandwidth bandwidth, MeasureBandwidth(*backend));
   const double weight_bytes = static_cast<double>(config.weight_bytes(weight_dtype));
-  std::printf("model %s on %s: %.1fM parameters, %.0f MB of %s weights; KV %s; context %lld,"
-              " %lld steps (1 warm-up); greedy tokens taken on the backend (argmax_rows)\n",
-              config_path.c_str(), backend->name().c_str(), config.num_parameters() / 1e6,
-              weight_bytes / 1e6, DTypeName(weight_dtype), DTypeName(kv_dtype),
-              static_cast<long long>(context),
-              static_cast<long long>(steps));
-  std::printf("measured bandwidth %.1f GB/s (%s) -> batch-1 bound %.1f tok/s (weights once per"
-              " step)\n",
-              bandwidth.gb_s, bandwidth.what, bandwidth.gb_s * 1e9 / weight_bytes);
+  std::printf(
+      "model %s on %s: %.1fM parameters, %.0f MB of %s weights; KV %s; context %lld,"
+      " %lld steps (1 warm-up); greedy tokens taken on the backend (argmax_rows)\n",
+      config_path.c_str(), backend->name().c_str(), config.num_parameters() / 1e6,
+      weight_bytes / 1e6, DTypeName(weight_dtype), DTypeName(kv_dtype),
+      static_cast<long long>(context), static_cast<long long>(steps));
+  std::printf(
+      "measured bandwidth %.1f GB/s (%s) -> batch-1 bound %.1f tok/s (weights once per"
+      " step)\n",
+      bandwidth.gb_s, bandwidth.what, bandwidth.gb_s * 1e9 / weight_bytes);
   if (!budget_line.empty()) std::printf("%s\n", budget_line.c_str());
   std::printf("%6s %12s %12s %12s %14s\n", "batch", "step ms", "tok/s", "GEMMs ms", "step/GEMMs");
   std::fflush(stdout);
@@ -333,11 +339,11 @@ absl::Status Run(const cli::Flags& flags) {
 }
 
 int Main(int argc, char** argv) {
-  absl::StatusOr<cli::Flags> flags = cli::Flags::Parse(
-      std::vector<std::string>(argv + 1, argv + argc),
-      {"config", "model", "device", "batch", "kv-cache-bytes", "context", "steps", "kv-dtype",
-       "weight-dtype", "json", "cuda-attention"},
-      {"cuda-graphs"});
+  absl::StatusOr<cli::Flags> flags =
+      cli::Flags::Parse(std::vector<std::string>(argv + 1, argv + argc),
+                        {"config", "model", "device", "batch", "kv-cache-bytes", "context", "steps",
+                         "kv-dtype", "weight-dtype", "json", "cuda-attention"},
+                        {"cuda-graphs"});
   if (flags.ok() && cli::PrintUsageIfAsked(*flags, "decode_bench")) return 0;
   const absl::Status status = flags.ok() ? Run(*flags) : flags.status();
   if (!status.ok()) {

@@ -42,11 +42,11 @@ int Fail(const absl::Status& status) {
 }
 
 int Main(int argc, char** argv) {
-  auto flags = cli::Flags::Parse(
-      std::vector<std::string>(argv + 1, argv + argc),
-      {"config", "kv-cache-bytes", "num-requests", "prompt-len", "output-len", "shared-prefix-len",
-       "seed", "max-num-batched-tokens"},
-      {"no-prefix-caching"});
+  auto flags =
+      cli::Flags::Parse(std::vector<std::string>(argv + 1, argv + argc),
+                        {"config", "kv-cache-bytes", "num-requests", "prompt-len", "output-len",
+                         "shared-prefix-len", "seed", "max-num-batched-tokens"},
+                        {"no-prefix-caching"});
   if (!flags.ok()) return Fail(flags.status());
   if (cli::PrintUsageIfAsked(*flags, "engine_bench")) return 0;
   auto config = ModelConfig::FromFile(flags->String("config", "configs/pythia-160m-mha-144.json"));
@@ -57,9 +57,9 @@ int Main(int argc, char** argv) {
   auto prefix_len = flags->Int("shared-prefix-len", 0, 0, 100000);
   auto seed = flags->Int("seed", 0, 0, 1 << 30);
   auto batched = flags->Int("max-num-batched-tokens", 512, 1, 1 << 20);
-  for (const absl::Status& s : {config.status(), kv_bytes.status(), num_requests.status(),
-                                prompt_len.status(), output_len.status(), prefix_len.status(),
-                                seed.status(), batched.status()}) {
+  for (const absl::Status& s :
+       {config.status(), kv_bytes.status(), num_requests.status(), prompt_len.status(),
+        output_len.status(), prefix_len.status(), seed.status(), batched.status()}) {
     if (!s.ok()) return Fail(s);
   }
   const int64_t max_model_len = *prefix_len + prompt_len->max + output_len->max;
@@ -111,7 +111,8 @@ int Main(int argc, char** argv) {
   while (!(*engine)->WaitIdle(absl::Milliseconds(50))) {
     peak_running = std::max(peak_running, (*engine)->GetStats().scheduler.num_running);
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   int64_t cached = 0;
   for (auto& o : observers) {
     const RequestResult r = o->Wait();
@@ -122,12 +123,13 @@ int Main(int argc, char** argv) {
   std::printf("requests %lld in %.1f s: %.3f req/s, %.1f output tok/s, %.1f total tok/s\n",
               static_cast<long long>(requests.size()), seconds, requests.size() / seconds,
               output_tokens / seconds, (prompt_tokens + output_tokens) / seconds);
-  std::printf("prompt tokens %lld (%lld from the prefix cache), output tokens %lld, "
-              "preemptions %lld, peak running %d, steps %lld\n",
-              static_cast<long long>(prompt_tokens), static_cast<long long>(cached),
-              static_cast<long long>(output_tokens),
-              static_cast<long long>(stats.scheduler.num_preemptions), peak_running,
-              static_cast<long long>(stats.num_steps));
+  std::printf(
+      "prompt tokens %lld (%lld from the prefix cache), output tokens %lld, "
+      "preemptions %lld, peak running %d, steps %lld\n",
+      static_cast<long long>(prompt_tokens), static_cast<long long>(cached),
+      static_cast<long long>(output_tokens),
+      static_cast<long long>(stats.scheduler.num_preemptions), peak_running,
+      static_cast<long long>(stats.num_steps));
   return 0;
 }
 

@@ -105,8 +105,8 @@ int Main(int argc, char** argv) {
   absl::StatusOr<cli::Flags> flags =
       cli::Flags::Parse(std::vector<std::string>(argv + 1, argv + argc), {"steps", "sizes"});
   if (flags.ok() && cli::PrintUsageIfAsked(*flags, "scheduler_bench")) return 0;
-  absl::StatusOr<int64_t> steps_flag = flags.ok() ? flags->Int("steps", 200, 1, 1 << 30)
-                                                  : absl::StatusOr<int64_t>(flags.status());
+  absl::StatusOr<int64_t> steps_flag =
+      flags.ok() ? flags->Int("steps", 200, 1, 1 << 30) : absl::StatusOr<int64_t>(flags.status());
   absl::StatusOr<std::vector<int64_t>> sizes_flag = std::vector<int64_t>{100, 1000, 3000, 10000};
   if (flags.ok() && flags->Has("sizes")) sizes_flag = flags->IntList("sizes", 1, 1 << 30);
   for (const absl::Status& status : {steps_flag.status(), sizes_flag.status()}) {

@@ -71,8 +71,8 @@ absl::StatusOr<Setup> StartServer(const cli::Flags& flags, int64_t tokens_needed
   ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine,
                    Engine::Create(options, std::move(backend), std::move(model)));
   RETURN_IF_ERROR(server::WarmUp(engine.get()));
-  ASSIGN_OR_RETURN(setup.server, MlkvServer::Start({"127.0.0.1", 0}, {std::move(engine), options,
-                                                                      "bench"}));
+  ASSIGN_OR_RETURN(setup.server,
+                   MlkvServer::Start({"127.0.0.1", 0}, {std::move(engine), options, "bench"}));
   const std::string target = absl::StrCat("127.0.0.1:", setup.server->port());
   for (int64_t i = 0; i < channels; ++i) {
     grpc::ChannelArguments args;
@@ -159,9 +159,8 @@ std::vector<Trace> ClosedLoop(int64_t concurrency, size_t n,
 
 void PrintRow(const char* name, const StreamLatency& l, double tokens_per_second,
               double cpu_us_per_token) {
-  std::printf("%-14s %9.2f %9.2f %9.2f %9.2f %9.3f %9.3f %9.0f %9.1f\n", name, l.e2e.p50,
-              l.e2e.p99, l.ttft.p50, l.ttft.p99, l.itl.p50, l.itl.p99, tokens_per_second,
-              cpu_us_per_token);
+  std::printf("%-14s %9.2f %9.2f %9.2f %9.2f %9.3f %9.3f %9.0f %9.1f\n", name, l.e2e.p50, l.e2e.p99,
+              l.ttft.p50, l.ttft.p99, l.itl.p50, l.itl.p99, tokens_per_second, cpu_us_per_token);
 }
 
 void PrintComparison(const PathRun& on_engine, const PathRun& on_server, int64_t equal) {
@@ -169,15 +168,17 @@ void PrintComparison(const PathRun& on_engine, const PathRun& on_server, int64_t
   const StreamLatency served = Summarize(on_server.traces);
   auto rate = [](const PathRun& r) { return r.tokens / r.seconds; };
   auto cpu = [](const PathRun& r) { return 1e6 * r.cpu_seconds / r.tokens; };
-  auto diff = [](Percentiles a, Percentiles b) { return Percentiles{a.p50 - b.p50, a.p99 - b.p99}; };
+  auto diff = [](Percentiles a, Percentiles b) {
+    return Percentiles{a.p50 - b.p50, a.p99 - b.p99};
+  };
   std::printf("%-14s %9s %9s %9s %9s %9s %9s %9s %9s\n", "path", "e2e p50", "e2e p99", "ttft p50",
               "ttft p99", "itl p50", "itl p99", "tok/s", "cpu us/tok");
   PrintRow("engine", engine, rate(on_engine), cpu(on_engine));
   PrintRow("server", served, rate(on_server), cpu(on_server));
-  PrintRow("server-engine",
-           {diff(served.e2e, engine.e2e), diff(served.ttft, engine.ttft),
-            diff(served.itl, engine.itl)},
-           rate(on_server) - rate(on_engine), cpu(on_server) - cpu(on_engine));
+  PrintRow(
+      "server-engine",
+      {diff(served.e2e, engine.e2e), diff(served.ttft, engine.ttft), diff(served.itl, engine.itl)},
+      rate(on_server) - rate(on_engine), cpu(on_server) - cpu(on_engine));
   std::printf("server/engine: e2e p50 %.3fx, p99 %.3fx, tok/s %.3fx; outputs equal %lld of %zu\n",
               served.e2e.p50 / engine.e2e.p50, served.e2e.p99 / engine.e2e.p99,
               rate(on_server) / rate(on_engine), static_cast<long long>(equal),
@@ -197,12 +198,13 @@ absl::Status RunLatency(const cli::Flags& flags) {
   const int64_t most = *std::max_element(concurrencies.begin(), concurrencies.end());
   // Twice what the open streams hold: no preemption distorts the latencies.
   ASSIGN_OR_RETURN(Setup setup, StartServer(flags, 2 * most * (prompt_len + max_tokens)));
-  std::printf("%s: %lld requests x %lld rounds per path and concurrency, prompt %lld + output "
-              "%lld tokens (sampled, seeded), engine and server runs alternating; times in ms, "
-              "CPU time of the whole process (engine, server and client threads)\n",
-              flags.String("config", "configs/smoke-test.json").c_str(),
-              static_cast<long long>(num_requests), static_cast<long long>(rounds),
-              static_cast<long long>(prompt_len), static_cast<long long>(max_tokens));
+  std::printf(
+      "%s: %lld requests x %lld rounds per path and concurrency, prompt %lld + output "
+      "%lld tokens (sampled, seeded), engine and server runs alternating; times in ms, "
+      "CPU time of the whole process (engine, server and client threads)\n",
+      flags.String("config", "configs/smoke-test.json").c_str(),
+      static_cast<long long>(num_requests), static_cast<long long>(rounds),
+      static_cast<long long>(prompt_len), static_cast<long long>(max_tokens));
   const std::vector<v1::GenerateRequest> requests =
       MakeRequests(num_requests, prompt_len, max_tokens, setup.config, seed);
   auto on_engine = [&](size_t i) { return RunOnEngine(setup, requests[i]); };
@@ -277,10 +279,10 @@ absl::Status RunBurst(const Setup& setup, int64_t n, int64_t prompt_len, int64_t
   }
   const StreamLatency l = Summarize(traces);
   std::printf("%6lld %9lld %7.1f%% %9.2f %9.1f %9.1f %9.1f %9.1f %8lld %8lld  %s\n",
-              static_cast<long long>(n), static_cast<long long>(complete),
-              100.0 * complete / n, seconds, tokens / seconds, l.ttft.p50,
-              l.ttft.p99, l.e2e.p99, static_cast<long long>(peak_running),
-              static_cast<long long>(peak_waiting), complete == n ? "sustained" : "");
+              static_cast<long long>(n), static_cast<long long>(complete), 100.0 * complete / n,
+              seconds, tokens / seconds, l.ttft.p50, l.ttft.p99, l.e2e.p99,
+              static_cast<long long>(peak_running), static_cast<long long>(peak_waiting),
+              complete == n ? "sustained" : "");
   for (const auto& [code, count] : errors) {
     std::printf("         %lld ended with %s\n", static_cast<long long>(count),
                 code == 0 ? "too few tokens"
@@ -297,11 +299,11 @@ absl::Status RunRamp(const cli::Flags& flags) {
   ASSIGN_OR_RETURN(int64_t seed, flags.Int("seed", 0, 0, 1 << 30));
   const int64_t most = *std::max_element(levels.begin(), levels.end());
   ASSIGN_OR_RETURN(Setup setup, StartServer(flags, most * (prompt_len + max_tokens)));
-  std::printf("%s: bursts of N streams opened at once, prompt %lld + output %lld tokens, "
-              "deadline %lld s; times in ms unless marked\n",
-              flags.String("config", "configs/smoke-test.json").c_str(),
-              static_cast<long long>(prompt_len), static_cast<long long>(max_tokens),
-              static_cast<long long>(timeout));
+  std::printf(
+      "%s: bursts of N streams opened at once, prompt %lld + output %lld tokens, "
+      "deadline %lld s; times in ms unless marked\n",
+      flags.String("config", "configs/smoke-test.json").c_str(), static_cast<long long>(prompt_len),
+      static_cast<long long>(max_tokens), static_cast<long long>(timeout));
   std::printf("%6s %9s %8s %9s %9s %9s %9s %9s %8s %8s\n", "N", "complete", "rate", "wall s",
               "tok/s", "ttft p50", "ttft p99", "e2e p99", "peak run", "peak wait");
   for (size_t i = 0; i < levels.size(); ++i) {
@@ -316,12 +318,11 @@ int Main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("server_overhead_bench"));
   std::set<std::string> allowed =
       cli::Union({cli::kModelFlags,
-                  {"config", "concurrency", "requests", "prompt-len", "max-tokens",
-                   "rounds", "channels", "seed", "ramp", "timeout-seconds", "max-waiting"}});
+                  {"config", "concurrency", "requests", "prompt-len", "max-tokens", "rounds",
+                   "channels", "seed", "ramp", "timeout-seconds", "max-waiting"}});
   allowed.erase("model");  // the model is random weights of --config
-  absl::StatusOr<cli::Flags> flags =
-      cli::Flags::Parse(std::vector<std::string>(argv + 1, argv + argc), allowed,
-                        cli::kModelSwitches);
+  absl::StatusOr<cli::Flags> flags = cli::Flags::Parse(
+      std::vector<std::string>(argv + 1, argv + argc), allowed, cli::kModelSwitches);
   if (flags.ok() && cli::PrintUsageIfAsked(*flags, "server_overhead_bench")) return 0;
   absl::Status status = flags.status();
   if (status.ok()) status = flags->Has("ramp") ? RunRamp(*flags) : RunLatency(*flags);

@@ -28,9 +28,9 @@ struct Trace {
   // One entry per delta: when it arrived and how many tokens it held (a server merges the
   // tokens of several engine steps into one delta while a write is in flight).
   std::vector<std::pair<Clock::time_point, int>> arrivals;
-  Clock::time_point end;    // the result (or the error) arrived
+  Clock::time_point end;  // the result (or the error) arrived
   std::vector<int32_t> token_ids;
-  int status_code = 0;      // canonical code (gRPC and absl share the numbering); 0: OK
+  int status_code = 0;  // canonical code (gRPC and absl share the numbering); 0: OK
 };
 
 // Hands a Trace from the thread that records it to the one that waits for it.

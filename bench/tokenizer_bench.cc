@@ -103,10 +103,10 @@ absl::Status Run(const std::vector<std::string>& args) {
   const auto load_start = Clock::now();
   ASSIGN_OR_RETURN(auto probe, Tokenizer::FromFile(path));
   const double load_seconds = Seconds(load_start);
-  std::printf("tokenizer %s: loaded in %.1f ms; %lld thread(s)\n", path.c_str(),
-              load_seconds * 1e3, (long long)threads);
-  std::printf("%-12s %10s %10s %9s %12s %12s\n", "workload", "texts", "MB", "tokens",
-              "cold MB/s", "warm MB/s");
+  std::printf("tokenizer %s: loaded in %.1f ms; %lld thread(s)\n", path.c_str(), load_seconds * 1e3,
+              (long long)threads);
+  std::printf("%-12s %10s %10s %9s %12s %12s\n", "workload", "texts", "MB", "tokens", "cold MB/s",
+              "warm MB/s");
   nlohmann::json out = {{"load_ms", load_seconds * 1e3}, {"threads", threads}};
   for (Workload& w : workloads) {
     for (const auto& t : w.texts) w.bytes += t.size();
@@ -120,8 +120,10 @@ absl::Status Run(const std::vector<std::string>& args) {
     w.warm_mbs = w.bytes / best / 1e6;
     std::printf("%-12s %10zu %10.3f %9zu %12.2f %12.2f\n", w.name.c_str(), w.texts.size(),
                 w.bytes / 1e6, w.tokens, w.cold_mbs, w.warm_mbs);
-    out["workloads"][w.name] = {{"texts", w.texts.size()}, {"bytes", w.bytes},
-                                {"tokens", w.tokens},      {"cold_mbs", w.cold_mbs},
+    out["workloads"][w.name] = {{"texts", w.texts.size()},
+                                {"bytes", w.bytes},
+                                {"tokens", w.tokens},
+                                {"cold_mbs", w.cold_mbs},
                                 {"warm_mbs", w.warm_mbs}};
   }
   if (flags.Has("json")) {

@@ -19,8 +19,8 @@ absl::Status FlagError(const std::string& name, const std::string& reason) {
   return absl::InvalidArgumentError(absl::StrCat("--", name, ": ", reason));
 }
 
-absl::StatusOr<int64_t> ParseIntValue(const std::string& name, const std::string& text,
-                                      int64_t min, int64_t max) {
+absl::StatusOr<int64_t> ParseIntValue(const std::string& name, const std::string& text, int64_t min,
+                                      int64_t max) {
   int64_t value = 0;
   if (!absl::SimpleAtoi(text, &value)) {
     return FlagError(name, absl::StrCat("expected an integer, got \"", text, "\""));

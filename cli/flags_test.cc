@@ -12,8 +12,9 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 TEST(FlagsTest, ParsesBothSpellingsAndSwitches) {
-  auto flags = Flags::Parse({"--model", "m", "--top-p=0.5", "--ignore-eos", "--token-ids", "1, 2,3"},
-                            {"model", "top-p", "token-ids"}, {"ignore-eos"});
+  auto flags =
+      Flags::Parse({"--model", "m", "--top-p=0.5", "--ignore-eos", "--token-ids", "1, 2,3"},
+                   {"model", "top-p", "token-ids"}, {"ignore-eos"});
   ASSERT_TRUE(flags.ok()) << flags.status();
   EXPECT_EQ(*flags->RequiredString("model"), "m");
   EXPECT_EQ(*flags->Double("top-p", 1.0, 0.0, 1.0), 0.5);
@@ -62,8 +63,8 @@ TEST(FlagsTest, RefusesBadValuesNamingTheFlag) {
 
 // --help wins over anything else given, even a bad flag, and the usage lists what parses.
 TEST(FlagsTest, HelpListsTheFlagsThatParse) {
-  auto flags = Flags::Parse({"--unknown", "--help"}, {"model", "token-ids"}, {"ignore-eos"},
-                            {"token-ids"});
+  auto flags =
+      Flags::Parse({"--unknown", "--help"}, {"model", "token-ids"}, {"ignore-eos"}, {"token-ids"});
   ASSERT_TRUE(flags.ok()) << flags.status();
   EXPECT_TRUE(flags->help());
   EXPECT_FALSE(flags->Has("unknown"));

@@ -9,15 +9,26 @@
 
 namespace mlkv::cli {
 
-const std::set<std::string> kModelFlags = {
-    "model",         "threads",           "block-size",         "kv-dtype",  "weight-dtype",
-    "prefill-chunk", "kv-cache-bytes",    "kv-cache-fraction",  "memory-limit-bytes",
-    "max-model-len", "max-num-batched-tokens", "max-num-seqs", "tokenizer", "device",
-    "sampling-placement", "cuda-attention"};
+const std::set<std::string> kModelFlags = {"model",
+                                           "threads",
+                                           "block-size",
+                                           "kv-dtype",
+                                           "weight-dtype",
+                                           "prefill-chunk",
+                                           "kv-cache-bytes",
+                                           "kv-cache-fraction",
+                                           "memory-limit-bytes",
+                                           "max-model-len",
+                                           "max-num-batched-tokens",
+                                           "max-num-seqs",
+                                           "tokenizer",
+                                           "device",
+                                           "sampling-placement",
+                                           "cuda-attention"};
 const std::set<std::string> kModelSwitches = {"no-prefix-caching", "cuda-graphs"};
 const std::set<std::string> kSamplingFlags = {
-    "temperature",      "top-k",           "top-p", "min-p", "repetition-penalty",
-    "presence-penalty", "frequency-penalty", "seed"};
+    "temperature",       "top-k", "top-p", "min-p", "repetition-penalty", "presence-penalty",
+    "frequency-penalty", "seed"};
 
 std::set<std::string> Union(std::initializer_list<std::set<std::string>> sets) {
   std::set<std::string> all;
@@ -37,8 +48,7 @@ absl::StatusOr<Device> DeviceFromFlags(const Flags& flags, const std::string& de
 }
 
 // --cuda-attention simt|tensor-core; unset when absent.
-absl::StatusOr<std::optional<cuda::AttentionKernel>> AttentionKernelFromFlags(
-    const Flags& flags) {
+absl::StatusOr<std::optional<cuda::AttentionKernel>> AttentionKernelFromFlags(const Flags& flags) {
   if (!flags.Has("cuda-attention")) return std::nullopt;
   const std::string kernel = flags.String("cuda-attention", "");
   if (kernel == "simt") return cuda::AttentionKernel::kSimt;
@@ -53,8 +63,8 @@ absl::StatusOr<SamplingPlacement> SamplingPlacementFromFlags(const Flags& flags)
   if (placement == "auto") return SamplingPlacement::kAuto;
   if (placement == "backend") return SamplingPlacement::kBackend;
   if (placement == "host") return SamplingPlacement::kHost;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--sampling-placement: must be auto, backend or host, got \"", placement, "\""));
+  return absl::InvalidArgumentError(
+      absl::StrCat("--sampling-placement: must be auto, backend or host, got \"", placement, "\""));
 }
 
 // The scheduling flags; max_model_len is returned apart, as its default is the model's.
@@ -63,8 +73,7 @@ absl::StatusOr<SchedulerConfig> SchedulerFromFlags(const Flags& flags,
   constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
   ASSIGN_OR_RETURN(int64_t block_size, flags.Int("block-size", 16, 1, 1024));
   ASSIGN_OR_RETURN(int64_t prefill_chunk, flags.Int("prefill-chunk", 0, 0, kInt32Max));
-  ASSIGN_OR_RETURN(int64_t batched_tokens,
-                   flags.Int("max-num-batched-tokens", 2048, 1, kInt32Max));
+  ASSIGN_OR_RETURN(int64_t batched_tokens, flags.Int("max-num-batched-tokens", 2048, 1, kInt32Max));
   ASSIGN_OR_RETURN(int64_t max_seqs, flags.Int("max-num-seqs", 256, 1, kInt32Max));
   ASSIGN_OR_RETURN(std::optional<int64_t> model_len,
                    flags.OptionalInt("max-model-len", 1, kInt32Max));
@@ -152,10 +161,11 @@ absl::StatusOr<SamplingParams> SamplingFromFlags(const Flags& flags) {
   SamplingParams p;
   ASSIGN_OR_RETURN(double temperature, flags.Double("temperature", 0.0, 0.0, kHuge));
   ASSIGN_OR_RETURN(int64_t top_k, flags.Int("top-k", 0, 0, std::numeric_limits<int32_t>::max()));
-  ASSIGN_OR_RETURN(double top_p, flags.Double("top-p", 1.0, std::numeric_limits<double>::min(), 1.0));
+  ASSIGN_OR_RETURN(double top_p,
+                   flags.Double("top-p", 1.0, std::numeric_limits<double>::min(), 1.0));
   ASSIGN_OR_RETURN(double min_p, flags.Double("min-p", 0.0, 0.0, 1.0));
-  ASSIGN_OR_RETURN(double repetition,
-                   flags.Double("repetition-penalty", 1.0, std::numeric_limits<double>::min(), kHuge));
+  ASSIGN_OR_RETURN(double repetition, flags.Double("repetition-penalty", 1.0,
+                                                   std::numeric_limits<double>::min(), kHuge));
   ASSIGN_OR_RETURN(double presence, flags.Double("presence-penalty", 0.0, -2.0, 2.0));
   ASSIGN_OR_RETURN(double frequency, flags.Double("frequency-penalty", 0.0, -2.0, 2.0));
   ASSIGN_OR_RETURN(std::optional<int64_t> seed,

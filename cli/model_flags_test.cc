@@ -21,10 +21,14 @@ namespace {
 using ::testing::HasSubstr;
 
 ModelConfig SmallConfig() {
-  auto config = ModelConfig::FromJson(
-      {{"hidden_size", 64},       {"num_attention_heads", 4}, {"num_hidden_layers", 4},
-       {"intermediate_size", 96}, {"vocab_size", 97},         {"max_position_embeddings", 256},
-       {"rotary_pct", 0.5},       {"eos_token_id", 0}});
+  auto config = ModelConfig::FromJson({{"hidden_size", 64},
+                                       {"num_attention_heads", 4},
+                                       {"num_hidden_layers", 4},
+                                       {"intermediate_size", 96},
+                                       {"vocab_size", 97},
+                                       {"max_position_embeddings", 256},
+                                       {"rotary_pct", 0.5},
+                                       {"eos_token_id", 0}});
   EXPECT_TRUE(config.ok()) << config.status();
   return *config;
 }

@@ -8,13 +8,13 @@
 #include "spdlog/spdlog.h"
 
 // MLKV_CHECK(cond, "fmt {}", args...): the message uses spdlog's (fmt) syntax.
-#define MLKV_CHECK(cond, ...)                                                        \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
-      spdlog::critical("{}:{}: check failed: {}: {}", __FILE__, __LINE__, #cond,     \
-                       fmt::format(__VA_ARGS__));                                    \
-      std::abort();                                                                  \
-    }                                                                                \
+#define MLKV_CHECK(cond, ...)                                                    \
+  do {                                                                           \
+    if (!(cond)) {                                                               \
+      spdlog::critical("{}:{}: check failed: {}: {}", __FILE__, __LINE__, #cond, \
+                       fmt::format(__VA_ARGS__));                                \
+      std::abort();                                                              \
+    }                                                                            \
   } while (0)
 
 #endif  // MLKV_COMMON_CHECK_H_

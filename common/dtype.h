@@ -15,9 +15,12 @@ inline int64_t DTypeBytes(DType t) { return t == DType::kF32 ? 4 : 2; }
 // Lower-case short names as used on the command line: "f32", "f16", "bf16".
 inline const char* DTypeName(DType t) {
   switch (t) {
-    case DType::kF32: return "f32";
-    case DType::kF16: return "f16";
-    case DType::kBF16: return "bf16";
+    case DType::kF32:
+      return "f32";
+    case DType::kF16:
+      return "f16";
+    case DType::kBF16:
+      return "bf16";
   }
   return "?";
 }

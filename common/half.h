@@ -49,9 +49,9 @@ inline uint16_t FloatToF16(float f) {
   const uint32_t bits = FloatToBits(f);
   const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
   const uint32_t abs = bits & 0x7fffffffu;
-  if (abs > 0x7f800000u) return sign | 0x7e00u;            // nan
-  if (abs >= 0x477ff000u) return sign | 0x7c00u;           // rounds to >= 65520: inf
-  if (abs < 0x38800000u) {                                 // below the smallest normal: subnormal
+  if (abs > 0x7f800000u) return sign | 0x7e00u;   // nan
+  if (abs >= 0x477ff000u) return sign | 0x7c00u;  // rounds to >= 65520: inf
+  if (abs < 0x38800000u) {                        // below the smallest normal: subnormal
     // Adding 0.5 (as a float) aligns the mantissa so the FPU does the rounding for us.
     const float shifted = BitsToFloat(abs) + 0.5f;
     return sign | static_cast<uint16_t>(FloatToBits(shifted) - 0x3f000000u);

@@ -45,9 +45,9 @@ MLKV_HOST_DEVICE inline PhiloxBlock Philox4x32_10(PhiloxBlock counter, PhiloxKey
 // counter = index's low and high 32 bits then two zeros; the top 53 of the 64 bits
 // (word 1 << 32 | word 0) of the output make the double, so every value is a multiple of 2^-53.
 MLKV_HOST_DEVICE inline double PhiloxUniform(uint64_t seed, uint64_t index) {
-  const PhiloxBlock out = Philox4x32_10(
-      {{static_cast<uint32_t>(index), static_cast<uint32_t>(index >> 32), 0u, 0u}},
-      {{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)}});
+  const PhiloxBlock out =
+      Philox4x32_10({{static_cast<uint32_t>(index), static_cast<uint32_t>(index >> 32), 0u, 0u}},
+                    {{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)}});
   const uint64_t bits = (uint64_t{out.words[1]} << 32) | out.words[0];
   return static_cast<double>(bits >> 11) * 0x1.0p-53;
 }

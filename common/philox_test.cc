@@ -40,8 +40,8 @@ TEST(PhiloxTest, UniformTakesTheTop53BitsOfWords1And0) {
 
 // The seed's low half is key word 0 and the index's low half counter word 0.
 TEST(PhiloxTest, UniformPutsLowHalvesFirst) {
-  const PhiloxBlock out = Philox4x32_10({{0x243f6a88u, 0x85a308d3u, 0u, 0u}},
-                                        {{0xa4093822u, 0x299f31d0u}});
+  const PhiloxBlock out =
+      Philox4x32_10({{0x243f6a88u, 0x85a308d3u, 0u, 0u}}, {{0xa4093822u, 0x299f31d0u}});
   const uint64_t bits = (uint64_t{out.words[1]} << 32) | out.words[0];
   EXPECT_EQ(PhiloxUniform(0x299f31d0a4093822u, 0x85a308d3243f6a88u),
             static_cast<double>(bits >> 11) / 9007199254740992.0);

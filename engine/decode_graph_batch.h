@@ -33,8 +33,7 @@ bool IsDecodeStep(const StepBatch& batch);
 // 0 with a context of one token read from block 0, and slot -1, which writes nothing. Every row
 // is a sample row, in row order: a sample row keeps its parameters, an argmax row and the padding
 // get temperature 0 (the argmax).
-void PadDecodeBatch(const StepBatch& batch, int64_t bucket, int64_t table_width,
-                    StepBatch* padded);
+void PadDecodeBatch(const StepBatch& batch, int64_t bucket, int64_t table_width, StepBatch* padded);
 
 }  // namespace mlkv
 

@@ -52,9 +52,9 @@ struct Engine::LiveRequest {
   SequenceSampler sampler;
   std::optional<int32_t> top_logprobs;
   bool wants_prompt_logprobs;
-  std::vector<float> prompt_logprobs;  // grows in position order; survives preemption
-  absl::Status error;                  // why the engine failed it, if it did
-  std::optional<OutputText> text;      // when the engine has a tokenizer
+  std::vector<float> prompt_logprobs;      // grows in position order; survives preemption
+  absl::Status error;                      // why the engine failed it, if it did
+  std::optional<OutputText> text;          // when the engine has a tokenizer
   std::optional<std::string> stop_string;  // the stop string that ended it, once one matched
   RequestTimings timings;
   absl::Time last_token_time;  // when its latest tokens were sampled (arrival before any)
@@ -68,9 +68,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
                                                        std::unique_ptr<Backend> backend,
                                                        std::unique_ptr<Model> model) {
   if (options.scheduler.max_model_len > model->config().max_position_embeddings) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max_model_len ", options.scheduler.max_model_len, " exceeds the model's ",
-        "max_position_embeddings ", model->config().max_position_embeddings));
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_model_len ", options.scheduler.max_model_len, " exceeds the model's ",
+                     "max_position_embeddings ", model->config().max_position_embeddings));
   }
   std::unique_ptr<Engine> engine(new Engine(options, std::move(backend), std::move(model)));
   ASSIGN_OR_RETURN(engine->scheduler_, Scheduler::Create(options.scheduler));
@@ -83,11 +83,10 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
       LargestStepOps(engine->model_->config(), engine->model_->weight_dtype(), options.kv_dtype,
                      options.scheduler)));
   if (options.decode_graphs) RETURN_IF_ERROR(engine->model_->EnableDecodeGraphs());
-  ASSIGN_OR_RETURN(engine->cache_,
-                   KvCache::Create(engine->model_->config(),
-                                   {options.scheduler.block_size, options.scheduler.num_blocks,
-                                    options.kv_dtype},
-                                   engine->backend_.get()));
+  ASSIGN_OR_RETURN(engine->cache_, KvCache::Create(engine->model_->config(),
+                                                   {options.scheduler.block_size,
+                                                    options.scheduler.num_blocks, options.kv_dtype},
+                                                   engine->backend_.get()));
   engine->runner_ = std::make_unique<ModelRunner>(engine->model_.get(), engine->cache_.get());
   {
     // No other thread sees the engine yet; the lock is for the thread-safety analysis.
@@ -149,13 +148,13 @@ absl::Status Engine::ValidateRequest(const EngineRequest& r) const {
   }
   const int64_t max_len = options_.scheduler.max_model_len;
   if (r.max_tokens < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("max_tokens: must be at least 1, got ",
-                                                   r.max_tokens));
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_tokens: must be at least 1, got ", r.max_tokens));
   }
   if (static_cast<int64_t>(r.prompt_token_ids.size()) + r.max_tokens > max_len) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "prompt (", r.prompt_token_ids.size(), " tokens) + max_tokens (", r.max_tokens,
-        ") exceeds the maximum model length ", max_len));
+    return absl::InvalidArgumentError(absl::StrCat("prompt (", r.prompt_token_ids.size(),
+                                                   " tokens) + max_tokens (", r.max_tokens,
+                                                   ") exceeds the maximum model length ", max_len));
   }
   if (r.top_logprobs && (*r.top_logprobs < 0 || *r.top_logprobs > kMaxTopLogprobs)) {
     return absl::InvalidArgumentError(
@@ -180,8 +179,8 @@ absl::StatusOr<std::string> Engine::Submit(EngineRequest request) {
   }
   if (stats_.scheduler.num_waiting + static_cast<int64_t>(inbox_.size()) >=
       options_.scheduler.max_waiting) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the waiting queue is full (", options_.scheduler.max_waiting, " requests)"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the waiting queue is full (", options_.scheduler.max_waiting, " requests)"));
   }
   // A seed for every request, so that sampling never depends on which batch it landed in.
   if (!request.sampling.seed) request.sampling.seed = options_.seed + static_cast<uint64_t>(number);
@@ -245,8 +244,8 @@ void Engine::Admit(Submission submission) {
   params.skip_prefix_cache = request.prompt_logprobs;
   auto live = std::make_unique<LiveRequest>(submission);
   const int32_t num_prompt_tokens = static_cast<int32_t>(request.prompt_token_ids.size());
-  absl::Status added = scheduler_->AddRequest(std::make_unique<Request>(
-      live->id, std::move(request.prompt_token_ids), std::move(params)));
+  absl::Status added = scheduler_->AddRequest(
+      std::make_unique<Request>(live->id, std::move(request.prompt_token_ids), std::move(params)));
   if (!added.ok()) {
     RequestResult result;
     result.status = added;
@@ -366,8 +365,9 @@ absl::StatusOr<bool> Engine::RunStep() {
         // The draw's index in the request's stream is the number of tokens it has output, so a
         // preempted and recomputed request continues the same stream.
         rows[i].backend_sampling = RowSampling{
-            sampling.temperature, sampling.top_k, sampling.top_p, sampling.min_p,
-            *sampling.seed, output.scheduled[i].request->output_token_ids().size()};
+            sampling.temperature, sampling.top_k,
+            sampling.top_p,       sampling.min_p,
+            *sampling.seed,       output.scheduled[i].request->output_token_ids().size()};
       }
     }
   }

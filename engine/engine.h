@@ -61,8 +61,8 @@ struct EngineOptions {
 
 struct EngineStats {
   SchedulerStats scheduler;
-  int64_t num_kv_groups = 0;   // every block holds one K and one V slab per group
-  int64_t block_bytes = 0;     // over all groups
+  int64_t num_kv_groups = 0;  // every block holds one K and one V slab per group
+  int64_t block_bytes = 0;    // over all groups
   int64_t num_steps = 0;
   double step_seconds_total = 0.0, last_step_seconds = 0.0, max_step_seconds = 0.0;
   bool accepting = true;
@@ -138,8 +138,8 @@ class Engine {
   std::unique_ptr<Backend> backend_;  // declared before model_ and cache_: destroyed after them
   std::unique_ptr<Model> model_;
   std::unique_ptr<KvCache> cache_;
-  std::unique_ptr<Scheduler> scheduler_;  // engine thread only
-  std::unique_ptr<ModelRunner> runner_;   // engine thread only
+  std::unique_ptr<Scheduler> scheduler_;                                 // engine thread only
+  std::unique_ptr<ModelRunner> runner_;                                  // engine thread only
   absl::flat_hash_map<std::string, std::unique_ptr<LiveRequest>> live_;  // engine thread only
 
   mutable absl::Mutex mu_;

@@ -98,9 +98,8 @@ absl::StatusOr<MemoryLimit> MeasureMemoryLimit(const EngineFactoryOptions& optio
                        "the host's memory; set --memory-limit-bytes to change it"};
   }
   ASSIGN_OR_RETURN(DeviceMemory memory, QueryDeviceMemory(0));
-  return MemoryLimit{memory.free_bytes,
-                     absl::StrCat("the free memory of ", DeviceText(memory),
-                                  "; set --memory-limit-bytes to change it")};
+  return MemoryLimit{memory.free_bytes, absl::StrCat("the free memory of ", DeviceText(memory),
+                                                     "; set --memory-limit-bytes to change it")};
 }
 
 absl::StatusOr<LoadedModel> LoadModel(const EngineFactoryOptions& options) {
@@ -153,8 +152,8 @@ absl::StatusOr<EngineOptions> PlanEngineOptions(const EngineFactoryOptions& opti
     // start-up (Engine::Create).
     ASSIGN_OR_RETURN(budget.workspace_bytes, WorkspaceBytes(config, LargestStep(s)));
     if (backend != nullptr) {
-      budget.workspace_bytes += backend->ScratchBytes(
-          LargestStepOps(config, options.weight_dtype, engine.kv_dtype, s));
+      budget.workspace_bytes +=
+          backend->ScratchBytes(LargestStepOps(config, options.weight_dtype, engine.kv_dtype, s));
     }
     ASSIGN_OR_RETURN(KvCapacity capacity, PlanKvCapacity(config, engine.kv_dtype, s.block_size,
                                                          s.max_model_len, budget));
@@ -163,8 +162,8 @@ absl::StatusOr<EngineOptions> PlanEngineOptions(const EngineFactoryOptions& opti
     RETURN_IF_ERROR(CheckMemoryFits(budget, capacity));
     num_blocks = capacity.num_blocks;
   }
-  s.num_blocks = static_cast<int32_t>(
-      std::min<int64_t>(num_blocks, std::numeric_limits<int32_t>::max()));
+  s.num_blocks =
+      static_cast<int32_t>(std::min<int64_t>(num_blocks, std::numeric_limits<int32_t>::max()));
   return engine;
 }
 
@@ -180,8 +179,8 @@ absl::StatusOr<ReadyEngine> StartEngine(EngineOptions engine_options, LoadedMode
 absl::StatusOr<ReadyEngine> CreateEngine(const EngineFactoryOptions& options) {
   ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(options));
   ASSIGN_OR_RETURN(EngineOptions engine_options,
-                   PlanEngineOptions(options, loaded.model->config(),
-                                     loaded.memory_before_weights, loaded.backend.get()));
+                   PlanEngineOptions(options, loaded.model->config(), loaded.memory_before_weights,
+                                     loaded.backend.get()));
   return StartEngine(std::move(engine_options), std::move(loaded));
 }
 

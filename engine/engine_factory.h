@@ -47,7 +47,7 @@ struct EngineFactoryOptions {
   SchedulerConfig scheduler;
   std::optional<int32_t> max_model_len;
   SamplingPlacement sampling_placement = SamplingPlacement::kAuto;
-  bool decode_graphs = false;  // needs the CUDA backend
+  bool decode_graphs = false;              // needs the CUDA backend
   std::shared_ptr<EngineMonitor> monitor;  // may be null
 };
 

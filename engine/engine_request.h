@@ -48,7 +48,7 @@ struct RequestResult {
   std::string request_id;
   absl::Status status;  // not OK: the request was refused or failed (finish_reason kError)
   FinishReason finish_reason = FinishReason::kError;
-  std::optional<int32_t> stop_token_id;  // the EOS or stop id that ended it, if one did
+  std::optional<int32_t> stop_token_id;    // the EOS or stop id that ended it, if one did
   std::optional<std::string> stop_string;  // the stop string that ended it, if one did
   std::vector<int32_t> output_token_ids;
   std::vector<float> prompt_logprobs;  // when asked for: log p(prompt[i] | prompt[<i]), i >= 1
@@ -81,9 +81,9 @@ struct EngineRequest {
   // Strings that end generation when they appear in the output text (needs the tokenizer): the
   // request finishes with kStop, RequestResult::stop_string set, and the text cut before it.
   std::vector<std::string> stop_strings;
-  int32_t priority = 0;                  // lower is more urgent
-  std::optional<int32_t> top_logprobs;   // set: report logprobs, with this many alternatives
-  bool prompt_logprobs = false;          // computes every prompt token (no prefix-cache reuse)
+  int32_t priority = 0;                 // lower is more urgent
+  std::optional<int32_t> top_logprobs;  // set: report logprobs, with this many alternatives
+  bool prompt_logprobs = false;         // computes every prompt token (no prefix-cache reuse)
   std::shared_ptr<RequestObserver> observer;
 };
 

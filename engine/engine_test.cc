@@ -14,10 +14,10 @@
 namespace mlkv {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::EngineSetup;
 using testing::GatedObserver;
 using testing::Greedy;
+using ::testing::HasSubstr;
 using testing::MakeEngine;
 using testing::OptionsOf;
 using testing::Prompt;
@@ -35,7 +35,8 @@ struct Outcome {
 std::vector<Outcome> RunAll(Engine& engine, const std::vector<std::vector<int32_t>>& prompts,
                             int max_tokens) {
   std::vector<std::shared_ptr<CollectingObserver>> observers;
-  for (size_t i = 0; i < prompts.size(); ++i) observers.push_back(std::make_shared<CollectingObserver>());
+  for (size_t i = 0; i < prompts.size(); ++i)
+    observers.push_back(std::make_shared<CollectingObserver>());
   auto gate = std::make_shared<GatedObserver>(observers[0]);
   auto submit_range = [&](size_t begin, size_t step) {
     for (size_t i = begin; i < prompts.size(); i += step) {
@@ -64,7 +65,8 @@ void ExpectSameOutcome(const Outcome& a, const Outcome& b, const std::string& wh
   ASSERT_TRUE(b.result.status.ok()) << what << ": " << b.result.status;
   EXPECT_EQ(a.result.output_token_ids, b.result.output_token_ids) << what;
   ASSERT_EQ(a.logprobs.size(), b.logprobs.size()) << what;
-  for (size_t i = 0; i < a.logprobs.size(); ++i) EXPECT_NEAR(a.logprobs[i], b.logprobs[i], 1e-5) << what;
+  for (size_t i = 0; i < a.logprobs.size(); ++i)
+    EXPECT_NEAR(a.logprobs[i], b.logprobs[i], 1e-5) << what;
   ASSERT_EQ(a.result.prompt_logprobs.size(), b.result.prompt_logprobs.size()) << what;
   for (size_t i = 0; i < a.result.prompt_logprobs.size(); ++i) {
     EXPECT_NEAR(a.result.prompt_logprobs[i], b.result.prompt_logprobs[i], 1e-5) << what;

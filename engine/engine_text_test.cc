@@ -11,10 +11,10 @@
 namespace mlkv {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::EngineSetup;
 using testing::GatedObserver;
 using testing::Greedy;
+using ::testing::HasSubstr;
 using testing::MakeEngine;
 using testing::Prompt;
 using testing::SmallConfig;
@@ -122,7 +122,8 @@ TEST(EngineTextTest, StopStringAcrossTokensEndsTheRequestEarly) {
   while (begin > 0 && (all[begin] & 0xC0) == 0x80) --begin;
   size_t end = begin;
   for (int chars = 0; chars < 3 && end < all.size(); ++chars) {
-    do ++end; while (end < all.size() && (all[end] & 0xC0) == 0x80);
+    do ++end;
+    while (end < all.size() && (all[end] & 0xC0) == 0x80);
   }
   const std::string stop = all.substr(begin, end - begin);
   size_t stop_tokens = 0;  // the tokens up to the one whose text completes the first occurrence

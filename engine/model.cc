@@ -23,8 +23,7 @@ struct Model::LayerBuffers {
 namespace {
 
 template <typename T>
-absl::StatusOr<std::unique_ptr<DeviceBuffer>> Upload(Backend* backend,
-                                                     const std::vector<T>& host) {
+absl::StatusOr<std::unique_ptr<DeviceBuffer>> Upload(Backend* backend, const std::vector<T>& host) {
   ASSIGN_OR_RETURN(auto buffer, backend->Allocate(host.size() * sizeof(T)));
   backend->CopyToDevice(buffer->data(), host.data(), host.size() * sizeof(T));
   return buffer;
@@ -52,8 +51,8 @@ std::vector<float> RotaryTable(const ModelConfig& c) {
   std::vector<float> table(c.max_position_embeddings * r);
   for (int64_t p = 0; p < c.max_position_embeddings; ++p) {
     for (int64_t i = 0; i < r / 2; ++i) {
-      const double angle = static_cast<double>(p) *
-                           std::pow(c.rotary_emb_base, -2.0 * static_cast<double>(i) / r);
+      const double angle =
+          static_cast<double>(p) * std::pow(c.rotary_emb_base, -2.0 * static_cast<double>(i) / r);
       table[p * r + 2 * i] = static_cast<float>(std::cos(angle));
       table[p * r + 2 * i + 1] = static_cast<float>(std::sin(angle));
     }
@@ -112,8 +111,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(const ModelConfig& config,
   return model;
 }
 
-absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& model_dir,
-                                                   Backend* backend, DType weight_dtype) {
+absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& model_dir, Backend* backend,
+                                                   DType weight_dtype) {
   ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromFile(model_dir + "/config.json"));
   ASSIGN_OR_RETURN(ModelHostWeights weights, LoadModelWeights(config, model_dir));
   return Create(config, weights, backend, weight_dtype);
@@ -154,8 +153,8 @@ absl::Status Model::CheckBatch(const StepBatch& batch, const KvCache& cache) con
                        config_.max_position_embeddings, ") (max_position_embeddings)"));
     }
     if (batch.slot_mapping[t] < 0 || batch.slot_mapping[t] >= kv.num_blocks * kv.block_size) {
-      return absl::InvalidArgumentError(absl::StrCat("KV slot ", batch.slot_mapping[t],
-                                                     " is outside the cache"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("KV slot ", batch.slot_mapping[t], " is outside the cache"));
     }
   }
   for (int64_t s = 0; s < S; ++s) {
@@ -169,7 +168,8 @@ absl::Status Model::CheckBatch(const StepBatch& batch, const KvCache& cache) con
     for (int64_t b = 0; b < (context + kv.block_size - 1) / kv.block_size; ++b) {
       const int32_t block = batch.block_tables[s * batch.max_blocks_per_seq + b];
       if (block < 0 || block >= kv.num_blocks) {
-        return absl::InvalidArgumentError(absl::StrCat("block id ", block, " is outside the cache"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("block id ", block, " is outside the cache"));
       }
     }
   }
@@ -177,10 +177,11 @@ absl::Status Model::CheckBatch(const StepBatch& batch, const KvCache& cache) con
   const size_t output_rows =
       batch.logits_rows.size() + batch.argmax_rows.size() + batch.sample_rows.size();
   if (static_cast<int64_t>(output_rows) > T) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        batch.logits_rows.size(), " logits rows, ", batch.argmax_rows.size(), " argmax rows and ",
-        batch.sample_rows.size(), " sample rows for ", T, " tokens: at most one output row per "
-        "token"));
+    return absl::InvalidArgumentError(absl::StrCat(batch.logits_rows.size(), " logits rows, ",
+                                                   batch.argmax_rows.size(), " argmax rows and ",
+                                                   batch.sample_rows.size(), " sample rows for ", T,
+                                                   " tokens: at most one output row per "
+                                                   "token"));
   }
   for (const auto* rows : {&batch.logits_rows, &batch.argmax_rows, &batch.sample_rows}) {
     for (int32_t row : *rows) {
@@ -194,9 +195,9 @@ absl::Status Model::CheckBatch(const StepBatch& batch, const KvCache& cache) con
     // Written so that NaN fails each test.
     if (!(p.temperature >= 0.0f && std::isfinite(p.temperature)) || p.top_k < 0 ||
         !(p.top_p > 0.0f && p.top_p <= 1.0f) || !(p.min_p >= 0.0f && p.min_p < 1.0f)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "sample row parameters out of range: temperature ", p.temperature, ", top_k ",
-          p.top_k, ", top_p ", p.top_p, ", min_p ", p.min_p));
+      return absl::InvalidArgumentError(
+          absl::StrCat("sample row parameters out of range: temperature ", p.temperature,
+                       ", top_k ", p.top_k, ", top_p ", p.top_p, ", min_p ", p.min_p));
     }
   }
   return absl::OkStatus();
@@ -209,11 +210,11 @@ absl::Status Model::ReserveWorkspace(const WorkspaceLimits& limits) {
     reserved_ = limits;
     return grown;
   }
-  return absl::Status(grown.code(),
-                      absl::StrCat("activation workspace of ", total, " bytes (steps of up to ",
-                                   limits.max_num_tokens, " tokens, ", limits.max_num_seqs,
-                                   " sequences, ", limits.max_blocks_per_seq,
-                                   " blocks per sequence): ", grown.message()));
+  return absl::Status(
+      grown.code(),
+      absl::StrCat("activation workspace of ", total, " bytes (steps of up to ",
+                   limits.max_num_tokens, " tokens, ", limits.max_num_seqs, " sequences, ",
+                   limits.max_blocks_per_seq, " blocks per sequence): ", grown.message()));
 }
 
 absl::Status Model::GrowWorkspace(const WorkspaceLimits& limits) {
@@ -242,8 +243,7 @@ void Model::RunLayer(int64_t layer, const StepBatchView& view, KvCache& cache) {
   const int64_t nKV = config_.num_key_value_heads;
   const int64_t group = config_.layer_group[layer];
   const bool stores_rotated = GroupStoresRotatedKeys(group);
-  const RotaryView rotary{config_.rotary_dims, config_.max_position_embeddings,
-                          F(rotary_table_)};
+  const RotaryView rotary{config_.rotary_dims, config_.max_position_embeddings, F(rotary_table_)};
   float* x = w.get(kHidden);
   float* a = w.get(kNormed);
 
@@ -266,22 +266,19 @@ void Model::RunLayer(int64_t layer, const StepBatchView& view, KvCache& cache) {
   // The output projections add onto x themselves (kAccumulate), so the parallel form takes
   // ln2(x) before the attention's projection changes x.
   const auto add_attention = [&] {
-    be.Linear(w.get(kAttention), T, H, Weight(b.dense_weight), F(b.dense_bias), H, kAccumulate,
-              x);
+    be.Linear(w.get(kAttention), T, H, Weight(b.dense_weight), F(b.dense_bias), H, kAccumulate, x);
   };
   if (!config_.use_parallel_residual) add_attention();
   be.LayerNorm(x, F(b.post_ln_weight), F(b.post_ln_bias), config_.layer_norm_eps, T, H, a);
   if (config_.use_parallel_residual) add_attention();
-  const LinearEpilogue gelu =
-      config_.hidden_act == Activation::kGeluExact ? kGeluExact : kGeluTanh;
+  const LinearEpilogue gelu = config_.hidden_act == Activation::kGeluExact ? kGeluExact : kGeluTanh;
   be.Linear(a, T, H, Weight(b.fc_in_weight), F(b.fc_in_bias), I, gelu, w.get(kMlp));
   be.Linear(w.get(kMlp), T, I, Weight(b.fc_out_weight), F(b.fc_out_bias), H, kAccumulate, x);
 }
 
 absl::Status Model::Forward(const StepBatch& batch, KvCache& cache, StepOutput* output) {
   RETURN_IF_ERROR(CheckBatch(batch, cache));
-  RETURN_IF_ERROR(
-      GrowWorkspace({batch.num_tokens(), batch.num_seqs(), batch.max_blocks_per_seq}));
+  RETURN_IF_ERROR(GrowWorkspace({batch.num_tokens(), batch.num_seqs(), batch.max_blocks_per_seq}));
   if (graphs_ != nullptr && IsDecodeStep(batch) &&
       batch.max_blocks_per_seq <= graphs_->table_width) {
     if (const std::optional<int64_t> bucket = BucketFor(graphs_->buckets, batch.num_seqs())) {
@@ -325,7 +322,7 @@ void Model::RunOps(const StepBatch& batch, KvCache& cache) {
   Backend& be = *backend_;
   const Workspace& w = *workspace_;
   using enum WorkspaceBuffer;
-  const StepBatchView view{batch.num_tokens(),         w.get<int32_t>(kPositions),
+  const StepBatchView view{batch.num_tokens(),           w.get<int32_t>(kPositions),
                            w.get<int64_t>(kSlotMapping), batch.num_seqs(),
                            w.get<int32_t>(kQueryStart),  w.get<int32_t>(kContextLens),
                            w.get<int32_t>(kBlockTables), batch.max_blocks_per_seq};
@@ -342,15 +339,15 @@ void Model::RunOps(const StepBatch& batch, KvCache& cache) {
   const int64_t rows = full + greedy + drawn;
   if (rows == 0) return;
   be.GatherRows(w.get(kHidden), H, w.get<int32_t>(kLogitsRows), rows, w.get(kLogitsHidden));
-  be.LayerNorm(w.get(kLogitsHidden), F(final_ln_weight_), F(final_ln_bias_),
-               config_.layer_norm_eps, rows, H, w.get(kNormed));
+  be.LayerNorm(w.get(kLogitsHidden), F(final_ln_weight_), F(final_ln_bias_), config_.layer_norm_eps,
+               rows, H, w.get(kNormed));
   const WeightView head = Weight(embed_out_ ? embed_out_ : embed_in_);
   be.Linear(w.get(kNormed), rows, H, head, nullptr, V, LinearEpilogue::kStore, w.get(kLogits));
   int32_t* tokens = w.get<int32_t>(kOutputTokens);
   if (greedy > 0) be.ArgmaxRows(w.get(kLogits) + full * V, greedy, V, tokens);
   if (drawn > 0) {
-    be.SampleRows(w.get(kLogits) + (full + greedy) * V, drawn, V,
-                  w.get<RowSampling>(kSampleParams), tokens + greedy);
+    be.SampleRows(w.get(kLogits) + (full + greedy) * V, drawn, V, w.get<RowSampling>(kSampleParams),
+                  tokens + greedy);
   }
 }
 

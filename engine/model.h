@@ -93,8 +93,8 @@ class Model {
   std::unique_ptr<DeviceBuffer> rotary_table_;
   std::vector<LayerBuffers> layers_;
   std::unique_ptr<Workspace> workspace_;
-  WorkspaceLimits reserved_;                // the last ReserveWorkspace's limits
-  std::unique_ptr<DecodeGraphs> graphs_;    // null: decode steps run eagerly as they come
+  WorkspaceLimits reserved_;              // the last ReserveWorkspace's limits
+  std::unique_ptr<DecodeGraphs> graphs_;  // null: decode steps run eagerly as they come
 };
 
 }  // namespace mlkv

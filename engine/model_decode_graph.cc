@@ -18,8 +18,7 @@ absl::Status Model::EnableDecodeGraphs() {
   }
   graphs_ = std::make_unique<DecodeGraphs>();
   // A padded step has one token per sequence: the reserve must hold that many tokens too.
-  graphs_->buckets =
-      DecodeGraphBuckets(std::min(reserved_.max_num_seqs, reserved_.max_num_tokens));
+  graphs_->buckets = DecodeGraphBuckets(std::min(reserved_.max_num_seqs, reserved_.max_num_tokens));
   graphs_->table_width = reserved_.max_blocks_per_seq;
   return absl::OkStatus();
 }

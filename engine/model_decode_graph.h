@@ -22,8 +22,8 @@ struct Model::DecodeGraphs {
   bool capture = true;
   std::map<int64_t, std::unique_ptr<BackendGraph>> graphs;  // by bucket
   const KvCache* cache = nullptr;  // the cache the graphs write: another one invalidates them
-  StepBatch padded;                 // reused across steps
-  std::vector<int32_t> tokens;      // every padded row's token, on the host
+  StepBatch padded;                // reused across steps
+  std::vector<int32_t> tokens;     // every padded row's token, on the host
 };
 
 }  // namespace mlkv

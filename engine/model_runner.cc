@@ -7,8 +7,7 @@
 
 namespace mlkv {
 
-void ModelRunner::BuildBatch(const SchedulerOutput& output,
-                             absl::Span<const RowRequest> requests) {
+void ModelRunner::BuildBatch(const SchedulerOutput& output, absl::Span<const RowRequest> requests) {
   const int64_t bs = cache_->options().block_size;
   StepBatch& b = batch_;
   b.token_ids.clear();
@@ -73,11 +72,12 @@ absl::Status ModelRunner::Run(const SchedulerOutput& output,
     std::vector<RowLogits>& rows = rows_[source.request];
     switch (source.kind) {
       case RowKind::kArgmax:
-        rows.push_back({batch_.positions[batch_.argmax_rows[source.index]], {},
-                        output_.tokens[source.index]});
+        rows.push_back(
+            {batch_.positions[batch_.argmax_rows[source.index]], {}, output_.tokens[source.index]});
         break;
       case RowKind::kSample:
-        rows.push_back({batch_.positions[batch_.sample_rows[source.index]], {},
+        rows.push_back({batch_.positions[batch_.sample_rows[source.index]],
+                        {},
                         output_.tokens[num_argmax + source.index]});
         break;
       case RowKind::kLogits:

@@ -1,7 +1,7 @@
 // The model over the paged cache: the same log-probabilities whatever the block size, wherever
 // the blocks live and however the prompt is cut into chunks; f16/bf16 caches stay close; f16/bf16
-// weights are the rounded float32 model; and the model refuses malformed batches. (Batching with other sequences, prefix reuse and preemption
-// are covered through the engine in engine_test.cc.)
+// weights are the rounded float32 model; and the model refuses malformed batches. (Batching with
+// other sequences, prefix reuse and preemption are covered through the engine in engine_test.cc.)
 #include "engine/model.h"
 
 #include <algorithm>
@@ -30,13 +30,18 @@ struct Variant {
 };
 
 ModelConfig MakeConfig(const Variant& v) {
-  auto config = ModelConfig::FromJson(
-      {{"hidden_size", 64},         {"num_attention_heads", 4},
-       {"num_hidden_layers", 5},    {"intermediate_size", 96},
-       {"vocab_size", 97},          {"max_position_embeddings", 256},
-       {"rotary_pct", 0.5},         {"num_key_value_heads", v.kv_heads},
-       {"num_key_value_layers", v.kv_layers}, {"kv_sharing_rope", v.sharing_rope},
-       {"use_parallel_residual", v.parallel_residual}, {"eos_token_id", 0}});
+  auto config = ModelConfig::FromJson({{"hidden_size", 64},
+                                       {"num_attention_heads", 4},
+                                       {"num_hidden_layers", 5},
+                                       {"intermediate_size", 96},
+                                       {"vocab_size", 97},
+                                       {"max_position_embeddings", 256},
+                                       {"rotary_pct", 0.5},
+                                       {"num_key_value_heads", v.kv_heads},
+                                       {"num_key_value_layers", v.kv_layers},
+                                       {"kv_sharing_rope", v.sharing_rope},
+                                       {"use_parallel_residual", v.parallel_residual},
+                                       {"eos_token_id", 0}});
   EXPECT_TRUE(config.ok()) << config.status();
   return *config;
 }
@@ -63,9 +68,9 @@ TEST_P(ModelPagingTest, BlockSizePlacementAndChunkingDoNotChangeScores) {
   const auto tokens = Tokens(70);
   const std::vector<float> baseline = Score(*model_, tokens, {16, 70, false});
   ASSERT_EQ(baseline.size(), 69u);
-  for (const Layout& layout : {Layout{1, 70, false}, Layout{32, 70, false}, Layout{16, 70, true},
-                               Layout{16, 1, true}, Layout{4, 7, true}, Layout{32, 13, true},
-                               Layout{15, 16, true}, Layout{17, 5, false}}) {
+  for (const Layout& layout :
+       {Layout{1, 70, false}, Layout{32, 70, false}, Layout{16, 70, true}, Layout{16, 1, true},
+        Layout{4, 7, true}, Layout{32, 13, true}, Layout{15, 16, true}, Layout{17, 5, false}}) {
     const std::vector<float> scores = Score(*model_, tokens, layout);
     ASSERT_EQ(scores.size(), baseline.size());
     for (size_t i = 0; i < scores.size(); ++i) {
@@ -85,7 +90,8 @@ TEST_P(ModelPagingTest, HalfPrecisionCachesStayCloseToF32) {
   auto max_diff = [&](DType dtype) {
     const std::vector<float> half = Score(*model_, tokens, {16, 60, false, dtype});
     double diff = 0.0;
-    for (size_t i = 0; i < f32.size(); ++i) diff = std::max<double>(diff, std::abs(f32[i] - half[i]));
+    for (size_t i = 0; i < f32.size(); ++i)
+      diff = std::max<double>(diff, std::abs(f32[i] - half[i]));
     return diff;
   };
   const double bf16 = max_diff(DType::kBF16), f16 = max_diff(DType::kF16);
@@ -141,13 +147,13 @@ TEST_P(ModelPagingTest, NarrowWeightsAreTheFloat32ModelWithRoundedMatrices) {
   EXPECT_LT(drift[DType::kBF16], 0.1);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Variants, ModelPagingTest,
-    ::testing::Values(Variant{"mha", 4, 5, "unrotated", true}, Variant{"gqa", 2, 5, "unrotated", true},
-                      Variant{"mlkv_uneven", 2, 3, "unrotated", false},
-                      Variant{"mlkv_rotated", 1, 2, "rotated", true},
-                      Variant{"mlkv_1", 1, 1, "unrotated", true}),
-    [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Variants, ModelPagingTest,
+                         ::testing::Values(Variant{"mha", 4, 5, "unrotated", true},
+                                           Variant{"gqa", 2, 5, "unrotated", true},
+                                           Variant{"mlkv_uneven", 2, 3, "unrotated", false},
+                                           Variant{"mlkv_rotated", 1, 2, "rotated", true},
+                                           Variant{"mlkv_1", 1, 1, "unrotated", true}),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 // Argmax rows give the index of the largest logit the same rows would have returned, whether a
 // batch mixes them with logits rows or not, and leave the logits rows' values unchanged; sample
@@ -192,8 +198,8 @@ TEST(ModelBackendTokensTest, AreTakenFromTheSameRowsLogits) {
   ASSERT_TRUE((*model)->Forward(batch, **cache, &mixed).ok());
   EXPECT_EQ(mixed.tokens, (std::vector<int32_t>{want[0], want[2]}));
   ASSERT_EQ(mixed.logits.size(), static_cast<size_t>(vocab));
-  EXPECT_TRUE(std::equal(mixed.logits.begin(), mixed.logits.end(),
-                         all_logits.logits.begin() + vocab));
+  EXPECT_TRUE(
+      std::equal(mixed.logits.begin(), mixed.logits.end(), all_logits.logits.begin() + vocab));
 
   batch.logits_rows = {};
   batch.argmax_rows = last_rows;

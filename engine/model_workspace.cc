@@ -16,9 +16,12 @@ enum class Dim { kTokens, kSeqs, kTableEntries };
 
 const char* DimName(Dim dim) {
   switch (dim) {
-    case Dim::kTokens: return "tokens";
-    case Dim::kSeqs: return "sequences";
-    case Dim::kTableEntries: return "block-table entries";
+    case Dim::kTokens:
+      return "tokens";
+    case Dim::kSeqs:
+      return "sequences";
+    case Dim::kTableEntries:
+      return "block-table entries";
   }
   return "?";
 }
@@ -82,8 +85,8 @@ OpLimits LargestStepOps(const ModelConfig& config, DType weight_dtype, DType kv_
   ops.max_rows = step.max_num_tokens;
   // The projections' inputs: the hidden state (query, key, value, fc_in, LM head), the attention
   // output (dense) and the MLP's intermediate row (fc_out).
-  ops.max_linear_k = std::max({config.hidden_size, config.num_attention_heads * config.head_dim,
-                               config.intermediate_size});
+  ops.max_linear_k = std::max(
+      {config.hidden_size, config.num_attention_heads * config.head_dim, config.intermediate_size});
   ops.weight_dtype = weight_dtype;
   ops.num_heads = config.num_attention_heads;
   ops.num_kv_heads = config.num_key_value_heads;
@@ -116,8 +119,8 @@ absl::StatusOr<std::array<int64_t, kNumWorkspaceBuffers>> WorkspaceBufferBytes(
     if (__builtin_mul_overflow(units, spec.elements_per_unit, &elements) ||
         __builtin_add_overflow(elements, spec.extra_elements, &elements) ||
         __builtin_mul_overflow(elements, spec.element_bytes, &size)) {
-      return Invalid(absl::StrCat("the ", spec.name, " buffer for ", units, " ",
-                                  DimName(spec.dim), " overflows a 64-bit byte count"));
+      return Invalid(absl::StrCat("the ", spec.name, " buffer for ", units, " ", DimName(spec.dim),
+                                  " overflows a 64-bit byte count"));
     }
     bytes[static_cast<size_t>(spec.buffer)] = size;
   }

@@ -5,8 +5,8 @@
 #include "engine/model_workspace.h"
 
 #include <limits>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -32,11 +32,16 @@ constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
 
 // hidden 64 = 4 heads x 16, 2 KV heads (kv width 32), intermediate 96, vocab 97.
 ModelConfig SmallConfig(int kv_heads = 2, int kv_layers = 3) {
-  auto config = ModelConfig::FromJson(
-      {{"hidden_size", 64},      {"num_attention_heads", 4},       {"num_hidden_layers", 5},
-       {"intermediate_size", 96}, {"vocab_size", 97},              {"max_position_embeddings", 256},
-       {"rotary_pct", 0.5},       {"num_key_value_heads", kv_heads},
-       {"num_key_value_layers", kv_layers}, {"eos_token_id", 0}});
+  auto config = ModelConfig::FromJson({{"hidden_size", 64},
+                                       {"num_attention_heads", 4},
+                                       {"num_hidden_layers", 5},
+                                       {"intermediate_size", 96},
+                                       {"vocab_size", 97},
+                                       {"max_position_embeddings", 256},
+                                       {"rotary_pct", 0.5},
+                                       {"num_key_value_heads", kv_heads},
+                                       {"num_key_value_layers", kv_layers},
+                                       {"eos_token_id", 0}});
   EXPECT_TRUE(config.ok()) << config.status();
   return *config;
 }
@@ -194,8 +199,8 @@ TEST(ModelReserveTest, StepsWithinTheReserveAllocateNothingAndLargerOnesGrow) {
   EXPECT_EQ(backend->num_allocations(), allocations);
 
   // Beyond the reserve (8 sequences; 80 tokens) the workspace grows instead of failing.
-  for (const StepBatch& batch : {Prefill(8, 2, kBlockSize, kBlocksPerSeq),
-                                 Prefill(1, 80, kBlockSize, kBlocksPerSeq + 2)}) {
+  for (const StepBatch& batch :
+       {Prefill(8, 2, kBlockSize, kBlocksPerSeq), Prefill(1, 80, kBlockSize, kBlocksPerSeq + 2)}) {
     ASSERT_TRUE(model->Forward(batch, **cache, &output).ok());
     ASSERT_TRUE(plain->Forward(batch, **plain_cache, &plain_output).ok());
     EXPECT_THAT(output.logits, Pointwise(FloatNear(1e-5f), plain_output.logits));

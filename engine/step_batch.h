@@ -13,14 +13,14 @@
 namespace mlkv {
 
 struct StepBatch {
-  std::vector<int32_t> token_ids;      // [T]
-  std::vector<int32_t> positions;      // [T]
-  std::vector<int64_t> slot_mapping;   // [T]
-  std::vector<int32_t> query_start;    // [S + 1]
-  std::vector<int32_t> context_lens;   // [S]
-  std::vector<int32_t> block_tables;   // [S][max_blocks_per_seq], unused entries 0
+  std::vector<int32_t> token_ids;     // [T]
+  std::vector<int32_t> positions;     // [T]
+  std::vector<int64_t> slot_mapping;  // [T]
+  std::vector<int32_t> query_start;   // [S + 1]
+  std::vector<int32_t> context_lens;  // [S]
+  std::vector<int32_t> block_tables;  // [S][max_blocks_per_seq], unused entries 0
   int64_t max_blocks_per_seq = 0;
-  std::vector<int32_t> logits_rows;    // rows whose next-token logits are wanted, in output order
+  std::vector<int32_t> logits_rows;  // rows whose next-token logits are wanted, in output order
   // Rows whose greedy token alone is wanted, in output order; disjoint from logits_rows. Their
   // argmax is taken on the backend, so that a decoding sequence sampled greedily sends 4 bytes to
   // the host instead of a vocabulary of logits.
@@ -37,7 +37,7 @@ struct StepBatch {
 
 // What one step hands back to the host.
 struct StepOutput {
-  std::vector<float> logits;    // [logits_rows.size()][vocab_size]
+  std::vector<float> logits;  // [logits_rows.size()][vocab_size]
   // [argmax_rows.size() + sample_rows.size()]: the tokens taken on the backend, the index of each
   // argmax row's largest logit, then the token drawn from each sample row.
   std::vector<int32_t> tokens;

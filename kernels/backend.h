@@ -60,10 +60,10 @@ struct OpLimits {
   int64_t max_rows = 0;      // rows of any Linear or PagedAttention call: a step's tokens
   int64_t max_linear_k = 0;  // the widest Linear input
   DType weight_dtype = DType::kF32;
-  int64_t num_heads = 0;     // of PagedAttention
+  int64_t num_heads = 0;  // of PagedAttention
   int64_t num_kv_heads = 0;
   int64_t head_dim = 0;
-  int64_t max_context = 0;   // cached tokens one attention row may read (table width x block size)
+  int64_t max_context = 0;  // cached tokens one attention row may read (table width x block size)
   DType kv_dtype = DType::kF32;
 };
 

@@ -25,7 +25,7 @@ namespace mlkv {
 // Pointers are the backend's memory (host memory on the CPU backend). Non-owning.
 struct StepBatchView {
   int64_t num_tokens = 0;
-  const int32_t* positions = nullptr;     // [num_tokens] position of each row in its sequence
+  const int32_t* positions = nullptr;  // [num_tokens] position of each row in its sequence
   // [num_tokens] physical cache slot each row writes; negative: the row writes nothing (padding,
   // as in a decode batch padded to the size of a captured graph).
   const int64_t* slot_mapping = nullptr;
@@ -55,8 +55,8 @@ struct RotaryView {
 };
 
 struct AttentionParams {
-  int64_t num_heads = 0;     // query heads; head h reads KV head h / (num_heads / num_kv_heads)
-  float scale = 1.0f;        // 1 / sqrt(head_dim)
+  int64_t num_heads = 0;  // query heads; head h reads KV head h / (num_heads / num_kv_heads)
+  float scale = 1.0f;     // 1 / sqrt(head_dim)
   // The cache holds unrotated keys but this layer attends to rotated ones (the KV layer of a
   // group in `unrotated` sharing mode): rotate each key by its own position as it is read.
   bool rotate_keys_on_read = false;

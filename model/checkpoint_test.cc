@@ -2,7 +2,6 @@
 // F16/BF16 conversion to float32.
 #include "model/checkpoint.h"
 
-
 #include <filesystem>
 #include <fstream>
 
@@ -20,7 +19,6 @@ using ::testing::StartsWith;
 
 class CheckpointTest : public ::testing::Test {
  protected:
-
   std::string Path(const std::string& name) const { return dir_ + "/" + name; }
   void Write(const std::string& file, const std::vector<SafetensorsTensor>& tensors) {
     ASSERT_TRUE(WriteSafetensors(Path(file), tensors).ok());

@@ -2,7 +2,6 @@
 // hand-computed examples, dtype preservation, and argument errors naming the flags.
 #include "model/converter.h"
 
-
 #include <filesystem>
 #include <fstream>
 #include <functional>

@@ -94,8 +94,9 @@ absl::Status RefuseUnsupported(const json& j) {
     return KeyError("rope_scaling", "is set: scaled rotary embeddings are not supported");
   }
   if (j.contains("attention_bias") && j["attention_bias"] != true) {
-    return KeyError("attention_bias", "must be true: attention projections without bias are not "
-                                      "supported");
+    return KeyError("attention_bias",
+                    "must be true: attention projections without bias are not "
+                    "supported");
   }
   if (j.contains("model_type") && j["model_type"] != "gpt_neox") {
     return KeyError("model_type", "must be \"gpt_neox\", got " + j["model_type"].dump());
@@ -105,9 +106,9 @@ absl::Status RefuseUnsupported(const json& j) {
 
 absl::Status DeriveAndValidate(ModelConfig& c) {
   if (c.hidden_size % c.num_attention_heads != 0) {
-    return KeyError("hidden_size", absl::StrCat("(", c.hidden_size,
-                                                ") must be divisible by num_attention_heads (",
-                                                c.num_attention_heads, ")"));
+    return KeyError("hidden_size",
+                    absl::StrCat("(", c.hidden_size, ") must be divisible by num_attention_heads (",
+                                 c.num_attention_heads, ")"));
   }
   if (c.num_attention_heads % c.num_key_value_heads != 0) {
     return KeyError("num_key_value_heads",
@@ -115,9 +116,9 @@ absl::Status DeriveAndValidate(ModelConfig& c) {
                                  c.num_attention_heads, ")"));
   }
   if (c.num_key_value_layers > c.num_hidden_layers) {
-    return KeyError("num_key_value_layers",
-                    absl::StrCat("(", c.num_key_value_layers, ") must be at most num_hidden_layers (",
-                                 c.num_hidden_layers, ")"));
+    return KeyError("num_key_value_layers", absl::StrCat("(", c.num_key_value_layers,
+                                                         ") must be at most num_hidden_layers (",
+                                                         c.num_hidden_layers, ")"));
   }
   if (!(c.rotary_pct >= 0.0 && c.rotary_pct <= 1.0)) {
     return KeyError("rotary_pct", absl::StrCat("must be in [0, 1], got ", c.rotary_pct));
@@ -129,16 +130,18 @@ absl::Status DeriveAndValidate(ModelConfig& c) {
     return KeyError("layer_norm_eps", absl::StrCat("must be positive, got ", c.layer_norm_eps));
   }
   if (c.bos_token_id < 0 || c.bos_token_id >= c.vocab_size) {
-    return KeyError("bos_token_id", absl::StrCat("(", c.bos_token_id, ") is outside the vocabulary"));
+    return KeyError("bos_token_id",
+                    absl::StrCat("(", c.bos_token_id, ") is outside the vocabulary"));
   }
   if (c.eos_token_id < 0 || c.eos_token_id >= c.vocab_size) {
-    return KeyError("eos_token_id", absl::StrCat("(", c.eos_token_id, ") is outside the vocabulary"));
+    return KeyError("eos_token_id",
+                    absl::StrCat("(", c.eos_token_id, ") is outside the vocabulary"));
   }
   c.head_dim = c.hidden_size / c.num_attention_heads;
   c.rotary_dims = static_cast<int64_t>(static_cast<double>(c.head_dim) * c.rotary_pct);
   if (c.rotary_dims % 2 != 0) {
-    return KeyError("rotary_pct", absl::StrCat("gives an odd number of rotary dims (", c.rotary_dims,
-                                               " of head_dim ", c.head_dim, ")"));
+    return KeyError("rotary_pct", absl::StrCat("gives an odd number of rotary dims (",
+                                               c.rotary_dims, " of head_dim ", c.head_dim, ")"));
   }
   c.kv_layers = ComputeKvLayers(c.num_hidden_layers, c.num_key_value_layers);
   c.layer_group.assign(c.num_hidden_layers, 0);
@@ -195,7 +198,8 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const json& j) {
   } else if (rope_mode == "rotated") {
     c.kv_sharing_rope = KvSharingRope::kRotated;
   } else {
-    return KeyError("kv_sharing_rope", "must be \"unrotated\" or \"rotated\", got \"" + rope_mode + "\"");
+    return KeyError("kv_sharing_rope",
+                    "must be \"unrotated\" or \"rotated\", got \"" + rope_mode + "\"");
   }
   RETURN_IF_ERROR(DeriveAndValidate(c));
   return c;
@@ -208,7 +212,8 @@ absl::StatusOr<ModelConfig> ModelConfig::FromFile(const std::string& path) {
   if (j.is_discarded()) return absl::InvalidArgumentError(absl::StrCat(path, ": not valid JSON"));
   absl::StatusOr<ModelConfig> config = FromJson(j);
   if (!config.ok()) {
-    return absl::Status(config.status().code(), absl::StrCat(path, ": ", config.status().message()));
+    return absl::Status(config.status().code(),
+                        absl::StrCat(path, ": ", config.status().message()));
   }
   return config;
 }
@@ -247,8 +252,8 @@ int64_t ModelConfig::num_matrix_parameters() const {
   const int64_t H = hidden_size, I = intermediate_size, kv = num_key_value_heads * head_dim;
   int64_t total = vocab_size * H * (tie_word_embeddings ? 1 : 2);  // embeddings
   for (int64_t layer = 0; layer < num_hidden_layers; ++layer) {
-    total += 2 * H * H + 2 * I * H;                   // query, dense, MLP
-    if (is_kv_layer(layer)) total += 2 * kv * H;      // key, value
+    total += 2 * H * H + 2 * I * H;               // query, dense, MLP
+    if (is_kv_layer(layer)) total += 2 * kv * H;  // key, value
   }
   return total;
 }
@@ -257,8 +262,8 @@ int64_t ModelConfig::num_parameters() const {
   const int64_t H = hidden_size, I = intermediate_size, kv = num_key_value_heads * head_dim;
   int64_t vectors = 2 * H;  // final layernorm
   for (int64_t layer = 0; layer < num_hidden_layers; ++layer) {
-    vectors += 4 * H;                      // two layernorms
-    vectors += 2 * H + I + H;              // query, dense and MLP biases
+    vectors += 4 * H;                           // two layernorms
+    vectors += 2 * H + I + H;                   // query, dense and MLP biases
     if (is_kv_layer(layer)) vectors += 2 * kv;  // key, value biases
   }
   return num_matrix_parameters() + vectors;

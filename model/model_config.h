@@ -19,11 +19,11 @@ enum class KvSharingRope { kUnrotated, kRotated };
 enum class Activation { kGeluExact, kGeluTanh };
 
 struct ModelConfig {
-  int64_t hidden_size = 0;              // H
-  int64_t num_attention_heads = 0;      // nH
-  int64_t num_hidden_layers = 0;        // L
-  int64_t intermediate_size = 0;        // I
-  int64_t vocab_size = 0;               // V
+  int64_t hidden_size = 0;          // H
+  int64_t num_attention_heads = 0;  // nH
+  int64_t num_hidden_layers = 0;    // L
+  int64_t intermediate_size = 0;    // I
+  int64_t vocab_size = 0;           // V
   int64_t max_position_embeddings = 0;
   double rotary_pct = 0.25;
   double rotary_emb_base = 10000.0;
@@ -34,15 +34,15 @@ struct ModelConfig {
   int64_t bos_token_id = 0;
   int64_t eos_token_id = 0;
   std::string torch_dtype = "float32";
-  int64_t num_key_value_heads = 0;      // nKV
-  int64_t num_key_value_layers = 0;     // K
+  int64_t num_key_value_heads = 0;   // nKV
+  int64_t num_key_value_layers = 0;  // K
   KvSharingRope kv_sharing_rope = KvSharingRope::kUnrotated;
 
   // Derived by FromJson; consistent with the fields above.
-  int64_t head_dim = 0;                 // d = H / nH
-  int64_t rotary_dims = 0;              // r = int(d * rotary_pct)
-  std::vector<int64_t> kv_layers;       // the K layers that compute K/V, ascending, [0] == 0
-  std::vector<int64_t> layer_group;     // [L]: sharing group (index into kv_layers) of each layer
+  int64_t head_dim = 0;              // d = H / nH
+  int64_t rotary_dims = 0;           // r = int(d * rotary_pct)
+  std::vector<int64_t> kv_layers;    // the K layers that compute K/V, ascending, [0] == 0
+  std::vector<int64_t> layer_group;  // [L]: sharing group (index into kv_layers) of each layer
 
   // Parses and validates a config.json document. Errors name the key and the reason.
   static absl::StatusOr<ModelConfig> FromJson(const nlohmann::json& json);

@@ -12,8 +12,12 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 nlohmann::json Pythia160m() {
-  return {{"hidden_size", 768},         {"num_attention_heads", 12}, {"num_hidden_layers", 12},
-          {"intermediate_size", 3072},  {"vocab_size", 50304},       {"rotary_pct", 0.25},
+  return {{"hidden_size", 768},
+          {"num_attention_heads", 12},
+          {"num_hidden_layers", 12},
+          {"intermediate_size", 3072},
+          {"vocab_size", 50304},
+          {"rotary_pct", 0.25},
           {"max_position_embeddings", 2048}};
 }
 
@@ -49,10 +53,13 @@ TEST(ModelConfigTest, DefaultsAreStandardMha) {
 }
 
 TEST(ModelConfigTest, KvBytesPerTokenOfThePaperVariants) {
-  struct Variant { int kv_layers, kv_heads; int64_t bytes; };
-  for (Variant v : {Variant{12, 4, 12288}, Variant{4, 12, 12288}, Variant{12, 1, 3072},
-                    Variant{4, 3, 3072}, Variant{6, 1, 1536}, Variant{4, 1, 1024},
-                    Variant{2, 1, 512}, Variant{1, 1, 256}}) {
+  struct Variant {
+    int kv_layers, kv_heads;
+    int64_t bytes;
+  };
+  for (Variant v :
+       {Variant{12, 4, 12288}, Variant{4, 12, 12288}, Variant{12, 1, 3072}, Variant{4, 3, 3072},
+        Variant{6, 1, 1536}, Variant{4, 1, 1024}, Variant{2, 1, 512}, Variant{1, 1, 256}}) {
     auto json = Pythia160m();
     json["num_key_value_layers"] = v.kv_layers;
     json["num_key_value_heads"] = v.kv_heads;
@@ -112,20 +119,20 @@ TEST_P(BadConfigTest, IsRefusedNamingTheKey) {
 
 INSTANTIATE_TEST_SUITE_P(
     EveryClassOfBadValue, BadConfigTest,
-    ::testing::Values(
-        BadConfig{"hidden_size", nullptr}, BadConfig{"hidden_size", 0},
-        BadConfig{"hidden_size", -768}, BadConfig{"hidden_size", "768"},
-        BadConfig{"hidden_size", 770},  // not divisible by 12 heads
-        BadConfig{"num_attention_heads", 1.5}, BadConfig{"vocab_size", nullptr},
-        BadConfig{"intermediate_size", 0}, BadConfig{"num_key_value_heads", 5},
-        BadConfig{"num_key_value_heads", 0}, BadConfig{"num_key_value_layers", 13},
-        BadConfig{"num_key_value_layers", 0}, BadConfig{"rotary_pct", 0.3},  // odd rotary dims
-        BadConfig{"rotary_pct", 1.5}, BadConfig{"rotary_emb_base", -1.0},
-        BadConfig{"layer_norm_eps", 0.0}, BadConfig{"use_parallel_residual", "yes"},
-        BadConfig{"hidden_act", "relu"}, BadConfig{"kv_sharing_rope", "sideways"},
-        BadConfig{"use_key_value_mlp", true}, BadConfig{"eos_token_id", 50304},
-        BadConfig{"rope_scaling", {{"type", "linear"}}}, BadConfig{"model_type", "llama"},
-        BadConfig{"max_position_embeddings", 0}));
+    ::testing::Values(BadConfig{"hidden_size", nullptr}, BadConfig{"hidden_size", 0},
+                      BadConfig{"hidden_size", -768}, BadConfig{"hidden_size", "768"},
+                      BadConfig{"hidden_size", 770},  // not divisible by 12 heads
+                      BadConfig{"num_attention_heads", 1.5}, BadConfig{"vocab_size", nullptr},
+                      BadConfig{"intermediate_size", 0}, BadConfig{"num_key_value_heads", 5},
+                      BadConfig{"num_key_value_heads", 0}, BadConfig{"num_key_value_layers", 13},
+                      BadConfig{"num_key_value_layers", 0},
+                      BadConfig{"rotary_pct", 0.3},  // odd rotary dims
+                      BadConfig{"rotary_pct", 1.5}, BadConfig{"rotary_emb_base", -1.0},
+                      BadConfig{"layer_norm_eps", 0.0}, BadConfig{"use_parallel_residual", "yes"},
+                      BadConfig{"hidden_act", "relu"}, BadConfig{"kv_sharing_rope", "sideways"},
+                      BadConfig{"use_key_value_mlp", true}, BadConfig{"eos_token_id", 50304},
+                      BadConfig{"rope_scaling", {{"type", "linear"}}},
+                      BadConfig{"model_type", "llama"}, BadConfig{"max_position_embeddings", 0}));
 
 TEST(ModelConfigTest, RefusesNonObjectsAndUnreadableFiles) {
   EXPECT_FALSE(ModelConfig::FromJson(nlohmann::json::array()).ok());

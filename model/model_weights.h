@@ -13,20 +13,20 @@ namespace mlkv {
 
 // Matrices are row-major [out_features][in_features], as stored by PyTorch's nn.Linear.
 struct LayerHostWeights {
-  std::vector<float> input_layernorm_weight, input_layernorm_bias;  // [H]
+  std::vector<float> input_layernorm_weight, input_layernorm_bias;                    // [H]
   std::vector<float> post_attention_layernorm_weight, post_attention_layernorm_bias;  // [H]
   std::vector<float> query_weight, query_bias;  // [nH*d, H], [nH*d]; head h = rows [h*d, (h+1)*d)
   // Only in KV layers (empty elsewhere): [nKV*d, H], [nKV*d]; KV head j = rows [j*d, (j+1)*d).
   std::vector<float> key_weight, key_bias, value_weight, value_bias;
-  std::vector<float> dense_weight, dense_bias;  // [H, H], [H]
+  std::vector<float> dense_weight, dense_bias;                  // [H, H], [H]
   std::vector<float> dense_h_to_4h_weight, dense_h_to_4h_bias;  // [I, H], [I]
   std::vector<float> dense_4h_to_h_weight, dense_4h_to_h_bias;  // [H, I], [H]
 };
 
 struct ModelHostWeights {
-  std::vector<float> embed_in;  // [V, H]
+  std::vector<float> embed_in;                                      // [V, H]
   std::vector<float> final_layernorm_weight, final_layernorm_bias;  // [H]
-  std::vector<float> embed_out;  // [V, H]; empty when tie_word_embeddings (use embed_in)
+  std::vector<float> embed_out;          // [V, H]; empty when tie_word_embeddings (use embed_in)
   std::vector<LayerHostWeights> layers;  // [L]
 };
 

@@ -2,7 +2,6 @@
 // loader's refusal of missing, misshapen and unexpected tensors.
 #include "model/model_weights.h"
 
-
 #include <cmath>
 #include <filesystem>
 #include <functional>
@@ -65,7 +64,6 @@ void ExpectSameWeights(const ModelHostWeights& a, const ModelHostWeights& b) {
 
 class ModelWeightsTest : public ::testing::Test {
  protected:
-
   // Writes `config`'s random model in `layout`, then lets `edit` change the tensor list.
   std::string WriteEdited(const ModelConfig& config, QkvLayout layout,
                           const std::function<void(std::vector<SafetensorsTensor>&)>& edit) {

@@ -36,10 +36,10 @@ std::optional<int64_t> ElementBytes(std::string_view dtype_name) {
     std::string_view name;
     int64_t bytes;
   };
-  static constexpr Size kSizes[] = {
-      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1},
-      {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},
-      {"U32", 4},  {"F32", 4}, {"F64", 8}, {"I64", 8},     {"U64", 8}};
+  static constexpr Size kSizes[] = {{"BOOL", 1},    {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1},
+                                    {"F8_E4M3", 1}, {"I16", 2}, {"U16", 2}, {"F16", 2},
+                                    {"BF16", 2},    {"I32", 4}, {"U32", 4}, {"F32", 4},
+                                    {"F64", 8},     {"I64", 8}, {"U64", 8}};
   for (const Size& size : kSizes) {
     if (size.name == dtype_name) return size.bytes;
   }
@@ -104,8 +104,9 @@ class HeaderParser {
     for (const json& dim : *shape) {
       std::optional<int64_t> d = NonNegativeInt(dim);
       if (!d) {
-        return Error(name, "shape " + Show(*shape) + " has a dim that is not a non-negative "
-                                                     "integer");
+        return Error(name, "shape " + Show(*shape) +
+                               " has a dim that is not a non-negative "
+                               "integer");
       }
       if (__builtin_mul_overflow(elements, *d, &elements)) {
         return Error(name, "shape " + Show(*shape) + " overflows");

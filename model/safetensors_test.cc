@@ -2,7 +2,6 @@
 // of bad file, each of which must be a clear error (file path, tensor name), never a crash.
 #include "model/safetensors.h"
 
-
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -21,7 +20,6 @@ using ::testing::HasSubstr;
 
 class SafetensorsTest : public ::testing::Test {
  protected:
-
   // A file with an explicit header length, header text and data bytes.
   void WriteRaw(uint64_t header_length, const std::string& header, size_t data_bytes) {
     std::ofstream out(path_, std::ios::binary | std::ios::trunc);

@@ -7,9 +7,12 @@ namespace mlkv {
 namespace {
 
 ModelConfig Pythia160m(int kv_layers, int kv_heads) {
-  auto config = ModelConfig::FromJson({{"hidden_size", 768},        {"num_attention_heads", 12},
-                                       {"num_hidden_layers", 12},   {"intermediate_size", 3072},
-                                       {"vocab_size", 50304},       {"num_key_value_layers", kv_layers},
+  auto config = ModelConfig::FromJson({{"hidden_size", 768},
+                                       {"num_attention_heads", 12},
+                                       {"num_hidden_layers", 12},
+                                       {"intermediate_size", 3072},
+                                       {"vocab_size", 50304},
+                                       {"num_key_value_layers", kv_layers},
                                        {"num_key_value_heads", kv_heads}});
   EXPECT_TRUE(config.ok()) << config.status();
   return *config;

@@ -62,8 +62,8 @@ absl::StatusOr<int64_t> BudgetBytes(const KvBudget& budget) {
   }
   if (budget.kv_cache_bytes) {
     if (*budget.kv_cache_bytes <= 0) {
-      return Invalid(absl::StrCat("--kv-cache-bytes: must be positive, got ",
-                                  *budget.kv_cache_bytes));
+      return Invalid(
+          absl::StrCat("--kv-cache-bytes: must be positive, got ", *budget.kv_cache_bytes));
     }
     return *budget.kv_cache_bytes;
   }
@@ -72,8 +72,8 @@ absl::StatusOr<int64_t> BudgetBytes(const KvBudget& budget) {
     return Invalid(absl::StrCat("--kv-cache-fraction: must be in (0, 1], got ", fraction));
   }
   if (budget.memory_limit_bytes <= 0) {
-    return Invalid(absl::StrCat("--memory-limit-bytes: must be positive, got ",
-                                budget.memory_limit_bytes));
+    return Invalid(
+        absl::StrCat("--memory-limit-bytes: must be positive, got ", budget.memory_limit_bytes));
   }
   if (budget.weight_bytes < 0 || budget.workspace_bytes < 0) {
     return Invalid(absl::StrCat("weight and workspace bytes must not be negative, got ",
@@ -82,11 +82,11 @@ absl::StatusOr<int64_t> BudgetBytes(const KvBudget& budget) {
   int64_t needed = 0;
   if (__builtin_add_overflow(budget.weight_bytes, budget.workspace_bytes, &needed) ||
       needed > budget.memory_limit_bytes) {
-    return Invalid(absl::StrCat(
-        "--kv-cache-fraction: the weights (", BytesText(budget.weight_bytes),
-        ") and the activation workspace (", BytesText(budget.workspace_bytes),
-        ") need more than the ", BytesText(budget.memory_limit_bytes), " of memory (",
-        budget.memory_limit_source, "), which leaves nothing for the KV cache"));
+    return Invalid(
+        absl::StrCat("--kv-cache-fraction: the weights (", BytesText(budget.weight_bytes),
+                     ") and the activation workspace (", BytesText(budget.workspace_bytes),
+                     ") need more than the ", BytesText(budget.memory_limit_bytes), " of memory (",
+                     budget.memory_limit_source, "), which leaves nothing for the KV cache"));
   }
   const int64_t available = budget.memory_limit_bytes - needed;
   if (fraction == 1.0) return available;  // exact, without a round trip through floating point
@@ -130,16 +130,15 @@ absl::StatusOr<KvCapacity> PlanKvCapacity(const ModelConfig& config, DType kv_dt
   // ModelConfig::kv_bytes_per_token with each product checked: a validated config keeps every
   // factor positive, but their product is not bounded by validation.
   std::optional<int64_t> bytes_per_token = DTypeBytes(kv_dtype);
-  for (int64_t factor : {int64_t{2}, config.num_key_value_layers, config.num_key_value_heads,
-                         config.head_dim}) {
+  for (int64_t factor :
+       {int64_t{2}, config.num_key_value_layers, config.num_key_value_heads, config.head_dim}) {
     if (bytes_per_token) bytes_per_token = CheckedMul(*bytes_per_token, factor);
   }
   if (!bytes_per_token || *bytes_per_token <= 0) {
-    return Invalid(absl::StrCat("model config: KV bytes per token (2 x ",
-                                config.num_key_value_layers, " KV layers x ",
-                                config.num_key_value_heads, " KV heads x ", config.head_dim,
-                                " head_dim x ", DTypeBytes(kv_dtype),
-                                " bytes) is not a positive 64-bit number"));
+    return Invalid(absl::StrCat(
+        "model config: KV bytes per token (2 x ", config.num_key_value_layers, " KV layers x ",
+        config.num_key_value_heads, " KV heads x ", config.head_dim, " head_dim x ",
+        DTypeBytes(kv_dtype), " bytes) is not a positive 64-bit number"));
   }
   const std::optional<int64_t> block_bytes = CheckedMul(block_size, *bytes_per_token);
   if (!block_bytes) {
@@ -175,9 +174,8 @@ absl::StatusOr<KvCapacity> PlanKvCapacity(const ModelConfig& config, DType kv_dt
     // blocks_per_sequence - 1) and so below max_position_embeddings; the cap states the rule.
     const int64_t fitting_len = std::min(capacity.num_tokens, config.max_position_embeddings);
     return Invalid(absl::StrCat(
-        "one sequence of --max-model-len ", max_model_len, " needs ",
-        capacity.blocks_per_sequence, " blocks (",
-        BytesProductText(capacity.blocks_per_sequence, *block_bytes),
+        "one sequence of --max-model-len ", max_model_len, " needs ", capacity.blocks_per_sequence,
+        " blocks (", BytesProductText(capacity.blocks_per_sequence, *block_bytes),
         " bytes) but the KV budget of ", budget_bytes, " bytes holds ", capacity.num_blocks,
         " blocks; --max-model-len ", fitting_len, " would fit, or raise ", BudgetFlag(budget)));
   }
@@ -187,18 +185,18 @@ absl::StatusOr<KvCapacity> PlanKvCapacity(const ModelConfig& config, DType kv_dt
 
 std::string DescribeKvCapacity(const KvCapacity& c) {
   return absl::StrCat("KV cache: ", c.num_blocks, " blocks of ", c.block_size, " tokens (",
-                      c.num_tokens, " tokens, ", HumanBytes(c.num_blocks * c.block_bytes),
-                      " of a ", HumanBytes(c.budget_bytes), " budget); up to ",
-                      c.max_concurrent_sequences, " sequences of --max-model-len ",
-                      c.max_model_len, " at once (", c.blocks_per_sequence, " blocks each); ",
-                      c.kv_bytes_per_token, " bytes per token");
+                      c.num_tokens, " tokens, ", HumanBytes(c.num_blocks * c.block_bytes), " of a ",
+                      HumanBytes(c.budget_bytes), " budget); up to ", c.max_concurrent_sequences,
+                      " sequences of --max-model-len ", c.max_model_len, " at once (",
+                      c.blocks_per_sequence, " blocks each); ", c.kv_bytes_per_token,
+                      " bytes per token");
 }
 
 std::string DescribeMemoryUse(const KvBudget& budget, const KvCapacity& c) {
   const int64_t kv_bytes = c.num_blocks * c.block_bytes;
-  std::string line = absl::StrCat("memory: weights ", HumanBytes(budget.weight_bytes),
-                                  " + activation workspace ", HumanBytes(budget.workspace_bytes),
-                                  " + KV cache ", HumanBytes(kv_bytes));
+  std::string line =
+      absl::StrCat("memory: weights ", HumanBytes(budget.weight_bytes), " + activation workspace ",
+                   HumanBytes(budget.workspace_bytes), " + KV cache ", HumanBytes(kv_bytes));
   if (const std::optional<int64_t> total = TotalBytes(budget, kv_bytes)) {
     absl::StrAppend(&line, " = ", HumanBytes(*total));  // left out when it overflows
   }
@@ -229,10 +227,10 @@ absl::Status CheckMemoryFits(const KvBudget& budget, const KvCapacity& capacity)
 absl::Status CheckWeightsFit(int64_t weight_bytes, DType weight_dtype, int64_t free_bytes,
                              const std::string& device) {
   if (weight_bytes <= free_bytes) return absl::OkStatus();
-  return absl::ResourceExhaustedError(absl::StrCat(
-      "model does not fit: its ", DTypeName(weight_dtype), " weights need ",
-      BytesText(weight_bytes), ", ", device, " has ", BytesText(free_bytes), " free",
-      weight_dtype == DType::kF32 ? " (--weight-dtype f16 or bf16 halves them)" : ""));
+  return absl::ResourceExhaustedError(
+      absl::StrCat("model does not fit: its ", DTypeName(weight_dtype), " weights need ",
+                   BytesText(weight_bytes), ", ", device, " has ", BytesText(free_bytes), " free",
+                   weight_dtype == DType::kF32 ? " (--weight-dtype f16 or bf16 halves them)" : ""));
 }
 
 }  // namespace mlkv

@@ -39,14 +39,14 @@ struct KvBudget {
 // The plan. Invariants: num_blocks >= blocks_per_sequence >= 1, so max_concurrent_sequences >= 1;
 // num_blocks * block_bytes <= budget_bytes < (num_blocks + 1) * block_bytes.
 struct KvCapacity {
-  int64_t budget_bytes = 0;         // the KV budget after resolving the fraction form
-  int64_t block_size = 0;           // tokens per block
-  int64_t block_bytes = 0;          // one block over all sharing groups, K and V
-  int64_t num_blocks = 0;           // floor(budget_bytes / block_bytes)
-  int64_t num_tokens = 0;           // num_blocks * block_size
-  int64_t kv_bytes_per_token = 0;   // 2 x K x nKV x d x dtype bytes
+  int64_t budget_bytes = 0;        // the KV budget after resolving the fraction form
+  int64_t block_size = 0;          // tokens per block
+  int64_t block_bytes = 0;         // one block over all sharing groups, K and V
+  int64_t num_blocks = 0;          // floor(budget_bytes / block_bytes)
+  int64_t num_tokens = 0;          // num_blocks * block_size
+  int64_t kv_bytes_per_token = 0;  // 2 x K x nKV x d x dtype bytes
   int64_t max_model_len = 0;
-  int64_t blocks_per_sequence = 0;  // ceil(max_model_len / block_size)
+  int64_t blocks_per_sequence = 0;       // ceil(max_model_len / block_size)
   int64_t max_concurrent_sequences = 0;  // full-length sequences that fit at once
 };
 

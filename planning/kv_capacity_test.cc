@@ -60,9 +60,8 @@ struct Variant {
 // MLKV-1 (one KV layer with one KV head).
 const std::vector<Variant>& Variants() {
   static const auto* variants = new std::vector<Variant>{
-      {"pythia-160m-mha-144", 36864}, {"pythia-160m-gqa-48", 12288},
-      {"pythia-160m-mqa-12", 3072},   {"pythia-160m-mlkv-6", 1536},
-      {"pythia-160m-mlkv-2", 512},    {"pythia-160m-mlkv-1", 256},
+      {"pythia-160m-mha-144", 36864}, {"pythia-160m-gqa-48", 12288}, {"pythia-160m-mqa-12", 3072},
+      {"pythia-160m-mlkv-6", 1536},   {"pythia-160m-mlkv-2", 512},   {"pythia-160m-mlkv-1", 256},
   };
   return *variants;
 }
@@ -107,8 +106,7 @@ TEST(KvCapacityTest, BudgetThatIsNotAMultipleFloors) {
   constexpr int64_t kBudget = 36864 * kBlockSize * 1000 + 36864 * kBlockSize - 1;
   for (const Variant& v : Variants()) {
     SCOPED_TRACE(v.config);
-    auto plan = PlanKvCapacity(LoadConfig(v.config), DType::kF16, kBlockSize, 2048,
-                               Bytes(kBudget));
+    auto plan = PlanKvCapacity(LoadConfig(v.config), DType::kF16, kBlockSize, 2048, Bytes(kBudget));
     ASSERT_TRUE(plan.ok()) << plan.status();
     const int64_t block_bytes = kBlockSize * v.fp16_bytes_per_token;
     EXPECT_EQ(plan->num_blocks, kBudget / block_bytes);
@@ -175,8 +173,8 @@ TEST(KvCapacityTest, FractionIsOfTheMemoryLeftAfterWeightsAndWorkspace) {
   const ModelConfig config = LoadConfig("pythia-160m-mqa-12");  // 3072 bytes per token in f16
   constexpr int64_t kGiB = int64_t{1} << 30;
   // 0.5 x (10 - 2 - 1) GiB.
-  auto plan = PlanKvCapacity(config, DType::kF16, 16, 2048,
-                             Fraction(0.5, 10 * kGiB, 2 * kGiB, kGiB));
+  auto plan =
+      PlanKvCapacity(config, DType::kF16, 16, 2048, Fraction(0.5, 10 * kGiB, 2 * kGiB, kGiB));
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->budget_bytes, 7 * kGiB / 2);
   EXPECT_EQ(plan->num_blocks, 7 * kGiB / 2 / (16 * 3072));
@@ -250,14 +248,13 @@ TEST_F(KvCapacityErrorTest, WeightsAndWorkspaceTogetherExceedMemoryLimit) {
   constexpr int64_t kGiB = int64_t{1} << 30;
   KvBudget budget = Fraction(0.9, 8 * kGiB, 6 * kGiB, 2 * kGiB + 1);
   budget.memory_limit_source = "the free memory of CUDA device 0 (NVIDIA H200)";
-  ExpectError(Plan(budget), "--kv-cache-fraction",
-              "the weights (6442450944 bytes (6.0 GiB))",
+  ExpectError(Plan(budget), "--kv-cache-fraction", "the weights (6442450944 bytes (6.0 GiB))",
               "the activation workspace (2147483649 bytes (2.0 GiB))",
               "more than the 8589934592 bytes (8.0 GiB) of memory (the free memory of CUDA "
               "device 0 (NVIDIA H200))");
   // A sum past 64 bits is refused the same way, not wrapped around.
-  ExpectError(Plan(Fraction(0.5, kInt64Max, kInt64Max, 1)), "--kv-cache-fraction",
-              "need more than", "--memory-limit-bytes");
+  ExpectError(Plan(Fraction(0.5, kInt64Max, kInt64Max, 1)), "--kv-cache-fraction", "need more than",
+              "--memory-limit-bytes");
 }
 
 TEST_F(KvCapacityErrorTest, NegativeWeightOrWorkspaceBytes) {

@@ -17,6 +17,9 @@ APT_PACKAGES=(
   libre2-dev libutf8proc-dev
   # clang and its sanitizer/libFuzzer runtimes build tests/fuzz (skipped without them).
   clang libclang-rt-14-dev
+  # Style and static checks (.ci/run): clang-format and clang-tidy 14; clang++ also runs the
+  # thread-safety analysis.
+  clang-format clang-tidy
   # The gRPC server (mlkv-server): gRPC C++ with reflection, protobuf, and the code generators.
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   # mlkv-server's /metrics (prometheus-cpp), OpenSSL for API-key digests and PEM checks, and the

@@ -92,8 +92,7 @@ ApiKeyAuth::Digest ApiKeyAuth::Sha256(absl::string_view data) {
   unsigned int size = 0;
   // Fails only without memory or without OpenSSL's default provider; comparing an unset digest
   // could then let a wrong key through, so stop instead.
-  const int ok =
-      EVP_Digest(data.data(), data.size(), digest.data(), &size, EVP_sha256(), nullptr);
+  const int ok = EVP_Digest(data.data(), data.size(), digest.data(), &size, EVP_sha256(), nullptr);
   MLKV_CHECK(ok == 1 && size == digest.size(), "SHA-256 failed");
   return digest;
 }

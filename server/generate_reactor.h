@@ -56,8 +56,8 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   // Asks the engine to abort the request unless it already ended (or was asked to).
   void AbortInEngine() ABSL_LOCKS_EXCLUDED(mu_);
 
-  Engine* const engine_;           // not owned
-  StreamCounter* const streams_;   // not owned
+  Engine* const engine_;          // not owned
+  StreamCounter* const streams_;  // not owned
   const std::string request_id_;
   // Keeps this alive until OnDone; reset there.
   std::shared_ptr<GenerateReactor> self_;
@@ -66,14 +66,14 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   // Deltas not yet written, merged; has_delta() while there are any.
   v1::GenerateResponse pending_ ABSL_GUARDED_BY(mu_);
   std::optional<v1::GenerateResponse> final_ ABSL_GUARDED_BY(mu_);  // the result, once known
-  std::optional<grpc::Status> error_ ABSL_GUARDED_BY(mu_);  // or the engine's error
+  std::optional<grpc::Status> error_ ABSL_GUARDED_BY(mu_);          // or the engine's error
   // The message gRPC is writing. Written under mu_ only while no write is in flight; gRPC reads
   // it until OnWriteDone (or OnDone, for the final write).
   v1::GenerateResponse in_flight_;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;    // a StartWrite awaits its OnWriteDone
-  bool finishing_ ABSL_GUARDED_BY(mu_) = false;  // Finish or StartWriteAndFinish was called
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;  // the client is gone: finish, write nothing
-  bool done_ ABSL_GUARDED_BY(mu_) = false;       // OnDone ran: gRPC has let go
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;          // a StartWrite awaits its OnWriteDone
+  bool finishing_ ABSL_GUARDED_BY(mu_) = false;        // Finish or StartWriteAndFinish was called
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;        // the client is gone: finish, write nothing
+  bool done_ ABSL_GUARDED_BY(mu_) = false;             // OnDone ran: gRPC has let go
   bool engine_finished_ ABSL_GUARDED_BY(mu_) = false;  // OnFinished ran
   bool abort_sent_ ABSL_GUARDED_BY(mu_) = false;
 };

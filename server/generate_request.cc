@@ -32,8 +32,8 @@ absl::StatusOr<EngineRequest> ToEngineRequest(const v1::GenerateRequest& request
                                               const RequestLimits& limits) {
   EngineRequest out;
   if (request.request_id().size() > kMaxRequestIdLength) {
-    return FieldError("request_id", absl::StrCat("longer than ", kMaxRequestIdLength,
-                                                 " characters"));
+    return FieldError("request_id",
+                      absl::StrCat("longer than ", kMaxRequestIdLength, " characters"));
   }
   out.request_id = request.request_id();
 
@@ -86,13 +86,13 @@ absl::StatusOr<EngineRequest> ToEngineRequest(const v1::GenerateRequest& request
   out.stop_token_ids.assign(request.stop_token_ids().begin(), request.stop_token_ids().end());
   // The engine refuses empty and ill-formed ones, and any when the model has no tokenizer.
   if (request.stop().size() > kMaxStopStrings) {
-    return FieldError("stop", absl::StrCat("at most ", kMaxStopStrings, " strings, got ",
-                                           request.stop().size()));
+    return FieldError(
+        "stop", absl::StrCat("at most ", kMaxStopStrings, " strings, got ", request.stop().size()));
   }
   for (int i = 0; i < request.stop().size(); ++i) {
     if (request.stop(i).size() > kMaxStopStringBytes) {
-      return FieldError("stop", absl::StrCat("string ", i, " is longer than ",
-                                             kMaxStopStringBytes, " bytes"));
+      return FieldError(
+          "stop", absl::StrCat("string ", i, " is longer than ", kMaxStopStringBytes, " bytes"));
     }
   }
   out.stop_strings.assign(request.stop().begin(), request.stop().end());
@@ -113,8 +113,8 @@ absl::StatusOr<EngineRequest> ToEngineRequest(const v1::GenerateRequest& request
   // Reporting and scheduling.
   if (request.has_logprobs()) {
     if (request.logprobs() < 0 || request.logprobs() > kMaxLogprobs) {
-      return FieldError("logprobs", absl::StrCat("must be in [0, ", kMaxLogprobs, "], got ",
-                                                 request.logprobs()));
+      return FieldError(
+          "logprobs", absl::StrCat("must be in [0, ", kMaxLogprobs, "], got ", request.logprobs()));
     }
     out.top_logprobs = request.logprobs();
   }

@@ -16,10 +16,14 @@ using ::testing::ElementsAre;
 using ::testing::StartsWith;
 
 ModelConfig SmallConfig() {
-  auto config = ModelConfig::FromJson({{"hidden_size", 64},       {"num_attention_heads", 4},
-                                       {"num_hidden_layers", 4},  {"intermediate_size", 96},
-                                       {"vocab_size", 100},       {"max_position_embeddings", 256},
-                                       {"num_key_value_heads", 2}, {"num_key_value_layers", 2}});
+  auto config = ModelConfig::FromJson({{"hidden_size", 64},
+                                       {"num_attention_heads", 4},
+                                       {"num_hidden_layers", 4},
+                                       {"intermediate_size", 96},
+                                       {"vocab_size", 100},
+                                       {"max_position_embeddings", 256},
+                                       {"num_key_value_heads", 2},
+                                       {"num_key_value_layers", 2}});
   EXPECT_TRUE(config.ok()) << config.status();
   return *config;
 }

@@ -63,10 +63,9 @@ int main(int argc, char** argv) {
     return Fail("the model does not run", warm);
   }
   // Reported once serving; taken now, while the model's options are still at hand.
-  const mlkv::v1::KvCacheInfo kv =
-      BuildModelInfo(model->model_name, model->engine->model_config(), model->options,
-                     model->engine->GetStats())
-          .kv_cache();
+  const mlkv::v1::KvCacheInfo kv = BuildModelInfo(model->model_name, model->engine->model_config(),
+                                                  model->options, model->engine->GetStats())
+                                       .kv_cache();
   absl::StatusOr<std::unique_ptr<MlkvServer>> server =
       MlkvServer::Start(flags->server, *std::move(model));
   if (!server.ok()) return Fail("cannot serve", server.status());
@@ -80,9 +79,9 @@ int main(int argc, char** argv) {
     if (!started.ok()) return Fail("cannot serve metrics", started.status());
     metrics_server = *std::move(started);
   }
-  spdlog::info("{}", StartupSummary(kv, flags->server,
-                                    metrics_server ? std::optional(metrics_server->port())
-                                                   : std::nullopt));
+  spdlog::info(
+      "{}", StartupSummary(kv, flags->server,
+                           metrics_server ? std::optional(metrics_server->port()) : std::nullopt));
 
   int signal = 0;
   sigwait(&stop_signals, &signal);

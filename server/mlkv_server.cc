@@ -18,19 +18,19 @@ MlkvServer::MlkvServer(ServedModel model, ApiKeyAuth auth)
     : model_(std::move(model)), auth_(std::move(auth)) {}
 
 absl::StatusOr<std::unique_ptr<MlkvServer>> MlkvServer::Start(const ServerOptions& options,
-                                                               ServedModel model) {
+                                                              ServedModel model) {
   if (model.engine == nullptr) return absl::InvalidArgumentError("model: no engine");
   if (options.port < 0 || options.port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("port: must be in [0, 65535], got ",
-                                                   options.port));
+    return absl::InvalidArgumentError(
+        absl::StrCat("port: must be in [0, 65535], got ", options.port));
   }
   if (options.max_receive_message_bytes < 1) {
     return absl::InvalidArgumentError("max_receive_message_bytes: must be at least 1");
   }
   std::unique_ptr<MlkvServer> server(new MlkvServer(std::move(model), options.auth));
-  server->service_ = std::make_unique<MlkvService>(
-      server->model_.engine.get(), server->model_.options, server->model_.model_name,
-      &server->auth_);
+  server->service_ =
+      std::make_unique<MlkvService>(server->model_.engine.get(), server->model_.options,
+                                    server->model_.model_name, &server->auth_);
   server->kserve_service_ = std::make_unique<kserve::KServeService>(
       server->model_.engine.get(), server->model_.model_name, &server->auth_);
 
@@ -62,8 +62,8 @@ absl::StatusOr<std::unique_ptr<MlkvServer>> MlkvServer::Start(const ServerOption
   }
   // The default health service answers SERVING for "" from the start, which is true: the
   // model is loaded. Name the API's service too, for per-service probes.
-  server->server_->GetHealthCheckService()->SetServingStatus(
-      v1::MlkvService::service_full_name(), true);
+  server->server_->GetHealthCheckService()->SetServingStatus(v1::MlkvService::service_full_name(),
+                                                             true);
   server->server_->GetHealthCheckService()->SetServingStatus(
       inference::GRPCInferenceService::service_full_name(), true);
   spdlog::info("mlkv-server: serving {} on {}", server->model_.model_name,

@@ -31,8 +31,8 @@ struct ServerOptions {
   // (2 hours, 20 seconds).
   int keepalive_time_seconds = 0;
   int keepalive_timeout_seconds = 0;
-  TlsOptions tls;    // off by default: plaintext
-  ApiKeyAuth auth;   // off by default: every call is let through
+  TlsOptions tls;   // off by default: plaintext
+  ApiKeyAuth auth;  // off by default: every call is let through
 };
 
 // The engine and what it serves: the server takes ownership.

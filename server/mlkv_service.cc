@@ -53,8 +53,8 @@ MlkvService::MlkvService(Engine* engine, const EngineOptions& options, std::stri
     : engine_(engine),
       auth_(auth),
       limits_(RequestLimits::Of(options.scheduler)),
-      model_info_(BuildModelInfo(model_name, engine->model_config(), options,
-                                 engine->GetStats())) {}
+      model_info_(BuildModelInfo(model_name, engine->model_config(), options, engine->GetStats())) {
+}
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* MlkvService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
@@ -79,9 +79,9 @@ grpc::ServerUnaryReactor* MlkvService::Tokenize(grpc::CallbackServerContext* con
                                                 v1::TokenizeResponse* response) {
   if (grpc::Status auth = auth_->Check(*context); !auth.ok()) return FinishUnary(context, auth);
   if (engine_->tokenizer() == nullptr) return FinishUnary(context, NoTokenizer());
-  return FinishUnary(context, ToGrpcStatus(EncodeText(*engine_->tokenizer(),
-                                                      engine_->model_config(), *request,
-                                                      response)));
+  return FinishUnary(
+      context,
+      ToGrpcStatus(EncodeText(*engine_->tokenizer(), engine_->model_config(), *request, response)));
 }
 
 grpc::ServerUnaryReactor* MlkvService::Detokenize(grpc::CallbackServerContext* context,

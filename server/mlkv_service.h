@@ -41,17 +41,16 @@ class MlkvService final : public v1::MlkvService::CallbackService {
                                          const v1::GetModelInfoRequest* request,
                                          v1::ModelInfo* response) override;
   grpc::ServerUnaryReactor* GetLoad(grpc::CallbackServerContext* context,
-                                    const v1::GetLoadRequest* request,
-                                    v1::Load* response) override;
+                                    const v1::GetLoadRequest* request, v1::Load* response) override;
 
  private:
-  Engine* const engine_;  // not owned
+  Engine* const engine_;          // not owned
   const ApiKeyAuth* const auth_;  // not owned; checked first in every handler
   const RequestLimits limits_;
   const v1::ModelInfo model_info_;  // built once: the configuration does not change
   std::atomic<bool> accepting_{true};
   std::atomic<int64_t> next_request_number_{0};  // names requests that come without an id
-  StreamCounter streams_;  // open Generate calls
+  StreamCounter streams_;                        // open Generate calls
 };
 
 }  // namespace mlkv::server

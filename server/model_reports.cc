@@ -62,9 +62,8 @@ v1::Load BuildLoad(const EngineStats& stats) {
   load.set_num_preempted(s.num_preempted);
   load.set_num_used_blocks(s.kv.num_used_blocks);
   load.set_num_blocks(s.kv.num_blocks);
-  load.set_kv_cache_usage(s.kv.num_blocks > 0 ? static_cast<double>(s.kv.num_used_blocks) /
-                                                    s.kv.num_blocks
-                                              : 0.0);
+  load.set_kv_cache_usage(
+      s.kv.num_blocks > 0 ? static_cast<double>(s.kv.num_used_blocks) / s.kv.num_blocks : 0.0);
   load.set_num_cached_free_blocks(s.kv.num_evictable_blocks);
   load.set_accepting(stats.accepting);
   // Every block holds one K and one V slab per group, all of one size.

@@ -5,11 +5,11 @@
 #include <set>
 #include <string>
 
+#include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/support/byte_buffer.h"
-#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/testing/server_harness.h"
 

@@ -152,10 +152,9 @@ TEST_F(TlsTest, MutualTlsRequiresAClientCertificateTheCaSigned) {
   EXPECT_TRUE(trusted.ok()) << trusted.error_message();
   EXPECT_EQ(GetModelInfo(Connect(*server, Client(c.server_cert))).error_code(),
             grpc::StatusCode::UNAVAILABLE);
-  EXPECT_EQ(
-      GetModelInfo(Connect(*server, Client(c.server_cert, c.stranger_cert, c.stranger_key)))
-          .error_code(),
-      grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(GetModelInfo(Connect(*server, Client(c.server_cert, c.stranger_cert, c.stranger_key)))
+                .error_code(),
+            grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST_F(TlsTest, TlsAndApiKeysTogether) {

@@ -43,9 +43,9 @@ absl::StatusOr<TlsOptions> ParseTlsFlags(const cli::Flags& f) {
         absl::StrCat("--tls-key-file, --tls-cert-file: ", match.message()));
   }
   if (f.Has("tls-client-ca-file")) {
-    ASSIGN_OR_RETURN(tls.client_ca_pem,
-                     ForFlag("tls-client-ca-file",
-                             ReadPemCertificates(f.String("tls-client-ca-file", ""))));
+    ASSIGN_OR_RETURN(
+        tls.client_ca_pem,
+        ForFlag("tls-client-ca-file", ReadPemCertificates(f.String("tls-client-ca-file", ""))));
   }
   return tls;
 }
@@ -119,12 +119,12 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
       return out;
     }
   }
-  const std::set<std::string> allowed = cli::Union(
-      {cli::kModelFlags,
-       {"host", "port", "served-model-name", "shutdown-grace-seconds", "max-waiting",
-        "max-message-bytes", "max-concurrent-streams", "keepalive-time-seconds",
-        "keepalive-timeout-seconds", "tls-cert-file", "tls-key-file", "tls-client-ca-file",
-        "api-keys-file", "metrics-port", "no-metrics"}});
+  const std::set<std::string> allowed =
+      cli::Union({cli::kModelFlags,
+                  {"host", "port", "served-model-name", "shutdown-grace-seconds", "max-waiting",
+                   "max-message-bytes", "max-concurrent-streams", "keepalive-time-seconds",
+                   "keepalive-timeout-seconds", "tls-cert-file", "tls-key-file",
+                   "tls-client-ca-file", "api-keys-file", "metrics-port", "no-metrics"}});
   const std::set<std::string> switches = cli::Union({cli::kModelSwitches, {"no-metrics"}});
   std::vector<std::string> all = args;
   ASSIGN_OR_RETURN(cli::Flags given, cli::Flags::Parse(all, allowed, switches));
@@ -138,8 +138,8 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
   std::string default_name =
       std::filesystem::path(out.model_dir).lexically_normal().filename().string();
   if (default_name.empty()) {  // "dir/" normalises to a path with an empty file name
-    default_name = std::filesystem::path(out.model_dir).lexically_normal().parent_path()
-                       .filename().string();
+    default_name =
+        std::filesystem::path(out.model_dir).lexically_normal().parent_path().filename().string();
   }
   out.served_model_name = f.String("served-model-name", default_name);
   if (out.served_model_name.empty()) {
@@ -168,8 +168,8 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
 
   ASSIGN_OR_RETURN(out.server.tls, ParseTlsFlags(f));
   if (f.Has("api-keys-file")) {
-    ASSIGN_OR_RETURN(out.server.auth, ForFlag("api-keys-file",
-                                              ApiKeyAuth::FromFile(f.String("api-keys-file", ""))));
+    ASSIGN_OR_RETURN(out.server.auth,
+                     ForFlag("api-keys-file", ApiKeyAuth::FromFile(f.String("api-keys-file", ""))));
   }
   ASSIGN_OR_RETURN(int64_t metrics_port, f.Int("metrics-port", kDefaultMetricsPort, 0, 65535));
   if (f.Switch("no-metrics")) {

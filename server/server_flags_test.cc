@@ -32,12 +32,30 @@ TEST(ServerFlagsTest, Defaults) {
 }
 
 TEST(ServerFlagsTest, GivenValues) {
-  auto f = ParseServerFlags({"--model=/m", "--served-model-name", "tiny", "--host", "::1",
-                             "--port", "0", "--shutdown-grace-seconds", "2.5", "--max-waiting",
-                             "8", "--kv-cache-fraction", "0.5", "--max-num-seqs", "4",
-                             "--no-prefix-caching", "--max-message-bytes", "1024",
-                             "--max-concurrent-streams", "100", "--keepalive-time-seconds", "60",
-                             "--keepalive-timeout-seconds", "5"});
+  auto f = ParseServerFlags({"--model=/m",
+                             "--served-model-name",
+                             "tiny",
+                             "--host",
+                             "::1",
+                             "--port",
+                             "0",
+                             "--shutdown-grace-seconds",
+                             "2.5",
+                             "--max-waiting",
+                             "8",
+                             "--kv-cache-fraction",
+                             "0.5",
+                             "--max-num-seqs",
+                             "4",
+                             "--no-prefix-caching",
+                             "--max-message-bytes",
+                             "1024",
+                             "--max-concurrent-streams",
+                             "100",
+                             "--keepalive-time-seconds",
+                             "60",
+                             "--keepalive-timeout-seconds",
+                             "5"});
   ASSERT_TRUE(f.ok()) << f.status();
   EXPECT_EQ(f->served_model_name, "tiny");
   EXPECT_EQ(f->server.host, "::1");
@@ -75,37 +93,31 @@ TEST_P(BadServerFlagsTest, FailsNamingTheFlag) {
 
 INSTANTIATE_TEST_SUITE_P(
     All, BadServerFlagsTest,
-    ::testing::Values(BadFlags{{}, "--model"}, BadFlags{{"--model", ""}, "--model"},
-                      BadFlags{{"--model", "/m", "--port", "65536"}, "--port"},
-                      BadFlags{{"--model", "/m", "--port", "-1"}, "--port"},
-                      BadFlags{{"--model", "/m", "--port", "http"}, "--port"},
-                      BadFlags{{"--model", "/m", "--host", ""}, "--host"},
-                      BadFlags{{"--model", "/m", "--shutdown-grace-seconds", "-1"},
-                               "--shutdown-grace-seconds"},
-                      BadFlags{{"--model", "/m", "--max-waiting", "0"}, "--max-waiting"},
-                      BadFlags{{"--model", "/m", "--max-message-bytes", "0"},
-                               "--max-message-bytes"},
-                      BadFlags{{"--model", "/m", "--max-concurrent-streams", "-1"},
-                               "--max-concurrent-streams"},
-                      BadFlags{{"--model", "/m", "--keepalive-time-seconds", "9999999"},
-                               "--keepalive-time-seconds"},
-                      BadFlags{{"--model", "/m", "--served-model-name", ""},
-                               "--served-model-name"},
-                      BadFlags{{"--model", "/m", "--temperature", "0"}, "--temperature"},
-                      BadFlags{{"--model", "/m", "--bogus"}, "--bogus"},
-                      BadFlags{{"--model", "/m", "--metrics-port", "65536"}, "--metrics-port"},
-                      BadFlags{{"--model", "/m", "--metrics-port", "-1"}, "--metrics-port"},
-                      BadFlags{{"--model", "/m", "--metrics-port", "http"}, "--metrics-port"},
-                      BadFlags{{"--model", "/m", "--metrics-port", "9000", "--no-metrics"},
-                               "--no-metrics"},
-                      BadFlags{{"--model", "/m", "--port", "8002"}, "--metrics-port"},
-                      BadFlags{{"--model", "/m", "--tls-cert-file", "/c"}, "--tls-key-file"},
-                      BadFlags{{"--model", "/m", "--tls-key-file", "/k"}, "--tls-cert-file"},
-                      BadFlags{{"--model", "/m", "--tls-client-ca-file", "/ca"},
-                               "--tls-client-ca-file"},
-                      BadFlags{{"--model", "/m", "--api-keys-file", "/no/such/keys"},
-                               "--api-keys-file"},
-                      BadFlags{{"--model", "/m", "stray"}, "stray"}));
+    ::testing::Values(
+        BadFlags{{}, "--model"}, BadFlags{{"--model", ""}, "--model"},
+        BadFlags{{"--model", "/m", "--port", "65536"}, "--port"},
+        BadFlags{{"--model", "/m", "--port", "-1"}, "--port"},
+        BadFlags{{"--model", "/m", "--port", "http"}, "--port"},
+        BadFlags{{"--model", "/m", "--host", ""}, "--host"},
+        BadFlags{{"--model", "/m", "--shutdown-grace-seconds", "-1"}, "--shutdown-grace-seconds"},
+        BadFlags{{"--model", "/m", "--max-waiting", "0"}, "--max-waiting"},
+        BadFlags{{"--model", "/m", "--max-message-bytes", "0"}, "--max-message-bytes"},
+        BadFlags{{"--model", "/m", "--max-concurrent-streams", "-1"}, "--max-concurrent-streams"},
+        BadFlags{{"--model", "/m", "--keepalive-time-seconds", "9999999"},
+                 "--keepalive-time-seconds"},
+        BadFlags{{"--model", "/m", "--served-model-name", ""}, "--served-model-name"},
+        BadFlags{{"--model", "/m", "--temperature", "0"}, "--temperature"},
+        BadFlags{{"--model", "/m", "--bogus"}, "--bogus"},
+        BadFlags{{"--model", "/m", "--metrics-port", "65536"}, "--metrics-port"},
+        BadFlags{{"--model", "/m", "--metrics-port", "-1"}, "--metrics-port"},
+        BadFlags{{"--model", "/m", "--metrics-port", "http"}, "--metrics-port"},
+        BadFlags{{"--model", "/m", "--metrics-port", "9000", "--no-metrics"}, "--no-metrics"},
+        BadFlags{{"--model", "/m", "--port", "8002"}, "--metrics-port"},
+        BadFlags{{"--model", "/m", "--tls-cert-file", "/c"}, "--tls-key-file"},
+        BadFlags{{"--model", "/m", "--tls-key-file", "/k"}, "--tls-cert-file"},
+        BadFlags{{"--model", "/m", "--tls-client-ca-file", "/ca"}, "--tls-client-ca-file"},
+        BadFlags{{"--model", "/m", "--api-keys-file", "/no/such/keys"}, "--api-keys-file"},
+        BadFlags{{"--model", "/m", "stray"}, "stray"}));
 
 TEST(ServerFlagsTest, MetricsAndSecurityDefaults) {
   auto f = ParseServerFlags({"--model", "/m"});
@@ -157,8 +169,7 @@ TEST_F(ServerFileFlagsTest, BadFilesFailNamingTheFlag) {
                     "--tls-cert-file");
   ExpectFailsNaming({"--tls-cert-file", c.server_cert, "--tls-key-file", garbage},
                     "--tls-key-file");
-  ExpectFailsNaming({"--tls-cert-file", c.server_cert, "--tls-key-file", dir_},
-                    "--tls-key-file");
+  ExpectFailsNaming({"--tls-cert-file", c.server_cert, "--tls-key-file", dir_}, "--tls-key-file");
   ExpectFailsNaming({"--tls-cert-file", c.server_cert, "--tls-key-file", c.client_key},
                     "--tls-key-file");
   ExpectFailsNaming({"--tls-cert-file", c.server_cert, "--tls-key-file", c.server_key,

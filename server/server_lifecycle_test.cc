@@ -170,9 +170,8 @@ TEST(ServerLifecycleTest, ConcurrentStreamLimitQueuesCallsOnAConnection) {
   v1::GenerateResponse response;
   ASSERT_TRUE(first->Read(&response));
   // The connection's one stream is taken: a second call waits for it rather than running.
-  std::future<Streamed> second = std::async(std::launch::async, [&] {
-    return Collect(server.stub.get(), ShortRequest(15));
-  });
+  std::future<Streamed> second =
+      std::async(std::launch::async, [&] { return Collect(server.stub.get(), ShortRequest(15)); });
   EXPECT_EQ(second.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);
   first_context.TryCancel();
   while (first->Read(&response)) {

@@ -151,8 +151,8 @@ TEST(ServerMainTest, SigtermDrainsAndExitsZero) {
                          "--shutdown-grace-seconds", "60"});
   const int port = process.WaitForPort();
   ASSERT_GT(port, 0) << process.Output();
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
-                                     grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
   auto stub = v1::MlkvService::NewStub(channel);
   auto health = grpc::health::v1::Health::NewStub(channel);
   auto check = [&] {
@@ -205,8 +205,8 @@ TEST(ServerMainTest, SigtermDrainsAndExitsZero) {
 TEST(ServerMainTest, ClientTalksToTheServer) {
   mlkv::testing::ScopedTempDir dir("server_client");
   ASSERT_TRUE(WriteRandomModel(TextConfig(), 1, DType::kF32, dir.Join("tiny")).ok());
-  ServerProcess server({"--model", dir.Join("tiny"), "--port", "0", "--no-metrics",
-                        "--threads", "1", "--kv-cache-bytes", "20000000"});
+  ServerProcess server({"--model", dir.Join("tiny"), "--port", "0", "--no-metrics", "--threads",
+                        "1", "--kv-cache-bytes", "20000000"});
   const int port = server.WaitForPort();
   ASSERT_GT(port, 0) << server.Output();
   const std::string target = "127.0.0.1:" + std::to_string(port);
@@ -236,8 +236,8 @@ TEST(ServerMainTest, ClientTalksToTheServer) {
   auto [bad_code, bad] = client({"generate", "--token-ids", "1,2,3", "--top-p", "0"});
   EXPECT_EQ(bad_code, 1);
   EXPECT_THAT(bad, HasSubstr("INVALID_ARGUMENT: top_p"));
-  auto [json_code, json] = client({"generate", "--token-ids", "1", "--max-tokens", "2",
-                                   "--format", "json"});
+  auto [json_code, json] =
+      client({"generate", "--token-ids", "1", "--max-tokens", "2", "--format", "json"});
   EXPECT_EQ(json_code, 0) << json;
   EXPECT_THAT(json, HasSubstr("\"result\""));
   auto [load_code, load] = client({"load"});
@@ -254,8 +254,8 @@ TEST(ServerMainTest, ApiKeysAndMetrics) {
   ASSERT_TRUE(WriteRandomModel(TinyConfig(), 1, DType::kF32, dir.Join("tiny")).ok());
   std::ofstream(dir.Join("keys")) << "# operators\nbinary-test-key\n";
   ServerProcess server({"--model", dir.Join("tiny"), "--port", "0", "--metrics-port", "0",
-                        "--api-keys-file", dir.Join("keys"), "--threads", "1",
-                        "--kv-cache-bytes", "20000000"});
+                        "--api-keys-file", dir.Join("keys"), "--threads", "1", "--kv-cache-bytes",
+                        "20000000"});
   const int port = server.WaitForPort();
   ASSERT_GT(port, 0) << server.Output();
   const std::regex summary("capacity: .*API keys on \\(1 keys\\); metrics http port ([0-9]+)");
@@ -268,8 +268,8 @@ TEST(ServerMainTest, ApiKeysAndMetrics) {
   ASSERT_FALSE(match.empty()) << output;
   const int metrics_port = std::stoi(match[1]);
 
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
-                                     grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
   auto stub = v1::MlkvService::NewStub(channel);
   const auto load = [&](const std::string& key) {
     grpc::ClientContext context;

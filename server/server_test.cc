@@ -39,7 +39,8 @@ void ExpectSameAsEngine(const Streamed& streamed, const Direct& direct, const st
   EXPECT_THAT(streamed.token_ids, ElementsAreArray(direct.result.output_token_ids)) << what;
   EXPECT_EQ(streamed.result->finish_reason(), ToProto(direct.result.finish_reason)) << what;
   EXPECT_EQ(streamed.result->usage().completion_tokens(),
-            static_cast<int>(direct.result.output_token_ids.size())) << what;
+            static_cast<int>(direct.result.output_token_ids.size()))
+      << what;
   EXPECT_EQ(streamed.result->usage().prompt_tokens(), direct.result.num_prompt_tokens) << what;
   ASSERT_EQ(streamed.logprobs.size(), direct.logprobs.size()) << what;
   for (size_t i = 0; i < direct.logprobs.size(); ++i) {
@@ -53,8 +54,8 @@ void ExpectSameAsEngine(const Streamed& streamed, const Direct& direct, const st
 }
 
 Direct RunOnEngine(Engine* engine, const v1::GenerateRequest& request) {
-  auto converted = ToEngineRequest(request, engine->model_config(),
-                                   RequestLimits::Of(SmallOptions().scheduler));
+  auto converted =
+      ToEngineRequest(request, engine->model_config(), RequestLimits::Of(SmallOptions().scheduler));
   EXPECT_TRUE(converted.ok()) << converted.status();
   return RunDirect(engine, *std::move(converted));
 }
@@ -341,8 +342,8 @@ TEST_F(ServerTextTest, StopStringEndsTheStreamBeforeIt) {
   EXPECT_FALSE(stopped.result->has_stop_token_id());
   EXPECT_EQ(stopped.text, all.substr(0, all.find(stop)));
   ASSERT_LT(stopped.token_ids.size(), free_run.token_ids.size());
-  EXPECT_TRUE(std::equal(stopped.token_ids.begin(), stopped.token_ids.end(),
-                         free_run.token_ids.begin()));
+  EXPECT_TRUE(
+      std::equal(stopped.token_ids.begin(), stopped.token_ids.end(), free_run.token_ids.begin()));
   EXPECT_EQ(server_.GetLoad().num_used_blocks(), 0);
 }
 

@@ -72,14 +72,12 @@ absl::StatusOr<std::string> ReadPemCertificates(const std::string& path) {
 absl::StatusOr<std::string> ReadPemPrivateKey(const std::string& path) {
   ASSIGN_OR_RETURN(std::string pem, ReadFile(path));
   if (PrivateKey(pem) == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": holds no unencrypted PEM private key"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": holds no unencrypted PEM private key"));
   }
   return pem;
 }
 
-absl::Status CheckKeyMatchesCertificate(std::string_view key_pem,
-                                        std::string_view cert_pem) {
+absl::Status CheckKeyMatchesCertificate(std::string_view key_pem, std::string_view cert_pem) {
   X509Ptr cert = FirstCertificate(cert_pem);
   KeyPtr key = PrivateKey(key_pem);
   if (cert == nullptr || key == nullptr) {
@@ -88,8 +86,7 @@ absl::Status CheckKeyMatchesCertificate(std::string_view key_pem,
   const bool matches = X509_check_private_key(cert.get(), key.get()) == 1;
   ERR_clear_error();
   if (!matches) {
-    return absl::InvalidArgumentError(
-        "the private key is not the key of the (first) certificate");
+    return absl::InvalidArgumentError("the private key is not the key of the (first) certificate");
   }
   return absl::OkStatus();
 }

@@ -30,8 +30,7 @@ absl::StatusOr<std::string> ReadPemCertificates(const std::string& path);
 // passphrase prompt); InvalidArgument, naming the path, otherwise.
 absl::StatusOr<std::string> ReadPemPrivateKey(const std::string& path);
 // InvalidArgument unless `key_pem` is the private key of the first certificate in `cert_pem`.
-absl::Status CheckKeyMatchesCertificate(std::string_view key_pem,
-                                        std::string_view cert_pem);
+absl::Status CheckKeyMatchesCertificate(std::string_view key_pem, std::string_view cert_pem);
 
 // Plaintext when TLS is off; TLS, mutual when there is a client CA, otherwise.
 std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const TlsOptions& tls);

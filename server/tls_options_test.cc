@@ -25,9 +25,8 @@ TEST_F(TlsOptionsTest, AcceptsMatchingPemFiles) {
   ASSERT_TRUE(key.ok()) << key.status();
   EXPECT_TRUE(CheckKeyMatchesCertificate(*key, *cert).ok());
   // A chain: several certificates in one file.
-  const std::string chain =
-      Write("chain.pem",
-            TestCertificates::Read(c.server_cert) + TestCertificates::Read(c.client_ca));
+  const std::string chain = Write(
+      "chain.pem", TestCertificates::Read(c.server_cert) + TestCertificates::Read(c.client_ca));
   EXPECT_TRUE(ReadPemCertificates(chain).ok());
   EXPECT_NE(MakeServerCredentials(TlsOptions{*cert, *key, ""}), nullptr);
 }
@@ -64,8 +63,8 @@ TEST_F(TlsOptionsTest, RefusesFilesWithoutAnUnencryptedKey) {
 
 TEST_F(TlsOptionsTest, RefusesAKeyOfAnotherCertificate) {
   const TestCertificates& c = *certificates_;
-  const absl::Status status = CheckKeyMatchesCertificate(
-      TestCertificates::Read(c.client_key), TestCertificates::Read(c.server_cert));
+  const absl::Status status = CheckKeyMatchesCertificate(TestCertificates::Read(c.client_key),
+                                                         TestCertificates::Read(c.server_cert));
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(status.message()), HasSubstr("not the key"));
 }

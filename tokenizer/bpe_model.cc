@@ -60,9 +60,9 @@ absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::Create(Vocab vocab, const Me
     }
     auto merged = vocab.find(left + right);
     if (merged == vocab.end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("model.merges[", rank, "]: \"", left, " ", right, "\" makes \"", left,
-                       right, "\", which is not in the vocabulary"));
+      return absl::InvalidArgumentError(absl::StrCat("model.merges[", rank, "]: \"", left, " ",
+                                                     right, "\" makes \"", left, right,
+                                                     "\", which is not in the vocabulary"));
     }
     // A pair listed twice keeps its last rank, as in Hugging Face (its map insert overwrites).
     model->merges_[PairKey(vocab[left], vocab[right])] =

@@ -13,7 +13,8 @@ namespace {
 using byte_level::BytesToToken;
 
 // A byte vocabulary plus the given merges (raw byte strings), ids in order.
-std::unique_ptr<BpeModel> MakeModel(const std::vector<std::pair<std::string, std::string>>& merges) {
+std::unique_ptr<BpeModel> MakeModel(
+    const std::vector<std::pair<std::string, std::string>>& merges) {
   BpeModel::Vocab vocab;
   for (int b = 0; b < 256; ++b) vocab[BytesToToken(std::string(1, char(b)))] = b;
   BpeModel::MergeList list;

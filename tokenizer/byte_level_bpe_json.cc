@@ -3,8 +3,9 @@
 
 namespace mlkv {
 
-nlohmann::json ByteLevelBpeJson(nlohmann::json vocab, nlohmann::json merges,
-                                const std::vector<std::pair<int64_t, std::string>>& special_tokens) {
+nlohmann::json ByteLevelBpeJson(
+    nlohmann::json vocab, nlohmann::json merges,
+    const std::vector<std::pair<int64_t, std::string>>& special_tokens) {
   nlohmann::json added = nlohmann::json::array();
   for (const auto& [id, content] : special_tokens) {
     added.push_back({{"id", id},

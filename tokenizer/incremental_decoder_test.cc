@@ -73,12 +73,17 @@ TEST(IncrementalDecoderTest, MultiByteTokensThatEndMidCharacter) {
   auto tokenizer = Tokenizer::FromJson(
       testing::SmallTokenizerJson({{"a", "\xC3"}, {"\xA9", "b"}, {"\xE6", "\x97"}}).dump());
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
-  const std::string text = "a\xC3\xA9" "b\xE6\x97\xA5";
+  const std::string text =
+      "a\xC3\xA9"
+      "b\xE6\x97\xA5";
   const Ids ids = *(*tokenizer)->Encode(text);
   ASSERT_EQ(ids.size(), 4u);  // "a\xC3", "\xA9" "b", "\xE6\x97", "\xA5"
   IncrementalDecoder decoder(tokenizer->get());
   const std::vector<std::string> deltas = Stream(&decoder, ids);
-  EXPECT_EQ(deltas, (std::vector<std::string>{"a", "\xC3\xA9" "b", "", "\xE6\x97\xA5"}));
+  EXPECT_EQ(deltas, (std::vector<std::string>{"a",
+                                              "\xC3\xA9"
+                                              "b",
+                                              "", "\xE6\x97\xA5"}));
   EXPECT_EQ(Join(deltas) + decoder.Flush(), text);
 }
 

@@ -71,7 +71,9 @@ TEST_F(NeoxTokenizerTest, MatchesHuggingFaceOnKnownStrings) {
   EXPECT_EQ(Encode("   "), (Ids{50275}));
   EXPECT_EQ(Encode("don't I'LL"), (Ids{9903, 626, 309, 8, 2293}));
   EXPECT_EQ(Encode("\xC3\xA9 e\xCC\x81"), (Ids{860, 3974}));
-  EXPECT_EQ(Encode("a\xE3\x80\x80\xE3\x80\x80" "b"), (Ids{66, 19409, 19409, 67}));
+  EXPECT_EQ(Encode("a\xE3\x80\x80\xE3\x80\x80"
+                   "b"),
+            (Ids{66, 19409, 19409, 67}));
   EXPECT_EQ(Encode("1234567"), (Ids{42594, 2251}));
 }
 

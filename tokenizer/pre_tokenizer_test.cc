@@ -42,8 +42,11 @@ TEST(PreTokenizerTest, WhitespaceRunsLeaveTheirLastCharacterToTheNextWord) {
 TEST(PreTokenizerTest, UsesUnicodeWhitespaceLettersAndNumbers) {
   // U+00A0 is whitespace but not the space that ` ?\p{L}+` takes.
   EXPECT_EQ(Words(" \xC2\xA0x"), (V{" ", "\xC2\xA0", "x"}));
-  EXPECT_EQ(Words("a\xE3\x80\x80\xE3\x80\x80" "b"), (V{"a", "\xE3\x80\x80", "\xE3\x80\x80", "b"}));
-  EXPECT_EQ(Words("caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC"), (V{"caf\xC3\xA9", " \xE6\x97\xA5\xE6\x9C\xAC"}));
+  EXPECT_EQ(Words("a\xE3\x80\x80\xE3\x80\x80"
+                  "b"),
+            (V{"a", "\xE3\x80\x80", "\xE3\x80\x80", "b"}));
+  EXPECT_EQ(Words("caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC"),
+            (V{"caf\xC3\xA9", " \xE6\x97\xA5\xE6\x9C\xAC"}));
   EXPECT_EQ(Words("\xD9\xA3\xD9\xA4x"), (V{"\xD9\xA3\xD9\xA4", "x"}));  // Arabic-Indic digits
 }
 

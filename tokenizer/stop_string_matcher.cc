@@ -7,8 +7,7 @@
 
 namespace mlkv {
 
-absl::StatusOr<StopStringMatcher> StopStringMatcher::Create(
-    std::vector<std::string> stop_strings) {
+absl::StatusOr<StopStringMatcher> StopStringMatcher::Create(std::vector<std::string> stop_strings) {
   for (size_t i = 0; i < stop_strings.size(); ++i) {
     if (stop_strings[i].empty()) {
       return absl::InvalidArgumentError(absl::StrCat("stop string ", i, " is empty"));

@@ -20,8 +20,8 @@ namespace mlkv {
 class StopStringMatcher {
  public:
   struct Result {
-    std::string text;              // safe to send now (possibly empty)
-    std::optional<size_t> stop;    // the index in stop_strings of the match, once matched
+    std::string text;            // safe to send now (possibly empty)
+    std::optional<size_t> stop;  // the index in stop_strings of the match, once matched
   };
 
   // Errors: an empty stop string (it would match before any text).

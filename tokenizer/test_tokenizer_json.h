@@ -36,7 +36,7 @@ inline nlohmann::json SmallTokenizerJson(
 // Merges that build " the", "the", "he", "in", "ing", " a", " an", " and": enough for the tests
 // to see words merge, stop merging, and merge by rank rather than by position.
 inline std::vector<std::pair<std::string, std::string>> SmallMerges() {
-  return {{"h", "e"}, {"t", "he"}, {" ", "the"}, {"i", "n"}, {"in", "g"},
+  return {{"h", "e"}, {"t", "he"}, {" ", "the"}, {"i", "n"},      {"in", "g"},
           {" ", "a"}, {" a", "n"}, {" an", "d"}, {"\xC3", "\xA9"}};
 }
 

@@ -33,8 +33,8 @@ absl::Status CheckAddedTokenIds(const TokenizerSpec& spec) {
   for (size_t i = 0; i < spec.added_tokens.size(); ++i) {
     const AddedToken& token = spec.added_tokens[i];
     if (!seen.insert(token.content).second) {
-      return absl::InvalidArgumentError(absl::StrCat("added_tokens[", i, "]: \"", token.content,
-                                                     "\" is listed more than once"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("added_tokens[", i, "]: \"", token.content, "\" is listed more than once"));
     }
     int64_t expected;
     if (auto it = spec.vocab.find(token.content); it != spec.vocab.end()) {
@@ -78,7 +78,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view 
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromSpec(TokenizerSpec spec) {
   RETURN_IF_ERROR(CheckAddedTokenIds(spec));
-  ASSIGN_OR_RETURN(std::unique_ptr<BpeModel> bpe, BpeModel::Create(std::move(spec.vocab), spec.merges));
+  ASSIGN_OR_RETURN(std::unique_ptr<BpeModel> bpe,
+                   BpeModel::Create(std::move(spec.vocab), spec.merges));
   return std::unique_ptr<Tokenizer>(new Tokenizer(std::move(spec), std::move(bpe)));
 }
 

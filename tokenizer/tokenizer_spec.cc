@@ -86,8 +86,8 @@ absl::Status ParsePreTokenizer(const json& root, TokenizerSpec* spec) {
   const json& pre = root[path];
   ASSIGN_OR_RETURN(std::string type, ReadType(pre, path));
   if (type != "ByteLevel") {
-    return Unsupported(path, absl::StrCat("pre-tokenizer type \"", type,
-                                          "\" (only ByteLevel is supported)"));
+    return Unsupported(
+        path, absl::StrCat("pre-tokenizer type \"", type, "\" (only ByteLevel is supported)"));
   }
   bool trim_offsets = true;  // offsets only, which we do not report
   RETURN_IF_ERROR(ReadBool(pre, path, "add_prefix_space", &spec->add_prefix_space));
@@ -103,8 +103,8 @@ absl::Status CheckDecoderAndPostProcessor(const json& root) {
   }
   ASSIGN_OR_RETURN(std::string decoder, ReadType(root["decoder"], "decoder"));
   if (decoder != "ByteLevel") {
-    return Unsupported("decoder",
-                       absl::StrCat("decoder type \"", decoder, "\" (only ByteLevel is supported)"));
+    return Unsupported(
+        "decoder", absl::StrCat("decoder type \"", decoder, "\" (only ByteLevel is supported)"));
   }
   if (!IsAbsent(root, "post_processor")) {
     // ByteLevel post-processing only trims offsets; the others add tokens we would not add.
@@ -139,7 +139,8 @@ absl::Status ParseVocab(const json& model, TokenizerSpec* spec) {
 absl::Status ParseMerges(const json& model, TokenizerSpec* spec) {
   auto it = model.find("merges");
   if (it == model.end() || !it->is_array()) {
-    return KeyError("model.merges", "missing (an array of \"a b\" strings or [\"a\", \"b\"] pairs)");
+    return KeyError("model.merges",
+                    "missing (an array of \"a b\" strings or [\"a\", \"b\"] pairs)");
   }
   spec->merges.reserve(it->size());
   for (size_t i = 0; i < it->size(); ++i) {

@@ -102,7 +102,8 @@ TEST(TokenizerSpecTest, UnsupportedNormalizer) {
   nlohmann::json json = Good();
   json["normalizer"] = {{"type", "NFKC"}};
   ExpectLoadError(json, {"normalizer", "NFKC", "unsupported"});
-  json["normalizer"] = {{"type", "Sequence"}, {"normalizers", {{{"type", "NFC"}}, {{"type", "Lowercase"}}}}};
+  json["normalizer"] = {{"type", "Sequence"},
+                        {"normalizers", {{{"type", "NFC"}}, {{"type", "Lowercase"}}}}};
   ExpectLoadError(json, {"normalizer.normalizers[1]", "Lowercase"});
   json["normalizer"] = {{"type", "Sequence"}, {"normalizers", {{{"type", "NFC"}}}}};
   EXPECT_TRUE(Tokenizer::FromJson(json.dump()).ok());

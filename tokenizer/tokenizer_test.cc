@@ -18,7 +18,7 @@ using Ids = std::vector<int32_t>;
 constexpr int32_t kEndOfText = 265;  // 256 bytes + 9 merges
 constexpr int32_t kThe = 258;        // " the"
 constexpr int32_t kIng = 260;
-constexpr int32_t kEAcute = 264;     // "é" (C3 A9)
+constexpr int32_t kEAcute = 264;  // "é" (C3 A9)
 
 std::unique_ptr<Tokenizer> Load(const nlohmann::json& json) {
   auto tokenizer = Tokenizer::FromJson(json.dump());
@@ -34,8 +34,8 @@ Ids Encode(const Tokenizer& tokenizer, std::string_view text) {
 
 // Adds a token after the vocabulary (and any added before it), as Hugging Face numbers them.
 void AddToken(nlohmann::json* json, const std::string& content, nlohmann::json flags) {
-  const int32_t id = static_cast<int32_t>((*json)["model"]["vocab"].size() +
-                                          (*json)["added_tokens"].size() - 1);
+  const int32_t id =
+      static_cast<int32_t>((*json)["model"]["vocab"].size() + (*json)["added_tokens"].size() - 1);
   flags["id"] = id;
   flags["content"] = content;
   (*json)["added_tokens"].push_back(flags);
@@ -63,8 +63,8 @@ TEST(TokenizerTest, FindsSpecialTokensInTheRawText) {
   ASSERT_NE(tokenizer, nullptr);
   EXPECT_EQ(Encode(*tokenizer, "a<|endoftext|> the"), (Ids{'a', kEndOfText, kThe}));
   EXPECT_EQ(Encode(*tokenizer, "<|endoftext|><|endoftext|>"), (Ids{kEndOfText, kEndOfText}));
-  EXPECT_EQ(Encode(*tokenizer, "<|endoftext|"), (Ids{'<', '|', 'e', 'n', 'd', 'o', 'f', 't', 'e',
-                                                     'x', 't', '|'}));
+  EXPECT_EQ(Encode(*tokenizer, "<|endoftext|"),
+            (Ids{'<', '|', 'e', 'n', 'd', 'o', 'f', 't', 'e', 'x', 't', '|'}));
 }
 
 TEST(TokenizerTest, RejectsTextThatIsNotUtf8) {
@@ -82,8 +82,7 @@ TEST(TokenizerTest, DecodesAndOptionallySkipsSpecialTokens) {
   const std::string text = "the thing<|endoftext|> and caf\xC3\xA9";
   const Ids ids = Encode(*tokenizer, text);
   EXPECT_EQ(*tokenizer->Decode(ids), text);
-  EXPECT_EQ(*tokenizer->Decode(ids, {.skip_special_tokens = true}),
-            "the thing and caf\xC3\xA9");
+  EXPECT_EQ(*tokenizer->Decode(ids, {.skip_special_tokens = true}), "the thing and caf\xC3\xA9");
   EXPECT_EQ(*tokenizer->Decode(Ids{0xC3}), "\xEF\xBF\xBD");  // half a character
   auto bad = tokenizer->Decode(Ids{'a', 9999});
   ASSERT_FALSE(bad.ok());
@@ -135,7 +134,10 @@ TEST(TokenizerTest, SingleWordTokensMatchOnlyWholeWords) {
   EXPECT_EQ(Encode(*tokenizer, "cat"), (Ids{cat}));
   EXPECT_EQ(Encode(*tokenizer, "a cat."), (Ids{'a', ' ', cat, '.'}));
   EXPECT_EQ(Encode(*tokenizer, "cats"), (Ids{'c', 'a', 't', 's'}));
-  EXPECT_EQ(Encode(*tokenizer, "\xC3\xA9" "cat"), (Ids{kEAcute, 'c', 'a', 't'}));
+  EXPECT_EQ(Encode(*tokenizer,
+                   "\xC3\xA9"
+                   "cat"),
+            (Ids{kEAcute, 'c', 'a', 't'}));
 }
 
 TEST(TokenizerTest, MatchesNormalizedTokensInNormalizedText) {
@@ -175,7 +177,8 @@ TEST(TokenizerTest, EncodesFromManyThreadsAtOnce) {
   ASSERT_NE(tokenizer, nullptr);
   std::vector<std::string> texts;
   for (int i = 0; i < 200; ++i) {
-    texts.push_back("the thing " + std::to_string(i * 7919) + " and sing" + std::string(i % 5, 'a'));
+    texts.push_back("the thing " + std::to_string(i * 7919) + " and sing" +
+                    std::string(i % 5, 'a'));
   }
   std::vector<Ids> expected;
   for (const auto& text : texts) expected.push_back(Encode(*tokenizer, text));

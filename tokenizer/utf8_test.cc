@@ -29,8 +29,8 @@ TEST(Utf8Test, ValidatesWellFormedText) {
 }
 
 TEST(Utf8Test, ReplacesEachMaximalSubpartOnce) {
-  EXPECT_EQ(Lossy("a\xF0\x9F\x98"), std::string("a") + kFffd);     // truncated 4-byte: one
-  EXPECT_EQ(Lossy("\xE0\x80"), std::string(kFffd) + kFffd);       // E0 80: two
+  EXPECT_EQ(Lossy("a\xF0\x9F\x98"), std::string("a") + kFffd);  // truncated 4-byte: one
+  EXPECT_EQ(Lossy("\xE0\x80"), std::string(kFffd) + kFffd);     // E0 80: two
   EXPECT_EQ(Lossy("\xED\xA0\x80"), std::string(kFffd) + kFffd + kFffd);
   EXPECT_EQ(Lossy("\xF0\x9F\x98x"), std::string(kFffd) + "x");
   EXPECT_EQ(Lossy("\xC3\xA9\xFF\xC3\xA9"), std::string("\xC3\xA9") + kFffd + "\xC3\xA9");

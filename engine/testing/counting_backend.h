@@ -41,9 +41,9 @@ class CountingBackend final : public Backend {
   absl::StatusOr<std::unique_ptr<DeviceBuffer>> Allocate(size_t bytes) override {
     const int64_t size = static_cast<int64_t>(bytes);
     if (size > limit_bytes_ - allocated_bytes_) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "cannot allocate ", size, " bytes: ", allocated_bytes_.load(), " of ", limit_bytes_,
-          " taken"));
+      return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", size,
+                                                       " bytes: ", allocated_bytes_.load(), " of ",
+                                                       limit_bytes_, " taken"));
     }
     ++num_allocations_;
     allocated_bytes_ += size;
@@ -81,8 +81,8 @@ class CountingBackend final : public Backend {
               int64_t n, LinearEpilogue epilogue, float* out) override {
     inner_->Linear(in, rows, k, weight, bias, n, epilogue, out);
   }
-  void Rotary(float* x, int64_t rows, int64_t num_heads, int64_t head_dim,
-              const int32_t* positions, const RotaryView& rotary) override {
+  void Rotary(float* x, int64_t rows, int64_t num_heads, int64_t head_dim, const int32_t* positions,
+              const RotaryView& rotary) override {
     inner_->Rotary(x, rows, num_heads, head_dim, positions, rotary);
   }
   void ArgmaxRows(const float* in, int64_t rows, int64_t cols, int32_t* out) override {

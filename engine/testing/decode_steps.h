@@ -19,11 +19,17 @@ inline constexpr int64_t kDecodeBlockSize = 4, kDecodeNumBlocks = 64, kDecodeMax
 inline constexpr int64_t kDecodeTableWidth = 8;
 
 inline ModelConfig DecodeStepsConfig() {
-  auto config = ModelConfig::FromJson(
-      {{"hidden_size", 64}, {"num_attention_heads", 4}, {"num_hidden_layers", 3},
-       {"intermediate_size", 96}, {"vocab_size", 97}, {"max_position_embeddings", 64},
-       {"rotary_pct", 0.5}, {"num_key_value_heads", 1}, {"num_key_value_layers", 2},
-       {"kv_sharing_rope", "unrotated"}, {"eos_token_id", 0}});
+  auto config = ModelConfig::FromJson({{"hidden_size", 64},
+                                       {"num_attention_heads", 4},
+                                       {"num_hidden_layers", 3},
+                                       {"intermediate_size", 96},
+                                       {"vocab_size", 97},
+                                       {"max_position_embeddings", 64},
+                                       {"rotary_pct", 0.5},
+                                       {"num_key_value_heads", 1},
+                                       {"num_key_value_layers", 2},
+                                       {"kv_sharing_rope", "unrotated"},
+                                       {"eos_token_id", 0}});
   EXPECT_TRUE(config.ok()) << config.status();
   return *config;
 }
@@ -44,8 +50,7 @@ inline ModelAndCache MakeModelAndCache(Backend* backend, bool graphs) {
   if (graphs) {
     EXPECT_TRUE((*model)->EnableDecodeGraphs().ok());
   }
-  auto cache =
-      KvCache::Create(config, {kDecodeBlockSize, kDecodeNumBlocks, DType::kF32}, backend);
+  auto cache = KvCache::Create(config, {kDecodeBlockSize, kDecodeNumBlocks, DType::kF32}, backend);
   EXPECT_TRUE(cache.ok()) << cache.status();
   return {std::move(*model), std::move(*cache)};
 }

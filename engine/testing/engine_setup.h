@@ -17,12 +17,17 @@
 namespace mlkv::testing {
 
 inline ModelConfig SmallConfig(int kv_heads, int kv_layers, const char* sharing_rope) {
-  auto config = ModelConfig::FromJson({{"hidden_size", 64},       {"num_attention_heads", 4},
-                                       {"num_hidden_layers", 5},  {"intermediate_size", 96},
-                                       {"vocab_size", 97},        {"max_position_embeddings", 256},
-                                       {"rotary_pct", 0.5},       {"num_key_value_heads", kv_heads},
+  auto config = ModelConfig::FromJson({{"hidden_size", 64},
+                                       {"num_attention_heads", 4},
+                                       {"num_hidden_layers", 5},
+                                       {"intermediate_size", 96},
+                                       {"vocab_size", 97},
+                                       {"max_position_embeddings", 256},
+                                       {"rotary_pct", 0.5},
+                                       {"num_key_value_heads", kv_heads},
                                        {"num_key_value_layers", kv_layers},
-                                       {"kv_sharing_rope", sharing_rope}, {"eos_token_id", 0}});
+                                       {"kv_sharing_rope", sharing_rope},
+                                       {"eos_token_id", 0}});
   EXPECT_TRUE(config.ok()) << config.status();
   return *config;
 }

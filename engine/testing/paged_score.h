@@ -22,14 +22,15 @@ namespace mlkv::testing {
 
 struct Layout {
   int64_t block_size;
-  int64_t chunk;     // tokens per step
-  bool shuffle;      // blocks scattered over a larger pool, in random order
+  int64_t chunk;  // tokens per step
+  bool shuffle;   // blocks scattered over a larger pool, in random order
   DType kv_dtype = DType::kF32;
 };
 
 // log p(tokens[i + 1] | tokens[..i]) for every i, feeding the sequence `layout.chunk` tokens per
 // step through the paged cache.
-inline std::vector<float> Score(Model& model, const std::vector<int32_t>& tokens, const Layout& layout) {
+inline std::vector<float> Score(Model& model, const std::vector<int32_t>& tokens,
+                                const Layout& layout) {
   const int64_t n = static_cast<int64_t>(tokens.size()), bs = layout.block_size;
   const int64_t blocks = (n + bs - 1) / bs, pool = layout.shuffle ? 3 * blocks + 5 : blocks;
   auto cache = KvCache::Create(model.config(), {bs, pool, layout.kv_dtype}, &model.backend());

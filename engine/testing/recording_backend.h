@@ -68,8 +68,8 @@ class RecordingBackend final : public Backend {
               int64_t n, LinearEpilogue epilogue, float* out) override {
     Issue([=, this] { inner_->Linear(in, rows, k, weight, bias, n, epilogue, out); });
   }
-  void Rotary(float* x, int64_t rows, int64_t num_heads, int64_t head_dim,
-              const int32_t* positions, const RotaryView& rotary) override {
+  void Rotary(float* x, int64_t rows, int64_t num_heads, int64_t head_dim, const int32_t* positions,
+              const RotaryView& rotary) override {
     Issue([=, this] { inner_->Rotary(x, rows, num_heads, head_dim, positions, rotary); });
   }
   void ArgmaxRows(const float* in, int64_t rows, int64_t cols, int32_t* out) override {

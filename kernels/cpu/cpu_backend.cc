@@ -54,8 +54,8 @@ class CpuBackend final : public Backend {
               int64_t n, LinearEpilogue epilogue, float* out) override {
     cpu::Linear(in, rows, k, weight, bias, n, epilogue, out);
   }
-  void Rotary(float* x, int64_t rows, int64_t num_heads, int64_t head_dim,
-              const int32_t* positions, const RotaryView& rotary) override {
+  void Rotary(float* x, int64_t rows, int64_t num_heads, int64_t head_dim, const int32_t* positions,
+              const RotaryView& rotary) override {
     cpu::Rotary(x, rows, num_heads, head_dim, positions, rotary);
   }
   void ArgmaxRows(const float* in, int64_t rows, int64_t cols, int32_t* out) override {

@@ -1,10 +1,11 @@
 // What the CPU backend promises beyond its kernels' arithmetic (cpu_kernels_test.cc): padding
 // rows of a cache write write nothing, and it has no graphs, so callers of graph capture fall
 // back to running their ops eagerly.
+#include "kernels/cpu/cpu_backend.h"
+
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "kernels/cpu/cpu_backend.h"
 #include "kernels/testing/negative_slots.h"
 
 namespace mlkv {

@@ -1,5 +1,6 @@
 // The CPU kernels against direct, unoptimised computations written here in double precision:
-// GEMM with its epilogues (GELU, residual add), layernorm, rotary, and paged attention over shuffled blocks in every cache dtype.
+// GEMM with its epilogues (GELU, residual add), layernorm, rotary, and paged attention over
+// shuffled blocks in every cache dtype.
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -28,10 +29,14 @@ double GeluTanhDirect(double v) {
 // What out[i] holds after a Linear whose product is p, where out held `prior` before.
 double EpilogueDirect(LinearEpilogue epilogue, double p, double prior) {
   switch (epilogue) {
-    case LinearEpilogue::kStore: return p;
-    case LinearEpilogue::kGeluExact: return GeluDirect(p);
-    case LinearEpilogue::kGeluTanh: return GeluTanhDirect(p);
-    case LinearEpilogue::kAccumulate: return prior + p;
+    case LinearEpilogue::kStore:
+      return p;
+    case LinearEpilogue::kGeluExact:
+      return GeluDirect(p);
+    case LinearEpilogue::kGeluTanh:
+      return GeluTanhDirect(p);
+    case LinearEpilogue::kAccumulate:
+      return prior + p;
   }
   return std::nan("");
 }
@@ -54,15 +59,15 @@ TEST(CpuKernelsTest, LinearMatchesDirectSum) {
         const std::vector<float> prior =
             accumulate ? RandomVector(rows * n, rng) : std::vector<float>(rows * n, std::nanf(""));
         std::vector<float> out = prior;
-        backend->Linear(in.data(), rows, k, w.data(), with_bias ? b.data() : nullptr, n,
-                        epilogue, out.data());
+        backend->Linear(in.data(), rows, k, w.data(), with_bias ? b.data() : nullptr, n, epilogue,
+                        out.data());
         for (int64_t r = 0; r < rows; ++r) {
           for (int64_t j = 0; j < n; ++j) {
             double p = with_bias ? b[j] : 0.0;
             for (int64_t i = 0; i < k; ++i) p += double(in[r * k + i]) * w[j * k + i];
             ASSERT_NEAR(out[r * n + j], EpilogueDirect(epilogue, p, prior[r * n + j]), 1e-4)
-                << static_cast<int>(epilogue) << " bias " << with_bias << " rows " << rows
-                << " " << r << " " << j;
+                << static_cast<int>(epilogue) << " bias " << with_bias << " rows " << rows << " "
+                << r << " " << j;
           }
         }
       }
@@ -126,8 +131,8 @@ TEST(CpuKernelsTest, EmbeddingWidensNarrowTables) {
   const auto table = RandomVector(vocab * cols, rng);
   for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
     const std::vector<uint16_t> stored = NarrowBits(table, dtype);
-    const WeightView view = dtype == DType::kF32 ? WeightView(table.data())
-                                                 : WeightView(stored.data(), dtype);
+    const WeightView view =
+        dtype == DType::kF32 ? WeightView(table.data()) : WeightView(stored.data(), dtype);
     std::vector<float> out(ids.size() * cols);
     backend->Embedding(view, cols, ids.data(), static_cast<int64_t>(ids.size()), out.data());
     for (size_t t = 0; t < ids.size(); ++t) {
@@ -144,12 +149,12 @@ TEST(CpuKernelsTest, ArgmaxRowsTakesLowestIndexOfLargestAndSkipsNan) {
   auto backend = CreateCpuBackend();
   const float nan = std::nanf(""), inf = std::numeric_limits<float>::infinity();
   const std::vector<std::vector<float>> rows = {
-      {1.0f, 3.0f, 2.0f, 3.0f},    // tie: the lower index
-      {nan, -5.0f, nan, -4.0f},    // NaN is never the answer
-      {nan, nan, nan, nan},        // all NaN: the last index
-      {-inf, -inf, -inf, -inf},    // all -inf: the first
-      {-inf, inf, 0.0f, inf},      // +inf wins, lowest index
-      {2.0f, 1.0f, 1.0f, 1.0f},    // the first column
+      {1.0f, 3.0f, 2.0f, 3.0f},  // tie: the lower index
+      {nan, -5.0f, nan, -4.0f},  // NaN is never the answer
+      {nan, nan, nan, nan},      // all NaN: the last index
+      {-inf, -inf, -inf, -inf},  // all -inf: the first
+      {-inf, inf, 0.0f, inf},    // +inf wins, lowest index
+      {2.0f, 1.0f, 1.0f, 1.0f},  // the first column
   };
   const std::vector<int32_t> want = {1, 3, 3, 0, 1, 0};
   std::vector<float> flat;
@@ -176,7 +181,8 @@ TEST(CpuKernelsTest, LayerNorm) {
     for (int64_t c = 0; c < cols; ++c) mean += in[r * cols + c] / double(cols);
     for (int64_t c = 0; c < cols; ++c) var += std::pow(in[r * cols + c] - mean, 2) / double(cols);
     for (int64_t c = 0; c < cols; ++c) {
-      const double expected = (in[r * cols + c] - mean) / std::sqrt(var + 1e-5) * gamma[c] + beta[c];
+      const double expected =
+          (in[r * cols + c] - mean) / std::sqrt(var + 1e-5) * gamma[c] + beta[c];
       ASSERT_NEAR(out[r * cols + c], expected, 1e-5);
     }
   }
@@ -228,8 +234,8 @@ TEST_P(PagedAttentionTest, MatchesDenseCausalAttention) {
   const size_t cache_elems = num_blocks * c.block_size * kv_elems;
   auto k_cache = *backend->Allocate(cache_elems * DTypeBytes(c.dtype));
   auto v_cache = *backend->Allocate(cache_elems * DTypeBytes(c.dtype));
-  KvCacheView cache{k_cache->data(), v_cache->data(), c.dtype, num_blocks, c.block_size,
-                    c.num_kv_heads, d};
+  KvCacheView cache{k_cache->data(), v_cache->data(), c.dtype, num_blocks,
+                    c.block_size,    c.num_kv_heads,  d};
   {
     std::vector<float> nan_rows(num_blocks * c.block_size * kv_elems, std::nanf(""));
     std::vector<int64_t> all_slots(num_blocks * c.block_size);
@@ -258,8 +264,8 @@ TEST_P(PagedAttentionTest, MatchesDenseCausalAttention) {
   std::vector<float> out(rows * q_elems);
   auto cos_sin = CosSinTable(max_pos, rotary_dims, 10000.0);
   RotaryView rotary{rotary_dims, max_pos, cos_sin.data()};
-  StepBatchView batch{rows, positions.data(), nullptr, 2, query_start.data(), context.data(),
-                      block_tables.data(), max_blocks};
+  StepBatchView batch{rows,           positions.data(),    nullptr,   2, query_start.data(),
+                      context.data(), block_tables.data(), max_blocks};
   AttentionParams params{c.num_heads, 1.0f / std::sqrt(float(d)), c.rotate_keys_on_read};
   backend->PagedAttention(q.data(), batch, cache, rotary, params, out.data());
 
@@ -289,22 +295,19 @@ TEST_P(PagedAttentionTest, MatchesDenseCausalAttention) {
 
 INSTANTIATE_TEST_SUITE_P(
     GroupSizesBlockSizesDtypes, PagedAttentionTest,
-    ::testing::Values(AttentionCase{4, 4, 16, DType::kF32, false},
-                      AttentionCase{4, 4, 1, DType::kF32, true},
-                      AttentionCase{12, 1, 16, DType::kF32, false},
-                      AttentionCase{12, 3, 5, DType::kBF16, true},
-                      AttentionCase{8, 2, 32, DType::kBF16, false},
-                      AttentionCase{16, 16, 15, DType::kF32, true},
-                      AttentionCase{16, 1, 17, DType::kBF16, true},
-                      AttentionCase{12, 1, 16, DType::kF16, true},
-                      AttentionCase{8, 2, 5, DType::kF16, false},
-                      AttentionCase{12, 12, 16, DType::kF32, false, 64},
-                      AttentionCase{12, 1, 16, DType::kBF16, true, 64},
-                      AttentionCase{8, 2, 32, DType::kF32, true, 128},
-                      AttentionCase{4, 4, 7, DType::kF32, false, 64},
-                      // groups of 6: a tile of four heads and two more one by one
-                      AttentionCase{12, 2, 16, DType::kF32, true, 64},
-                      AttentionCase{6, 3, 16, DType::kF32, false, 17}));
+    ::testing::Values(
+        AttentionCase{4, 4, 16, DType::kF32, false}, AttentionCase{4, 4, 1, DType::kF32, true},
+        AttentionCase{12, 1, 16, DType::kF32, false}, AttentionCase{12, 3, 5, DType::kBF16, true},
+        AttentionCase{8, 2, 32, DType::kBF16, false}, AttentionCase{16, 16, 15, DType::kF32, true},
+        AttentionCase{16, 1, 17, DType::kBF16, true}, AttentionCase{12, 1, 16, DType::kF16, true},
+        AttentionCase{8, 2, 5, DType::kF16, false},
+        AttentionCase{12, 12, 16, DType::kF32, false, 64},
+        AttentionCase{12, 1, 16, DType::kBF16, true, 64},
+        AttentionCase{8, 2, 32, DType::kF32, true, 128},
+        AttentionCase{4, 4, 7, DType::kF32, false, 64},
+        // groups of 6: a tile of four heads and two more one by one
+        AttentionCase{12, 2, 16, DType::kF32, true, 64},
+        AttentionCase{6, 3, 16, DType::kF32, false, 17}));
 
 // Rows of a prompt chunk are attended together, but causally: the last token's non-finite value
 // (an f16 cache's overflow, say) must not reach the rows before it, which do not attend to it.
@@ -325,10 +328,10 @@ TEST(CpuKernelsTest, PromptChunkRowsNeverReadLaterTokens) {
   backend->WriteKvCache(k.data(), v.data(), {rows, nullptr, slots.data()}, cache);
   const auto q = RandomVector(rows * d, rng);
   std::vector<float> out(rows * d);
-  const StepBatchView batch{rows, positions.data(), nullptr, 1, query_start.data(),
-                            context.data(), table.data(), 1};
-  backend->PagedAttention(q.data(), batch, cache, RotaryView{},
-                          AttentionParams{1, 0.125f, false}, out.data());
+  const StepBatchView batch{rows,           positions.data(), nullptr, 1, query_start.data(),
+                            context.data(), table.data(),     1};
+  backend->PagedAttention(q.data(), batch, cache, RotaryView{}, AttentionParams{1, 0.125f, false},
+                          out.data());
   for (int64_t r = 0; r + 1 < rows; ++r) {
     for (int64_t i = 0; i < d; ++i) {
       ASSERT_TRUE(std::isfinite(out[r * d + i])) << "row " << r << " dim " << i;

@@ -18,8 +18,8 @@ void Embedding(const WeightView& table, int64_t cols, const int32_t* ids, int64_
   const int64_t element_bytes = DTypeBytes(table.dtype);
 #pragma omp parallel for if (rows * cols > kParallelThreshold)
   for (int64_t r = 0; r < rows; ++r) {
-    const char* row = static_cast<const char*>(table.data) +
-                      static_cast<int64_t>(ids[r]) * cols * element_bytes;
+    const char* row =
+        static_cast<const char*>(table.data) + static_cast<int64_t>(ids[r]) * cols * element_bytes;
     WidenToFloat(row, table.dtype, cols, out + r * cols);
   }
 }
@@ -27,8 +27,7 @@ void Embedding(const WeightView& table, int64_t cols, const int32_t* ids, int64_
 void GatherRows(const float* in, int64_t cols, const int32_t* indices, int64_t rows, float* out) {
 #pragma omp parallel for if (rows * cols > kParallelThreshold)
   for (int64_t r = 0; r < rows; ++r) {
-    std::memcpy(out + r * cols, in + static_cast<int64_t>(indices[r]) * cols,
-                sizeof(float) * cols);
+    std::memcpy(out + r * cols, in + static_cast<int64_t>(indices[r]) * cols, sizeof(float) * cols);
   }
 }
 

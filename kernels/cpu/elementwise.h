@@ -9,8 +9,7 @@
 
 namespace mlkv::cpu {
 
-void Embedding(const WeightView& table, int64_t cols, const int32_t* ids, int64_t rows,
-               float* out);
+void Embedding(const WeightView& table, int64_t cols, const int32_t* ids, int64_t rows, float* out);
 void GatherRows(const float* in, int64_t cols, const int32_t* indices, int64_t rows, float* out);
 void LayerNorm(const float* in, const float* gamma, const float* beta, float eps, int64_t rows,
                int64_t cols, float* out);

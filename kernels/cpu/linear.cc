@@ -19,13 +19,13 @@ void Float32Product(const float* in, int64_t rows, int64_t k, const float* weigh
   if (rows == 1) {
     // A single row is a matrix-vector product; GEMV streams the weights once, which is what
     // bounds batch-1 decode.
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), static_cast<int>(k), 1.0f,
-                weight, static_cast<int>(k), in, 1, beta, out, 1);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), static_cast<int>(k), 1.0f, weight,
+                static_cast<int>(k), in, 1, beta, out, 1);
     return;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
-              static_cast<int>(n), static_cast<int>(k), 1.0f, in, static_cast<int>(k), weight,
-              static_cast<int>(k), beta, out, static_cast<int>(ldc));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(n),
+              static_cast<int>(k), 1.0f, in, static_cast<int>(k), weight, static_cast<int>(k), beta,
+              out, static_cast<int>(ldc));
 }
 
 // The BLAS has no f16/bf16 x float32 product, so the weights are widened a panel of rows at a

@@ -33,9 +33,15 @@ int64_t BlockOffset(const KvCacheView& cache, int64_t block, int64_t kv_head) {
 
 void StoreElement(const KvCacheView& cache, void* pool, int64_t offset, float value) {
   switch (cache.dtype) {
-    case DType::kF32: static_cast<float*>(pool)[offset] = value; return;
-    case DType::kF16: static_cast<uint16_t*>(pool)[offset] = FloatToF16(value); return;
-    case DType::kBF16: static_cast<uint16_t*>(pool)[offset] = FloatToBf16(value); return;
+    case DType::kF32:
+      static_cast<float*>(pool)[offset] = value;
+      return;
+    case DType::kF16:
+      static_cast<uint16_t*>(pool)[offset] = FloatToF16(value);
+      return;
+    case DType::kBF16:
+      static_cast<uint16_t*>(pool)[offset] = FloatToBf16(value);
+      return;
   }
 }
 
@@ -92,8 +98,8 @@ void ScoreBlockFixed(const float* q, const float* keys, int64_t n, int64_t d, fl
 }
 
 // The same for any block size (used for block sizes other than 16 and 32).
-void ScoreBlockAnyWidth(const float* q, const float* keys, int64_t block_size, int64_t n,
-                        int64_t d, float scale, float* scores) {
+void ScoreBlockAnyWidth(const float* q, const float* keys, int64_t block_size, int64_t n, int64_t d,
+                        float scale, float* scores) {
   for (int64_t t = 0; t < n; ++t) {
     float sum = 0.0f;
     for (int64_t i = 0; i < d; ++i) sum += q[i] * keys[i * block_size + t];
@@ -104,9 +110,12 @@ void ScoreBlockAnyWidth(const float* q, const float* keys, int64_t block_size, i
 void ScoreBlock(const float* q, const float* keys, int64_t block_size, int64_t n, int64_t d,
                 float scale, float* scores) {
   switch (block_size) {
-    case 16: return ScoreBlockFixed<16>(q, keys, n, d, scale, scores);
-    case 32: return ScoreBlockFixed<32>(q, keys, n, d, scale, scores);
-    default: return ScoreBlockAnyWidth(q, keys, block_size, n, d, scale, scores);
+    case 16:
+      return ScoreBlockFixed<16>(q, keys, n, d, scale, scores);
+    case 32:
+      return ScoreBlockFixed<32>(q, keys, n, d, scale, scores);
+    default:
+      return ScoreBlockAnyWidth(q, keys, block_size, n, d, scale, scores);
   }
 }
 
@@ -127,8 +136,10 @@ void AccumulateBlockFixed(const float* p, const float* values, int64_t n, float*
 
 void AccumulateBlock(const float* p, const float* values, int64_t n, int64_t d, float* acc) {
   switch (d) {
-    case 64: return AccumulateBlockFixed<64>(p, values, n, acc);
-    case 128: return AccumulateBlockFixed<128>(p, values, n, acc);
+    case 64:
+      return AccumulateBlockFixed<64>(p, values, n, acc);
+    case 128:
+      return AccumulateBlockFixed<128>(p, values, n, acc);
     default:
       for (int64_t t = 0; t < n; ++t) {
 #pragma omp simd
@@ -212,8 +223,8 @@ void AccumulateQueryTileFixed(const float* p, int64_t p_stride, const float* val
 // One block's values weighted by `count` query vectors' probabilities (vector v's at
 // p + v * p_stride) onto their accumulators (rows of acc): kQueryTile vectors at a time for the
 // head dims the tile is built for, the rest one by one.
-void AccumulateQueries(const float* p, int64_t p_stride, const float* values, int64_t n,
-                       int64_t d, int64_t count, float* acc) {
+void AccumulateQueries(const float* p, int64_t p_stride, const float* values, int64_t n, int64_t d,
+                       int64_t count, float* acc) {
   int64_t v = 0;
   for (; v + kQueryTile <= count && (d == 64 || d == 128); v += kQueryTile) {
     if (d == 64) {
@@ -286,21 +297,20 @@ void AttendItem(const float* q, const AttentionItem& item, int64_t group, int64_
   s.scores.resize(count * context);
   s.block.resize(bs * d);
   s.acc.assign(count * d, 0.0f);
-  ForEachCachedBlock(cache, item.block_table, context, [&](int64_t first, int64_t n,
-                                                          int64_t block) {
-    for (int64_t j = 0; j < item.kv_count; ++j) {
-      const float* keys = BlockAsFloat(cache, cache.k_cache,
-                                       BlockOffset(cache, block, item.kv_begin + j),
-                                       s.block.data());
-      if (params.rotate_keys_on_read) {
-        if (keys != s.block.data()) std::memcpy(s.block.data(), keys, sizeof(float) * bs * d);
-        RotateKeyColumns(s.block.data(), bs, first, n, rotary);
-        keys = s.block.data();
-      }
-      ScoreQueries(s.q.data() + j * per_kv * d, keys, bs, n, d, per_kv, params.scale,
-                   s.scores.data() + j * per_kv * context + first, context);
-    }
-  });
+  ForEachCachedBlock(
+      cache, item.block_table, context, [&](int64_t first, int64_t n, int64_t block) {
+        for (int64_t j = 0; j < item.kv_count; ++j) {
+          const float* keys = BlockAsFloat(
+              cache, cache.k_cache, BlockOffset(cache, block, item.kv_begin + j), s.block.data());
+          if (params.rotate_keys_on_read) {
+            if (keys != s.block.data()) std::memcpy(s.block.data(), keys, sizeof(float) * bs * d);
+            RotateKeyColumns(s.block.data(), bs, first, n, rotary);
+            keys = s.block.data();
+          }
+          ScoreQueries(s.q.data() + j * per_kv * d, keys, bs, n, d, per_kv, params.scale,
+                       s.scores.data() + j * per_kv * context + first, context);
+        }
+      });
   // Softmax in float32 with the maximum subtracted (every term is in (0, 1], so a float sum loses
   // at most a few ulps even over long contexts), over each row's own tokens.
   for (int64_t j = 0; j < item.kv_count; ++j) {
@@ -321,25 +331,24 @@ void AttendItem(const float* q, const AttentionItem& item, int64_t group, int64_
       }
     }
   }
-  ForEachCachedBlock(cache, item.block_table, context, [&](int64_t first, int64_t n,
-                                                          int64_t block) {
-    for (int64_t j = 0; j < item.kv_count; ++j) {
-      const float* values = BlockAsFloat(cache, cache.v_cache,
-                                         BlockOffset(cache, block, item.kv_begin + j),
-                                         s.block.data());
-      if (first + n <= shortest) {  // a block every row attends to in full: all rows together
-        AccumulateQueries(s.scores.data() + j * per_kv * context + first, context, values, n, d,
-                          per_kv, s.acc.data() + j * per_kv * d);
-        continue;
-      }
-      for (int64_t r = 0; r < item.num_rows; ++r) {
-        const int64_t own_n = std::clamp<int64_t>(own_context(r) - first, 0, n);
-        if (own_n == 0) continue;
-        AccumulateQueries(s.scores.data() + vector_of(j, r) * context + first, context, values,
-                          own_n, d, group, s.acc.data() + vector_of(j, r) * d);
-      }
-    }
-  });
+  ForEachCachedBlock(
+      cache, item.block_table, context, [&](int64_t first, int64_t n, int64_t block) {
+        for (int64_t j = 0; j < item.kv_count; ++j) {
+          const float* values = BlockAsFloat(
+              cache, cache.v_cache, BlockOffset(cache, block, item.kv_begin + j), s.block.data());
+          if (first + n <= shortest) {  // a block every row attends to in full: all rows together
+            AccumulateQueries(s.scores.data() + j * per_kv * context + first, context, values, n, d,
+                              per_kv, s.acc.data() + j * per_kv * d);
+            continue;
+          }
+          for (int64_t r = 0; r < item.num_rows; ++r) {
+            const int64_t own_n = std::clamp<int64_t>(own_context(r) - first, 0, n);
+            if (own_n == 0) continue;
+            AccumulateQueries(s.scores.data() + vector_of(j, r) * context + first, context, values,
+                              own_n, d, group, s.acc.data() + vector_of(j, r) * d);
+          }
+        }
+      });
   for (int64_t j = 0; j < item.kv_count; ++j) {
     for (int64_t r = 0; r < item.num_rows; ++r) {
       std::memcpy(out + (item.first_row + r) * row_elems + (item.kv_begin + j) * group * d,
@@ -389,8 +398,8 @@ void PagedAttention(const float* q, const StepBatchView& batch, const KvCacheVie
   // (decode at batch 1).
   const int64_t num_tiles = static_cast<int64_t>(tiles.size());
   const int64_t threads = omp_get_max_threads();
-  const int64_t heads_per_item = std::clamp<int64_t>(
-      num_tiles * cache.num_kv_heads / (4 * threads), 1, cache.num_kv_heads);
+  const int64_t heads_per_item =
+      std::clamp<int64_t>(num_tiles * cache.num_kv_heads / (4 * threads), 1, cache.num_kv_heads);
   const int64_t chunks = (cache.num_kv_heads + heads_per_item - 1) / heads_per_item;
   const int64_t items = num_tiles * chunks;
 #pragma omp parallel

@@ -12,9 +12,9 @@ namespace mlkv::cpu {
 
 // One row's token, and how near the draw came to another: the smallest distance between the
 // target u x kept_total and a running sum of the index-order walk, relative to kept_total
-// (+infinity when nothing was drawn: temperature 0 or a non-finite maximum). An implementation that adds in
-// another order agrees on the token whenever the margin exceeds its rounding error, unless its
-// top-p cut moved too, which needs a prefix's mass within rounding of the threshold.
+// (+infinity when nothing was drawn: temperature 0 or a non-finite maximum). An implementation that
+// adds in another order agrees on the token whenever the margin exceeds its rounding error, unless
+// its top-p cut moved too, which needs a prefix's mass within rounding of the threshold.
 struct SampledToken {
   int32_t token;
   double margin;

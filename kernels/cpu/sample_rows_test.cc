@@ -136,8 +136,7 @@ const std::vector<double> kProbs = {0.07, 0.25, 0.03, 0.5, 0.15};
 TEST(CpuSampleRowsTest, TopKKeepsExactlyKLowerIndexFirstOnTies) {
   RowSampling params = Sampling(1.0f, 82);
   params.top_k = 3;
-  EXPECT_EQ(DrawnTokens(std::vector<float>(100, 0.5f), params, 3000),
-            (std::set<int32_t>{0, 1, 2}));
+  EXPECT_EQ(DrawnTokens(std::vector<float>(100, 0.5f), params, 3000), (std::set<int32_t>{0, 1, 2}));
   params.top_k = 1;  // -0 and +0 are equal logits: the lower index
   EXPECT_EQ(DrawnTokens({-1.0f, -0.0f, 0.0f}, params, 100), (std::set<int32_t>{1}));
   EXPECT_EQ(DrawnTokens({-1.0f, 0.0f, -0.0f}, params, 100), (std::set<int32_t>{1}));
@@ -232,8 +231,8 @@ TEST(CpuSampleRowsTest, DrawnTokensAreExactlyTheBruteForceKeptSet) {
     params.top_p = (rng() % 2 == 0) ? 1.0f : static_cast<float>(1 + rng() % 100) / 100.0f;
     params.min_p = (rng() % 2 == 0) ? 0.0f : static_cast<float>(rng() % 100) / 100.0f;
     EXPECT_EQ(DrawnTokens(logits, params, 3000), BruteForceKept(logits, params))
-        << "trial " << trial << ": top_k " << params.top_k << " top_p " << params.top_p
-        << " min_p " << params.min_p;
+        << "trial " << trial << ": top_k " << params.top_k << " top_p " << params.top_p << " min_p "
+        << params.min_p;
   }
 }
 

@@ -27,7 +27,7 @@ struct AttentionArgs {
   const float* cos_sin;
   int64_t rotary_dims;
   bool rotate_keys;
-  int64_t rows_per_block;  // AttentionPlan::rows_per_block
+  int64_t rows_per_block;                 // AttentionPlan::rows_per_block
   int64_t smem_stride, row_offsets_byte;  // SIMT: layout of the dynamic shared memory
   int64_t split_tokens, num_splits;
   // When num_splits > 1 each split writes its normalised partial output and, per (row, head), its
@@ -37,8 +37,7 @@ struct AttentionArgs {
 };
 
 // The sequence that owns `row`: the last s with query_start[s] <= row.
-__device__ inline int64_t SequenceOfRow(const int32_t* query_start, int64_t num_seqs,
-                                        int64_t row) {
+__device__ inline int64_t SequenceOfRow(const int32_t* query_start, int64_t num_seqs, int64_t row) {
   int64_t lo = 0, hi = num_seqs - 1;
   while (lo < hi) {
     const int64_t mid = (lo + hi + 1) / 2;

@@ -86,8 +86,8 @@ void LaunchPagedAttention(const float* q, const StepBatchView& batch, const KvCa
   args.num_splits = plan.num_splits;
   if (plan.num_splits > 1) {
     args.partial_out = static_cast<float*>(workspace);
-    args.partial_ml = args.partial_out + plan.num_splits * batch.num_tokens * params.num_heads *
-                                             cache.head_dim;
+    args.partial_ml =
+        args.partial_out + plan.num_splits * batch.num_tokens * params.num_heads * cache.head_dim;
   }
   if (plan.kernel == AttentionKernel::kTensorCore) {
     LaunchTensorCoreAttention(args, plan, cache.dtype, stream);

@@ -44,8 +44,7 @@ int64_t ChosenSplits(const AttentionShape& shape, int64_t rows_per_block, int64_
   const int64_t blocks =
       std::max<int64_t>(CeilDiv(shape.num_tokens, rows_per_block) * shape.num_kv_heads, 1);
   const int64_t to_fill = CeilDiv(std::max<int64_t>(num_sms, 1) * kTargetBlocksPerSm, blocks);
-  return std::clamp<int64_t>(std::min(to_fill, CeilDiv(context, kMinSplitTokens)), 1,
-                             kMaxSplits);
+  return std::clamp<int64_t>(std::min(to_fill, CeilDiv(context, kMinSplitTokens)), 1, kMaxSplits);
 }
 
 // The SIMT kernel's staging layout: float4 loads where rows allow, a bank-conflict-free row
@@ -85,24 +84,24 @@ int64_t SplitWorkspaceBytes(const AttentionShape& shape, int64_t num_splits) {
 absl::Status CheckAttentionShape(int64_t num_heads, int64_t num_kv_heads, int64_t head_dim) {
   if (num_heads <= 0 || num_kv_heads <= 0 || num_heads % num_kv_heads != 0) {
     return absl::InvalidArgumentError(absl::StrCat("CUDA attention: ", num_heads,
-                                                   " query heads do not divide into ",
-                                                   num_kv_heads, " KV heads"));
+                                                   " query heads do not divide into ", num_kv_heads,
+                                                   " KV heads"));
   }
   if (num_heads / num_kv_heads > kMaxGroupSize) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "CUDA attention: ", num_heads / num_kv_heads, " query heads per KV head; at most ",
-        kMaxGroupSize, " are supported"));
+    return absl::InvalidArgumentError(absl::StrCat("CUDA attention: ", num_heads / num_kv_heads,
+                                                   " query heads per KV head; at most ",
+                                                   kMaxGroupSize, " are supported"));
   }
   if (head_dim <= 0 || head_dim > kMaxHeadDim) {
-    return absl::InvalidArgumentError(absl::StrCat("CUDA attention: head_dim ", head_dim,
-                                                   " outside 1..", kMaxHeadDim));
+    return absl::InvalidArgumentError(
+        absl::StrCat("CUDA attention: head_dim ", head_dim, " outside 1..", kMaxHeadDim));
   }
   return absl::OkStatus();
 }
 
 bool TensorCoreAttentionServes(const AttentionShape& shape) {
-  return (shape.kv_dtype == DType::kF16 || shape.kv_dtype == DType::kBF16) &&
-         shape.pools_aligned && ServesTensorCoreHeadDim(shape.head_dim);
+  return (shape.kv_dtype == DType::kF16 || shape.kv_dtype == DType::kBF16) && shape.pools_aligned &&
+         ServesTensorCoreHeadDim(shape.head_dim);
 }
 
 AttentionPlan PlanAttention(const AttentionShape& shape, int64_t num_sms,
@@ -125,8 +124,8 @@ AttentionPlan PlanAttention(const AttentionShape& shape, int64_t num_sms,
   // Every run holds at least one row; a sequence's runs are at most its rows / rows_per_block + 1.
   plan.row_blocks = shape.num_tokens;
   if (plan.rows_per_block > 1 && shape.num_seqs > 0) {
-    plan.row_blocks = std::min(plan.row_blocks,
-                               shape.num_tokens / plan.rows_per_block + shape.num_seqs);
+    plan.row_blocks =
+        std::min(plan.row_blocks, shape.num_tokens / plan.rows_per_block + shape.num_seqs);
   }
 
   const int64_t tile = plan.tile_tokens;
@@ -155,15 +154,14 @@ int64_t MaxAttentionWorkspace(const AttentionShape& largest, int64_t num_sms,
   // chunks) bounds a decode step's plan too.
   const int64_t context = std::max<int64_t>(largest.max_context, 1);
   const AttentionKernel kernel = KernelFor(largest);
-  const int64_t rows_per_block =
-      MaxRowsPerBlock(kernel, largest.num_heads / largest.num_kv_heads);
+  const int64_t rows_per_block = MaxRowsPerBlock(kernel, largest.num_heads / largest.num_kv_heads);
   int64_t most = 0;
   AttentionShape shape = largest;
   for (shape.num_tokens = 1; shape.num_tokens <= largest.num_tokens; ++shape.num_tokens) {
     const int64_t splits =
         forced_split_tokens > 0
-            ? std::min<int64_t>(
-                  CeilDiv(context, RoundUp(forced_split_tokens, TileTokens(kernel))), kMaxSplits)
+            ? std::min<int64_t>(CeilDiv(context, RoundUp(forced_split_tokens, TileTokens(kernel))),
+                                kMaxSplits)
             : ChosenSplits(shape, rows_per_block, context, num_sms);
     most = std::max(most, SplitWorkspaceBytes(shape, splits));
   }

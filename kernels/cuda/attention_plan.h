@@ -48,11 +48,11 @@ inline constexpr int64_t kTensorCoreHeadDims[] = {64, 80, 96, 128};
 absl::Status CheckAttentionShape(int64_t num_heads, int64_t num_kv_heads, int64_t head_dim);
 
 struct AttentionShape {
-  int64_t num_tokens = 0;    // query rows of the step
+  int64_t num_tokens = 0;  // query rows of the step
   int64_t num_heads = 0;
   int64_t num_kv_heads = 0;
   int64_t head_dim = 0;
-  int64_t max_context = 0;   // an upper bound of any row's context (block table width x block size)
+  int64_t max_context = 0;  // an upper bound of any row's context (block table width x block size)
   DType kv_dtype = DType::kF32;
   bool pools_aligned = true;  // both pools start on a 16-byte boundary
   // Sequences of the step; equal to num_tokens when every row is a decode row. 0 (unknown) plans
@@ -75,7 +75,7 @@ inline constexpr int64_t TensorCoreSmemBytes(int64_t head_dim) {
 struct AttentionPlan {
   // The kernel that runs: the one asked for when it serves the shape, else kSimt.
   AttentionKernel kernel = AttentionKernel::kSimt;
-  int64_t group = 0;          // query heads per KV head
+  int64_t group = 0;  // query heads per KV head
   // Query rows of one sequence per thread block: 1 for the SIMT kernel and for the tensor-core
   // kernel's decode steps (its 4 warps then split each tile's tokens); kTensorCoreVectors / group
   // for its prompt chunks (each warp takes 16 of the rows' query vectors).
@@ -85,14 +85,14 @@ struct AttentionPlan {
   // rows_per_block) each): num_tokens / rows_per_block + num_seqs, or num_tokens if less.
   int64_t row_blocks = 0;
   int64_t tile_tokens = kAttentionTile;  // cached tokens per iteration; splits are multiples
-  bool vectorized = false;    // 16-byte loads of the cache (head_dim a multiple of the vector)
+  bool vectorized = false;  // 16-byte loads of the cache (head_dim a multiple of the vector)
   // SIMT: floats per staged token row in shared memory (bank-conflict free); tensor cores: 16-bit
   // elements (head_dim + 8).
   int64_t smem_stride = 0;
-  int64_t accumulators = 0;   // SIMT only: kSmallAccumulators or kMaxAccumulators
-  int64_t smem_bytes = 0;     // dynamic shared memory per thread block
-  int64_t num_splits = 1;     // > 1: partial results go to the workspace and a merge kernel
-  int64_t split_tokens = 0;   // context tokens per split, a multiple of tile_tokens
+  int64_t accumulators = 0;  // SIMT only: kSmallAccumulators or kMaxAccumulators
+  int64_t smem_bytes = 0;    // dynamic shared memory per thread block
+  int64_t num_splits = 1;    // > 1: partial results go to the workspace and a merge kernel
+  int64_t split_tokens = 0;  // context tokens per split, a multiple of tile_tokens
   int64_t workspace_bytes = 0;
 };
 

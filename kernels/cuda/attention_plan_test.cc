@@ -34,8 +34,8 @@ TEST(AttentionPlanTest, ServesGroupsUpTo16AndHeadDimsUpTo256) {
   for (int64_t group : {1, 2, 4, 8, 12, 16}) {
     EXPECT_TRUE(CheckAttentionShape(12 * group, 12, 64).ok()) << group;
   }
-  EXPECT_FALSE(CheckAttentionShape(32, 1, 64).ok());   // group 32
-  EXPECT_FALSE(CheckAttentionShape(12, 5, 64).ok());   // not a multiple
+  EXPECT_FALSE(CheckAttentionShape(32, 1, 64).ok());  // group 32
+  EXPECT_FALSE(CheckAttentionShape(12, 5, 64).ok());  // not a multiple
   EXPECT_FALSE(CheckAttentionShape(12, 0, 64).ok());
   EXPECT_FALSE(CheckAttentionShape(12, 12, 257).ok());
   EXPECT_FALSE(CheckAttentionShape(12, 12, 0).ok());
@@ -100,10 +100,9 @@ TEST(AttentionPlanTest, MaxWorkspaceBoundsEverySmallerStep) {
     int64_t heads, kv_heads, d, tokens, context, sms, forced;
   };
   for (const AttentionKernel kernel : {AttentionKernel::kSimt, AttentionKernel::kTensorCore}) {
-    for (const Case& c :
-         {Case{12, 12, 64, 40, 2048, 132, 0}, Case{12, 1, 64, 300, 2048, 132, 0},
-          Case{16, 2, 128, 8, 20000, 108, 0}, Case{12, 1, 64, 5, 3000, 132, 100},
-          Case{8, 8, 256, 3, 700, 16, 32}, Case{4, 1, 64, 1, 1, 132, 0}}) {
+    for (const Case& c : {Case{12, 12, 64, 40, 2048, 132, 0}, Case{12, 1, 64, 300, 2048, 132, 0},
+                          Case{16, 2, 128, 8, 20000, 108, 0}, Case{12, 1, 64, 5, 3000, 132, 100},
+                          Case{8, 8, 256, 3, 700, 16, 32}, Case{4, 1, 64, 1, 1, 132, 0}}) {
       // bf16, so that the tensor-core kernel serves every head dim it lists.
       auto shape_of = [&](int64_t tokens, int64_t context, int64_t seqs) {
         AttentionShape shape = Shape(tokens, c.heads, c.kv_heads, c.d, context, DType::kBF16);
@@ -111,16 +110,16 @@ TEST(AttentionPlanTest, MaxWorkspaceBoundsEverySmallerStep) {
         shape.num_seqs = seqs;
         return shape;
       };
-      const int64_t bound = MaxAttentionWorkspace(shape_of(c.tokens, c.context, 0), c.sms,
-                                                  c.forced);
+      const int64_t bound =
+          MaxAttentionWorkspace(shape_of(c.tokens, c.context, 0), c.sms, c.forced);
       int64_t most = 0;
       for (int64_t tokens = 1; tokens <= c.tokens; ++tokens) {
         for (int64_t context = 1; context <= c.context; context += 1 + context / 64) {
           for (int64_t seqs : {int64_t{1}, tokens}) {  // one prompt chunk; a decode step
             const int64_t bytes =
                 PlanAttention(shape_of(tokens, context, seqs), c.sms, c.forced).workspace_bytes;
-            ASSERT_LE(bytes, bound) << tokens << " rows, context " << context << ", " << seqs
-                                    << " sequences";
+            ASSERT_LE(bytes, bound)
+                << tokens << " rows, context " << context << ", " << seqs << " sequences";
             most = std::max(most, bytes);
           }
         }
@@ -175,9 +174,9 @@ TEST(AttentionPlanTest, TensorCoreBlocksTakeWholeRowGroups) {
     const AttentionShape decode = TensorCore(Shape(40, 2 * group, 2, 64, 512, DType::kF16), 40);
     EXPECT_EQ(PlanAttention(decode, 132, 0).rows_per_block, 1) << group;
   }
-  EXPECT_EQ(PlanAttention(TensorCore(Shape(40, 12, 1, 64, 512, DType::kF16), 0), 132, 0)
-                .rows_per_block,
-            5);  // sequences unknown: planned as prompt chunks
+  EXPECT_EQ(
+      PlanAttention(TensorCore(Shape(40, 12, 1, 64, 512, DType::kF16), 0), 132, 0).rows_per_block,
+      5);  // sequences unknown: planned as prompt chunks
 }
 
 // The grid's first dimension covers every run of rows whatever the step's split into sequences
@@ -205,19 +204,18 @@ TEST(AttentionPlanTest, RowBlocksCoverEveryRunOfRows) {
     }
   }
   // Decode steps: a block per row.
-  EXPECT_EQ(PlanAttention(TensorCore(Shape(40, 12, 1, 64, 512, DType::kF16), 40), 132, 0)
-                .row_blocks,
-            40);
+  EXPECT_EQ(
+      PlanAttention(TensorCore(Shape(40, 12, 1, 64, 512, DType::kF16), 40), 132, 0).row_blocks, 40);
   // One prompt chunk of 512 rows, groups of 12: 103 runs of 5 rows, not 512 blocks.
-  EXPECT_EQ(PlanAttention(TensorCore(Shape(512, 12, 1, 64, 512, DType::kF16), 1), 132, 0)
-                .row_blocks,
-            512 / 5 + 1);
+  EXPECT_EQ(
+      PlanAttention(TensorCore(Shape(512, 12, 1, 64, 512, DType::kF16), 1), 132, 0).row_blocks,
+      512 / 5 + 1);
 }
 
 TEST(AttentionPlanTest, TensorCoreSharedMemoryFitsAnSm80Block) {
   for (int64_t d : kTensorCoreHeadDims) {
-    const AttentionPlan p = PlanAttention(TensorCore(Shape(1, 12, 1, d, 16, DType::kF16), 1),
-                                          132, 0);
+    const AttentionPlan p =
+        PlanAttention(TensorCore(Shape(1, 12, 1, d, 16, DType::kF16), 1), 132, 0);
     EXPECT_EQ(p.smem_bytes, TensorCoreSmemBytes(d));
     EXPECT_EQ(p.smem_stride, d + 8);
     EXPECT_LE(p.smem_bytes, 163 * 1024) << d;

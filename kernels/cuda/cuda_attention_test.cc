@@ -47,8 +47,8 @@ struct AttentionCase {
 constexpr int64_t kNoSplit = int64_t{1} << 20;  // a split longer than any context here
 
 std::string Describe(const AttentionCase& c) {
-  return absl::StrCat(c.kernel == kTensorCore ? "mma" : "", "h", c.num_heads, "kv",
-                      c.num_kv_heads, "d", c.head_dim, "bs", c.block_size, DTypeName(c.dtype),
+  return absl::StrCat(c.kernel == kTensorCore ? "mma" : "", "h", c.num_heads, "kv", c.num_kv_heads,
+                      "d", c.head_dim, "bs", c.block_size, DTypeName(c.dtype),
                       c.rotate_keys_on_read ? "rot" : "", "split", c.split_tokens);
 }
 
@@ -88,9 +88,12 @@ TEST_P(CudaAttentionTest, MatchesCpu) {
   std::mt19937 rng(7);
   const int64_t d = c.head_dim, bs = c.block_size, rotary_dims = std::min<int64_t>(d / 2 * 2, 16);
   constexpr int32_t kChunkRows = 71;
-  const std::vector<int32_t> context = {
-      1, static_cast<int32_t>(std::max<int64_t>(bs - 1, 1)), static_cast<int32_t>(bs),
-      static_cast<int32_t>(bs + 1), 600, static_cast<int32_t>(2 * bs + 3 + kChunkRows)};
+  const std::vector<int32_t> context = {1,
+                                        static_cast<int32_t>(std::max<int64_t>(bs - 1, 1)),
+                                        static_cast<int32_t>(bs),
+                                        static_cast<int32_t>(bs + 1),
+                                        600,
+                                        static_cast<int32_t>(2 * bs + 3 + kChunkRows)};
   const int64_t num_seqs = static_cast<int64_t>(context.size());
   const int64_t max_pos = *std::max_element(context.begin(), context.end());
   const int64_t max_blocks = (max_pos + bs - 1) / bs;
@@ -167,15 +170,22 @@ TEST_P(CudaAttentionTest, MatchesCpu) {
     const std::vector<float> q = RandomVector(rows * q_elems, rng);
 
     std::vector<float> expected(rows * q_elems);
-    StepBatchView cpu_batch{rows, positions.data(), nullptr, num_seqs, query_start.data(),
-                            context.data(), block_tables.data(), max_blocks};
+    StepBatchView cpu_batch{
+        rows,           positions.data(),    nullptr,   num_seqs, query_start.data(),
+        context.data(), block_tables.data(), max_blocks};
     cpu_->PagedAttention(q.data(), cpu_batch, cpu_cache, {rotary_dims, max_pos, cos_sin.data()},
                          params, expected.data());
 
     auto d_q = Upload(gpu, q), d_pos = Upload(gpu, positions), d_qs = Upload(gpu, query_start);
     auto d_out = Upload(gpu, std::vector<float>(rows * q_elems, std::nanf("")));
-    StepBatchView gpu_batch{rows, d_pos->as<int32_t>(), nullptr, num_seqs, d_qs->as<int32_t>(),
-                            d_ctx->as<int32_t>(), d_tables->as<int32_t>(), max_blocks};
+    StepBatchView gpu_batch{rows,
+                            d_pos->as<int32_t>(),
+                            nullptr,
+                            num_seqs,
+                            d_qs->as<int32_t>(),
+                            d_ctx->as<int32_t>(),
+                            d_tables->as<int32_t>(),
+                            max_blocks};
     gpu.PagedAttention(d_q->as<float>(), gpu_batch, gpu_cache,
                        {rotary_dims, max_pos, d_table->as<float>()}, params, d_out->as<float>());
 

@@ -50,8 +50,8 @@ class CudaBackend final : public Backend {
       return absl::UnavailableError("no CUDA device is visible (no GPU, or no driver)");
     }
     if (options.device < 0 || options.device >= count) {
-      return absl::UnavailableError(absl::StrCat("no CUDA device ", options.device, " (", count,
-                                                 " visible)"));
+      return absl::UnavailableError(
+          absl::StrCat("no CUDA device ", options.device, " (", count, " visible)"));
     }
     std::unique_ptr<CudaBackend> backend(new CudaBackend(options));
     if (cudaError_t e = cudaSetDevice(options.device); e != cudaSuccess) {
@@ -147,8 +147,8 @@ class CudaBackend final : public Backend {
       for (const cuda::AttentionKernel kernel :
            {cuda::AttentionKernel::kSimt, options_.attention_kernel}) {
         largest.kernel = kernel;
-        bytes = std::max(bytes, cuda::MaxAttentionWorkspace(largest, num_sms_,
-                                                            options_.attention_split_tokens));
+        bytes = std::max(
+            bytes, cuda::MaxAttentionWorkspace(largest, num_sms_, options_.attention_split_tokens));
       }
     }
     return RoundedScratch(bytes);
@@ -157,8 +157,8 @@ class CudaBackend final : public Backend {
     CheckNotCapturing("ReserveScratch");
     const absl::Status grown = GrowScratch(ScratchBytes(limits));
     if (grown.ok()) return grown;
-    return absl::Status(grown.code(), absl::StrCat("CUDA backend scratch for the largest step: ",
-                                                   grown.message()));
+    return absl::Status(
+        grown.code(), absl::StrCat("CUDA backend scratch for the largest step: ", grown.message()));
   }
 
   void Embedding(const WeightView& table, int64_t cols, const int32_t* ids, int64_t rows,
@@ -181,8 +181,8 @@ class CudaBackend final : public Backend {
   // and GELU together after a GEMM that stores (beta = 0). f16/bf16 weights take the input
   // rounded to their dtype (cuBLAS has no 16-bit x float32 GEMM) and run on the tensor cores with
   // float32 accumulation and output, as PyTorch's half-precision Linear does.
-  void Linear(const float* in, int64_t rows, int64_t k, const WeightView& weight,
-              const float* bias, int64_t n, LinearEpilogue epilogue, float* out) override {
+  void Linear(const float* in, int64_t rows, int64_t k, const WeightView& weight, const float* bias,
+              int64_t n, LinearEpilogue epilogue, float* out) override {
     if (rows == 0 || n == 0) return;
     const bool gelu =
         epilogue == LinearEpilogue::kGeluExact || epilogue == LinearEpilogue::kGeluTanh;
@@ -199,8 +199,8 @@ class CudaBackend final : public Backend {
       cuda::LaunchBiasGelu(bias, rows, n, epilogue == LinearEpilogue::kGeluExact, out, stream_);
     }
   }
-  void Rotary(float* x, int64_t rows, int64_t num_heads, int64_t head_dim,
-              const int32_t* positions, const RotaryView& rotary) override {
+  void Rotary(float* x, int64_t rows, int64_t num_heads, int64_t head_dim, const int32_t* positions,
+              const RotaryView& rotary) override {
     cuda::LaunchRotary(x, rows, num_heads, head_dim, positions, rotary, stream_);
   }
   void ArgmaxRows(const float* in, int64_t rows, int64_t cols, int32_t* out) override {
@@ -234,8 +234,8 @@ class CudaBackend final : public Backend {
                           reinterpret_cast<uintptr_t>(cache.v_cache) % 16 == 0;
     const cuda::AttentionPlan plan =
         cuda::PlanAttention(shape, num_sms_, options_.attention_split_tokens);
-    cuda::LaunchPagedAttention(q, batch, cache, rotary, params, plan,
-                               Scratch(plan.workspace_bytes), out, stream_);
+    cuda::LaunchPagedAttention(q, batch, cache, rotary, params, plan, Scratch(plan.workspace_bytes),
+                               out, stream_);
   }
 
   absl::Status BeginCapture() override {

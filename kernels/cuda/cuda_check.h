@@ -16,26 +16,25 @@ namespace mlkv::cuda {
 
 }  // namespace mlkv::cuda
 
-#define MLKV_CUDA_CHECK(expr)                                                           \
-  do {                                                                                  \
-    const cudaError_t mlkv_cuda_error_ = (expr);                                        \
-    if (mlkv_cuda_error_ != cudaSuccess) {                                              \
-      ::mlkv::cuda::CudaFatal(__FILE__, __LINE__, #expr,                                \
-                              cudaGetErrorString(mlkv_cuda_error_));                    \
-    }                                                                                   \
+#define MLKV_CUDA_CHECK(expr)                                                                   \
+  do {                                                                                          \
+    const cudaError_t mlkv_cuda_error_ = (expr);                                                \
+    if (mlkv_cuda_error_ != cudaSuccess) {                                                      \
+      ::mlkv::cuda::CudaFatal(__FILE__, __LINE__, #expr, cudaGetErrorString(mlkv_cuda_error_)); \
+    }                                                                                           \
   } while (0)
 
 // After a kernel launch: catches bad launch configurations at once (faults inside the kernel
 // surface at the next synchronising call).
 #define MLKV_CUDA_CHECK_LAUNCH() MLKV_CUDA_CHECK(cudaGetLastError())
 
-#define MLKV_CUBLAS_CHECK(expr)                                                         \
-  do {                                                                                  \
-    const cublasStatus_t mlkv_cublas_status_ = (expr);                                  \
-    if (mlkv_cublas_status_ != CUBLAS_STATUS_SUCCESS) {                                 \
-      ::mlkv::cuda::CudaFatal(__FILE__, __LINE__, #expr,                                \
-                              cublasGetStatusString(mlkv_cublas_status_));              \
-    }                                                                                   \
+#define MLKV_CUBLAS_CHECK(expr)                                            \
+  do {                                                                     \
+    const cublasStatus_t mlkv_cublas_status_ = (expr);                     \
+    if (mlkv_cublas_status_ != CUBLAS_STATUS_SUCCESS) {                    \
+      ::mlkv::cuda::CudaFatal(__FILE__, __LINE__, #expr,                   \
+                              cublasGetStatusString(mlkv_cublas_status_)); \
+    }                                                                      \
   } while (0)
 
 #endif  // MLKV_KERNELS_CUDA_CUDA_CHECK_H_

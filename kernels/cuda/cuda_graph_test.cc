@@ -85,8 +85,8 @@ TEST_F(CudaKernelsTest, CapturedOpsReplayOnNewInputs) {
     const int64_t big_rows = (replay + 1) * 8192;
     auto big_in = Upload(*cuda_, RandomVector(big_rows * k, rng));
     auto big_out = Upload(*cuda_, std::vector<float>(big_rows * n));
-    cuda_->Linear(big_in->as<float>(), big_rows, k, WeightView(d_w->data(), DType::kBF16),
-                  nullptr, n, LinearEpilogue::kStore, big_out->as<float>());
+    cuda_->Linear(big_in->as<float>(), big_rows, k, WeightView(d_w->data(), DType::kBF16), nullptr,
+                  n, LinearEpilogue::kStore, big_out->as<float>());
     cuda_->Synchronize();
   }
 }

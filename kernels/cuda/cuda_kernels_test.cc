@@ -67,16 +67,15 @@ TEST_F(CudaKernelsTest, LinearMatchesCpu) {
                                                  ? RandomVector(rows * n, rng)
                                                  : std::vector<float>(rows * n, std::nanf(""));
             std::vector<float> expected = prior;
-            cpu_->Linear(in.data(), rows, k, w.data(), with_bias ? b.data() : nullptr, n,
-                         epilogue, expected.data());
+            cpu_->Linear(in.data(), rows, k, w.data(), with_bias ? b.data() : nullptr, n, epilogue,
+                         expected.data());
             auto d_in = Upload(*cuda_, in), d_w = Upload(*cuda_, w), d_b = Upload(*cuda_, b);
             auto d_out = Upload(*cuda_, prior);
             cuda_->Linear(d_in->as<float>(), rows, k, d_w->as<float>(),
-                          with_bias ? d_b->as<float>() : nullptr, n, epilogue,
-                          d_out->as<float>());
+                          with_bias ? d_b->as<float>() : nullptr, n, epilogue, d_out->as<float>());
             ExpectNear(Download<float>(*cuda_, *d_out), expected, 3e-6 * k + 1e-5, 0,
-                       absl::StrCat("linear ", static_cast<int>(epilogue), " ", rows, "x", k,
-                                    "x", n, with_bias ? " bias" : ""));
+                       absl::StrCat("linear ", static_cast<int>(epilogue), " ", rows, "x", k, "x",
+                                    n, with_bias ? " bias" : ""));
           }
         }
       }
@@ -95,8 +94,7 @@ TEST_F(CudaKernelsTest, LinearWithTf32StaysWithinItsPrecision) {
   const int64_t rows = 33, k = 512, n = 130;
   auto in = RandomVector(rows * k, rng), w = RandomVector(n * k, rng), b = RandomVector(n, rng);
   std::vector<float> expected(rows * n);
-  cpu_->Linear(in.data(), rows, k, w.data(), b.data(), n, LinearEpilogue::kStore,
-               expected.data());
+  cpu_->Linear(in.data(), rows, k, w.data(), b.data(), n, LinearEpilogue::kStore, expected.data());
   auto d_in = Upload(**tf32, in), d_w = Upload(**tf32, w), d_b = Upload(**tf32, b);
   auto d_out = Upload(**tf32, std::vector<float>(rows * n));
   (*tf32)->Linear(d_in->as<float>(), rows, k, d_w->as<float>(), d_b->as<float>(), n,
@@ -220,7 +218,7 @@ TEST_F(CudaKernelsTest, ArgmaxRowsMatchesCpu) {
     const float top = 100.0f;
     logits[0 * cols + col(rng)] = top;  // row 0: a tie between two planted maxima
     logits[0 * cols + col(rng)] = top;
-    for (int i = 0; i < 5; ++i) logits[1 * cols + col(rng)] = std::nanf("");  // row 1: NaNs
+    for (int i = 0; i < 5; ++i) logits[1 * cols + col(rng)] = std::nanf("");         // row 1: NaNs
     std::fill(logits.begin() + 2 * cols, logits.begin() + 3 * cols, std::nanf(""));  // row 2
     logits[3 * cols] = std::nanf("");  // row 3: NaN first, so the scan must skip it
     std::vector<int32_t> expected(rows);

@@ -21,7 +21,8 @@ class ScopedDevice {
  public:
   static absl::StatusOr<ScopedDevice> Enter(int device) {
     int previous = 0;
-    if (cudaError_t e = cudaGetDevice(&previous); e != cudaSuccess) return CudaError(e, "cudaGetDevice");
+    if (cudaError_t e = cudaGetDevice(&previous); e != cudaSuccess)
+      return CudaError(e, "cudaGetDevice");
     if (cudaError_t e = cudaSetDevice(device); e != cudaSuccess) {
       return CudaError(e, absl::StrCat("cudaSetDevice(", device, ")").c_str());
     }
@@ -51,8 +52,8 @@ int CudaDeviceCount() {
 
 absl::StatusOr<DeviceMemory> QueryDeviceMemory(int device) {
   if (device < 0 || device >= CudaDeviceCount()) {
-    return absl::UnavailableError(absl::StrCat("no CUDA device ", device, " (", CudaDeviceCount(),
-                                               " visible)"));
+    return absl::UnavailableError(
+        absl::StrCat("no CUDA device ", device, " (", CudaDeviceCount(), " visible)"));
   }
   ASSIGN_OR_RETURN(ScopedDevice scope, ScopedDevice::Enter(device));
   size_t free_bytes = 0, total_bytes = 0;

@@ -37,9 +37,12 @@ void LaunchGatherRows(const void* in, DType dtype, int64_t cols, const int32_t* 
                       int64_t rows, float* out, cudaStream_t stream) {
   if (rows <= 0 || cols <= 0) return;
   switch (dtype) {
-    case DType::kF32: return Launch<float>(in, cols, indices, rows, out, stream);
-    case DType::kF16: return Launch<__half>(in, cols, indices, rows, out, stream);
-    case DType::kBF16: return Launch<__nv_bfloat16>(in, cols, indices, rows, out, stream);
+    case DType::kF32:
+      return Launch<float>(in, cols, indices, rows, out, stream);
+    case DType::kF16:
+      return Launch<__half>(in, cols, indices, rows, out, stream);
+    case DType::kBF16:
+      return Launch<__nv_bfloat16>(in, cols, indices, rows, out, stream);
   }
 }
 

@@ -25,8 +25,8 @@ __device__ inline void Store(__nv_bfloat16* pool, int64_t offset, float value) {
 // dims of one token row, so stores are coalesced.
 template <typename T>
 __global__ void WriteKvCacheKernel(const float* k, const float* v, const int64_t* slot_mapping,
-                                   T* k_cache, T* v_cache, int64_t num_kv_heads,
-                                   int64_t block_size, int64_t head_dim, int64_t count) {
+                                   T* k_cache, T* v_cache, int64_t num_kv_heads, int64_t block_size,
+                                   int64_t head_dim, int64_t count) {
   const int64_t row_elems = num_kv_heads * head_dim;
   for (int64_t idx = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; idx < count;
        idx += int64_t{gridDim.x} * blockDim.x) {
@@ -34,9 +34,9 @@ __global__ void WriteKvCacheKernel(const float* k, const float* v, const int64_t
     const int64_t head = within / head_dim, i = within % head_dim;
     const int64_t slot = slot_mapping[token];
     if (slot < 0) continue;  // a padding row: writes nothing
-    const int64_t offset =
-        KvRowOffset(slot / block_size, head, slot % block_size, num_kv_heads, block_size,
-                    head_dim) + i;
+    const int64_t offset = KvRowOffset(slot / block_size, head, slot % block_size, num_kv_heads,
+                                       block_size, head_dim) +
+                           i;
     Store(k_cache, offset, k[idx]);
     Store(v_cache, offset, v[idx]);
   }
@@ -58,9 +58,12 @@ void LaunchWriteKvCache(const float* k, const float* v, const StepBatchView& bat
                         const KvCacheView& cache, cudaStream_t stream) {
   if (batch.num_tokens <= 0) return;
   switch (cache.dtype) {
-    case DType::kF32: return Launch<float>(k, v, batch, cache, stream);
-    case DType::kF16: return Launch<__half>(k, v, batch, cache, stream);
-    case DType::kBF16: return Launch<__nv_bfloat16>(k, v, batch, cache, stream);
+    case DType::kF32:
+      return Launch<float>(k, v, batch, cache, stream);
+    case DType::kF16:
+      return Launch<__half>(k, v, batch, cache, stream);
+    case DType::kBF16:
+      return Launch<__nv_bfloat16>(k, v, batch, cache, stream);
   }
 }
 

@@ -21,8 +21,7 @@ namespace mlkv::cuda {
 void LaunchBroadcastRows(const float* bias, int64_t rows, int64_t cols, float* out,
                          cudaStream_t stream);
 // out[r, :] += bias: a residual that a GEMM then accumulates onto.
-void LaunchAddRows(const float* bias, int64_t rows, int64_t cols, float* out,
-                   cudaStream_t stream);
+void LaunchAddRows(const float* bias, int64_t rows, int64_t cols, float* out, cudaStream_t stream);
 // out[r, :] = gelu(out[r, :] + bias) (bias may be null); exact: 0.5 x (1 + erf(x / sqrt 2)),
 // else the tanh approximation.
 void LaunchBiasGelu(const float* bias, int64_t rows, int64_t cols, bool exact, float* out,

@@ -35,8 +35,8 @@ __global__ void LayerNormKernel(const float* in, const float* gamma, const float
 void LaunchLayerNorm(const float* in, const float* gamma, const float* beta, float eps,
                      int64_t rows, int64_t cols, float* out, cudaStream_t stream) {
   if (rows <= 0 || cols <= 0) return;
-  LayerNormKernel<<<static_cast<unsigned>(rows), kLayerNormThreads, 0, stream>>>(
-      in, gamma, beta, eps, cols, out);
+  LayerNormKernel<<<static_cast<unsigned>(rows), kLayerNormThreads, 0, stream>>>(in, gamma, beta,
+                                                                                 eps, cols, out);
   MLKV_CUDA_CHECK_LAUNCH();
 }
 

@@ -40,12 +40,11 @@ __global__ void RowBiasKernel(const float* bias, int64_t cols, int64_t count, fl
 }
 
 template <typename Op>
-void LaunchRowBias(const float* bias, int64_t rows, int64_t cols, float* out,
-                   cudaStream_t stream) {
+void LaunchRowBias(const float* bias, int64_t rows, int64_t cols, float* out, cudaStream_t stream) {
   const int64_t count = rows * cols;
   if (count <= 0) return;
-  RowBiasKernel<Op><<<ElementwiseBlocks(count), kElementwiseThreads, 0, stream>>>(bias, cols,
-                                                                                  count, out);
+  RowBiasKernel<Op>
+      <<<ElementwiseBlocks(count), kElementwiseThreads, 0, stream>>>(bias, cols, count, out);
   MLKV_CUDA_CHECK_LAUNCH();
 }
 
@@ -56,8 +55,7 @@ void LaunchBroadcastRows(const float* bias, int64_t rows, int64_t cols, float* o
   LaunchRowBias<StoreBias>(bias, rows, cols, out, stream);
 }
 
-void LaunchAddRows(const float* bias, int64_t rows, int64_t cols, float* out,
-                   cudaStream_t stream) {
+void LaunchAddRows(const float* bias, int64_t rows, int64_t cols, float* out, cudaStream_t stream) {
   LaunchRowBias<AddBias>(bias, rows, cols, out, stream);
 }
 

@@ -154,8 +154,8 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(const Attention
     if (tid < n) {
       const int64_t token = tile_start + tid;
       const int64_t block = block_table[token / a.block_size];
-      row_offset[tid] = KvRowOffset(block, kv_head, token % a.block_size, a.num_kv_heads,
-                                    a.block_size, d);
+      row_offset[tid] =
+          KvRowOffset(block, kv_head, token % a.block_size, a.num_kv_heads, a.block_size, d);
     }
     __syncthreads();
 
@@ -317,9 +317,12 @@ template <int kAccFloats>
 void LaunchForDtype(const AttentionArgs& args, const AttentionPlan& plan, DType dtype,
                     cudaStream_t stream) {
   switch (dtype) {
-    case DType::kF32: return LaunchForElement<float, kAccFloats>(args, plan, stream);
-    case DType::kF16: return LaunchForElement<__half, kAccFloats>(args, plan, stream);
-    case DType::kBF16: return LaunchForElement<uint16_t, kAccFloats>(args, plan, stream);
+    case DType::kF32:
+      return LaunchForElement<float, kAccFloats>(args, plan, stream);
+    case DType::kF16:
+      return LaunchForElement<__half, kAccFloats>(args, plan, stream);
+    case DType::kBF16:
+      return LaunchForElement<uint16_t, kAccFloats>(args, plan, stream);
   }
 }
 

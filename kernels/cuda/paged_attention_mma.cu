@@ -122,8 +122,9 @@ __device__ inline void CopyAsync16(void* smem_dst, const void* global_src, bool 
 __device__ inline void CopyAsyncWaitAll() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 
 // The sequence and first row of run `run` (runs numbered sequence by sequence, ceil(rows /
-// rows_per_block) for each); both left as they are past the last run. Called by one warp: 32 sequences at a
-// time, a lane each, with a scan of their run counts (32-bit: the counts are int32 rows).
+// rows_per_block) for each); both left as they are past the last run. Called by one warp: 32
+// sequences at a time, a lane each, with a scan of their run counts (32-bit: the counts are int32
+// rows).
 __device__ void FindRun(const AttentionArgs& a, int run, int& seq, int& first_row) {
   const int lane = threadIdx.x % 32;
   const int per_run = static_cast<int>(a.rows_per_block);
@@ -155,7 +156,7 @@ __device__ void FindRun(const AttentionArgs& a, int run, int& seq, int& first_ro
 template <typename T, int kD, bool kDecode>
 __global__ void __launch_bounds__(kThreads) TensorCoreAttentionKernel(const AttentionArgs a) {
   using E = Element<T>;
-  constexpr int kStride = kD + 8;  // elements per staged row; see TensorCoreSmemBytes
+  constexpr int kStride = kD + 8;    // elements per staged row; see TensorCoreSmemBytes
   constexpr int kChunks = kD / 16;   // k steps of q . k
   constexpr int kDimTiles = kD / 8;  // 8-wide column tiles of the output
   constexpr int kUnits = kD / 8;     // 16-byte units per cached row
@@ -195,8 +196,8 @@ __global__ void __launch_bounds__(kThreads) TensorCoreAttentionKernel(const Atte
     row = run_row;
   }
   const int64_t seq_rows_left = a.query_start[seq + 1] - row;
-  const int rows = static_cast<int>(seq_rows_left < a.rows_per_block ? seq_rows_left
-                                                                      : a.rows_per_block);
+  const int rows =
+      static_cast<int>(seq_rows_left < a.rows_per_block ? seq_rows_left : a.rows_per_block);
   const int g = static_cast<int>(a.group);
   const int num_vectors = rows * g;
 
@@ -219,8 +220,8 @@ __global__ void __launch_bounds__(kThreads) TensorCoreAttentionKernel(const Atte
   const int64_t begin = split * a.split_tokens;
   const int64_t end = min(context, begin + a.split_tokens);
 
-  const int q_tile = kDecode ? 0 : warp;                       // the warp's 16 vectors
-  const int token_offset = kDecode ? warp * kWarpTokens : 0;   // its tokens within a tile
+  const int q_tile = kDecode ? 0 : warp;                      // the warp's 16 vectors
+  const int token_offset = kDecode ? warp * kWarpTokens : 0;  // its tokens within a tile
   const bool has_vectors = q_tile * 16 < num_vectors;
   // This lane's two vectors (mma rows gid and gid + 8) read tokens below these limits.
   const int64_t limit0 = min(static_cast<int64_t>(limit_s[q_tile * 16 + gid]), end);
@@ -344,8 +345,8 @@ __global__ void __launch_bounds__(kThreads) TensorCoreAttentionKernel(const Atte
         for (int dn = 0; dn < kDimTiles; ++dn) {
           const T* column = value + dn * 8;  // tokens 2 tig, 2 tig + 1, then 8 further
           const uint32_t b0 = E::Bits(column[0]) | uint32_t{E::Bits(column[kStride])} << 16;
-          const uint32_t b1 =
-              E::Bits(column[8 * kStride]) | uint32_t{E::Bits(column[9 * kStride])} << 16;
+          const uint32_t b1 = E::Bits(column[8 * kStride]) | uint32_t{E::Bits(column[9 * kStride])}
+                                                                 << 16;
           E::Mma(o[dn], p, b0, b1);
         }
       }
@@ -428,10 +429,14 @@ void LaunchForHeadDim(const AttentionArgs& args, const AttentionPlan& plan, cuda
 template <typename T>
 void LaunchForElement(const AttentionArgs& args, const AttentionPlan& plan, cudaStream_t stream) {
   switch (args.head_dim) {
-    case 64: return LaunchForHeadDim<T, 64>(args, plan, stream);
-    case 80: return LaunchForHeadDim<T, 80>(args, plan, stream);
-    case 96: return LaunchForHeadDim<T, 96>(args, plan, stream);
-    case 128: return LaunchForHeadDim<T, 128>(args, plan, stream);
+    case 64:
+      return LaunchForHeadDim<T, 64>(args, plan, stream);
+    case 80:
+      return LaunchForHeadDim<T, 80>(args, plan, stream);
+    case 96:
+      return LaunchForHeadDim<T, 96>(args, plan, stream);
+    case 128:
+      return LaunchForHeadDim<T, 128>(args, plan, stream);
     default:
       CudaFatal(__FILE__, __LINE__, "LaunchTensorCoreAttention",
                 "head_dim outside kTensorCoreHeadDims (the planner should have chosen SIMT)");
@@ -443,9 +448,12 @@ void LaunchForElement(const AttentionArgs& args, const AttentionPlan& plan, cuda
 void LaunchTensorCoreAttention(const AttentionArgs& args, const AttentionPlan& plan, DType dtype,
                                cudaStream_t stream) {
   switch (dtype) {
-    case DType::kF16: return LaunchForElement<__half>(args, plan, stream);
-    case DType::kBF16: return LaunchForElement<__nv_bfloat16>(args, plan, stream);
-    case DType::kF32: break;
+    case DType::kF16:
+      return LaunchForElement<__half>(args, plan, stream);
+    case DType::kBF16:
+      return LaunchForElement<__nv_bfloat16>(args, plan, stream);
+    case DType::kF32:
+      break;
   }
   CudaFatal(__FILE__, __LINE__, "LaunchTensorCoreAttention",
             "a float32 cache (the planner should have chosen SIMT)");

@@ -12,13 +12,12 @@
 //               mass of the tiles before; the lowest index whose running sum passes the target.
 // The p are recomputed where they are needed rather than stored, which would take a row of
 // doubles of scratch per row; the bisection computes them only for the keys between its bounds.
+#include <cmath>
+#include <cstdint>
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 #include <cuda/functional>
 #include <cuda/std/functional>
-
-#include <cmath>
-#include <cstdint>
 
 #include "common/philox.h"
 #include "kernels/backend.h"
@@ -156,15 +155,16 @@ __global__ void __launch_bounds__(kSampleThreads)
   // 3. top-k: from here on the kept candidates are those whose key is at least `cutoff`.
   uint64_t cutoff = 1;
   if (p.top_k > 0 && p.top_k < candidates) {
-    cutoff = ShortestPrefixCut(row, cols, cutoff, top, p.top_k, [](float) { return 1.0; }, shared);
+    cutoff = ShortestPrefixCut(
+        row, cols, cutoff, top, p.top_k, [](float) { return 1.0; }, shared);
   }
 
   // 4, 5. top-p, a share of the mass top-k kept.
   const auto weight = [=](float x) { return SampleWeight(x, max_logit, p.temperature); };
   if (p.top_p < 1.0f) {
     const double total = MassFrom(row, cols, cutoff, weight, shared);
-    cutoff = ShortestPrefixCut(row, cols, cutoff, top, static_cast<double>(p.top_p) * total,
-                               weight, shared);
+    cutoff = ShortestPrefixCut(row, cols, cutoff, top, static_cast<double>(p.top_p) * total, weight,
+                               shared);
   }
 
   // 6. min-p: the top token's p is 1, so the ratio to it is p itself.
@@ -211,8 +211,8 @@ __global__ void __launch_bounds__(kSampleThreads)
 void LaunchSampleRows(const float* logits, int64_t rows, int64_t cols, const RowSampling* params,
                       int32_t* out, cudaStream_t stream) {
   if (rows <= 0 || cols <= 0) return;
-  SampleRowsKernel<<<static_cast<unsigned>(rows), kSampleThreads, 0, stream>>>(logits, cols,
-                                                                               params, out);
+  SampleRowsKernel<<<static_cast<unsigned>(rows), kSampleThreads, 0, stream>>>(logits, cols, params,
+                                                                               out);
   MLKV_CUDA_CHECK_LAUNCH();
 }
 

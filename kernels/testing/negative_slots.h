@@ -70,8 +70,7 @@ inline void ExpectNegativeSlotsWriteNothing(Backend& backend, DType dtype) {
   constexpr int64_t kNumBlocks = 3, kBlockSize = 4, kKvHeads = 2, kHeadDim = 5;
   constexpr int64_t kRowElems = kKvHeads * kHeadDim;
   const KvCacheView shape{nullptr, nullptr, dtype, kNumBlocks, kBlockSize, kKvHeads, kHeadDim};
-  const std::vector<uint8_t> poison(kNumBlocks * kBlockSize * kRowElems * DTypeBytes(dtype),
-                                    0xFF);
+  const std::vector<uint8_t> poison(kNumBlocks * kBlockSize * kRowElems * DTypeBytes(dtype), 0xFF);
   const std::vector<int64_t> slots = {5, -1, 0, -7, -1, 11};
   std::mt19937 rng(static_cast<unsigned>(dtype) + 1);
   const std::vector<float> k = RandomVector(slots.size() * kRowElems, rng),

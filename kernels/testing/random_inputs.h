@@ -40,9 +40,12 @@ inline std::vector<float> CosSinTable(int64_t positions, int64_t rotary_dims,
 // x rounded to the nearest value of `dtype` (nearest even), as float32.
 inline float RoundTo(float x, DType dtype) {
   switch (dtype) {
-    case DType::kF32: return x;
-    case DType::kF16: return F16ToFloat(FloatToF16(x));
-    case DType::kBF16: return Bf16ToFloat(FloatToBf16(x));
+    case DType::kF32:
+      return x;
+    case DType::kF16:
+      return F16ToFloat(FloatToF16(x));
+    case DType::kBF16:
+      return Bf16ToFloat(FloatToBf16(x));
   }
   return x;
 }

@@ -58,7 +58,9 @@ inline std::set<int32_t> BruteForceKept(const std::vector<float>& logits, float 
   });
   if (top_k > 0 && static_cast<size_t>(top_k) < order.size()) order.resize(top_k);
   const float max = logits[order[0]];
-  auto p = [&](int32_t t) { return std::exp(static_cast<double>((logits[t] - max) / temperature)); };
+  auto p = [&](int32_t t) {
+    return std::exp(static_cast<double>((logits[t] - max) / temperature));
+  };
   double total = 0.0;
   for (int32_t t : order) total += p(t);
   std::set<int32_t> kept;

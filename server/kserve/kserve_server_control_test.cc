@@ -12,7 +12,6 @@
 namespace mlkv::server::kserve::e2e {
 namespace {
 
-
 TEST_F(KServeServerTest, HealthMetadataAndConfig) {
   grpc::ClientContext c1, c2, c3, c4, c5, c6, c7;
   inference::ServerLiveResponse live;

@@ -11,7 +11,6 @@
 namespace mlkv::server::kserve::e2e {
 namespace {
 
-
 TEST_F(KServeServerTest, ModelInferEqualsTheEngine) {
   for (int i = 0; i < 3; ++i) {
     const std::vector<int32_t> prompt = Prompt(4 + 9 * i, i);

@@ -28,9 +28,8 @@ prometheus::MetricFamily Counter(std::string name, std::string help, double valu
 
 std::vector<prometheus::MetricFamily> EngineStatsFamilies(const EngineStats& stats) {
   const SchedulerStats& s = stats.scheduler;
-  const double usage = s.kv.num_blocks > 0
-                           ? static_cast<double>(s.kv.num_used_blocks) / s.kv.num_blocks
-                           : 0.0;
+  const double usage =
+      s.kv.num_blocks > 0 ? static_cast<double>(s.kv.num_used_blocks) / s.kv.num_blocks : 0.0;
   // One block table serves every sharing group (docs/architecture.md), so each group's slabs
   // fill alike; the per-group series is there for dashboards that split MLKV groups, and stays
   // right if groups ever get their own tables.
@@ -55,8 +54,8 @@ std::vector<prometheus::MetricFamily> EngineStatsFamilies(const EngineStats& sta
       Counter("mlkv_prompt_tokens_total", "Prompt tokens of admitted requests",
               s.num_prompt_tokens),
       Counter("mlkv_generation_tokens_total", "Tokens sampled", s.num_generated_tokens),
-      Counter("mlkv_prefix_cache_queries_total",
-              "Prompt tokens looked up in the prefix cache", s.prefix_cache.query_tokens),
+      Counter("mlkv_prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache",
+              s.prefix_cache.query_tokens),
       Counter("mlkv_prefix_cache_hits_total", "Looked-up prompt tokens found in the prefix cache",
               s.prefix_cache.hit_tokens),
       Counter("mlkv_num_preemptions_total", "Requests preempted (to be recomputed)",

@@ -24,15 +24,15 @@ TEST(EngineStatsCollectorTest, ExposesTheEngineState) {
   stats.scheduler.prefix_cache.hit_tokens = 320;
   stats.scheduler.num_preemptions = 4;
   const std::string text = prometheus::TextSerializer().Serialize(EngineStatsFamilies(stats));
-  for (const char* line : {
-           "# TYPE mlkv_num_requests_running gauge\n", "mlkv_num_requests_running 3\n",
-           "mlkv_num_requests_waiting 7\n", "mlkv_kv_cache_usage_perc 0.25\n",
-           "mlkv_kv_cache_group_usage_perc{group=\"0\"} 0.25\n",
-           "mlkv_kv_cache_group_usage_perc{group=\"1\"} 0.25\n",
-           "mlkv_kv_cache_blocks_total 400\n", "mlkv_kv_cache_blocks_used 100\n",
-           "# TYPE mlkv_prompt_tokens_total counter\n", "mlkv_prompt_tokens_total 1234\n",
-           "mlkv_generation_tokens_total 567\n", "mlkv_prefix_cache_queries_total 1000\n",
-           "mlkv_prefix_cache_hits_total 320\n", "mlkv_num_preemptions_total 4\n"}) {
+  for (const char* line :
+       {"# TYPE mlkv_num_requests_running gauge\n", "mlkv_num_requests_running 3\n",
+        "mlkv_num_requests_waiting 7\n", "mlkv_kv_cache_usage_perc 0.25\n",
+        "mlkv_kv_cache_group_usage_perc{group=\"0\"} 0.25\n",
+        "mlkv_kv_cache_group_usage_perc{group=\"1\"} 0.25\n", "mlkv_kv_cache_blocks_total 400\n",
+        "mlkv_kv_cache_blocks_used 100\n", "# TYPE mlkv_prompt_tokens_total counter\n",
+        "mlkv_prompt_tokens_total 1234\n", "mlkv_generation_tokens_total 567\n",
+        "mlkv_prefix_cache_queries_total 1000\n", "mlkv_prefix_cache_hits_total 320\n",
+        "mlkv_num_preemptions_total 4\n"}) {
     EXPECT_THAT(text, HasSubstr(line));
   }
 }

@@ -51,20 +51,21 @@ void LogFinished(const RequestResult& r) {
 }  // namespace
 
 const prometheus::Histogram::BucketBoundaries kTimeToFirstTokenBuckets = {
-    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,  0.25, 0.5,   0.75,
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,  0.25,  0.5,   0.75,
     1.0,   2.5,   5.0,  7.5,  10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0};
 const prometheus::Histogram::BucketBoundaries kInterTokenLatencyBuckets = {
     0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1,  0.15, 0.2,  0.3, 0.4,
     0.5,   0.75,  1.0,  2.5,   5.0,  7.5,   10.0, 20.0, 40.0, 80.0};
 const prometheus::Histogram::BucketBoundaries kRequestLatencyBuckets = {
-    0.01, 0.1,  0.3,  0.5,  0.8,  1.0,  1.5,   2.0,   2.5,   5.0,    10.0, 15.0,
+    0.01, 0.1,  0.3,  0.5,  0.8,  1.0,   1.5,   2.0,   2.5,   5.0,    10.0,  15.0,
     20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
 
 RequestMetrics::RequestMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
   auto& finished = prometheus::BuildCounter()
                        .Name("mlkv_request_success_total")
-                       .Help("Requests that ended, by finish reason (error: the engine failed "
-                             "them; abort: cancelled or shut down)")
+                       .Help(
+                           "Requests that ended, by finish reason (error: the engine failed "
+                           "them; abort: cancelled or shut down)")
                        .Register(*registry_);
   for (const FinishReason reason : kFinishReasons) {
     finished_[static_cast<size_t>(reason)] =
@@ -85,8 +86,7 @@ RequestMetrics::RequestMetrics() : registry_(std::make_shared<prometheus::Regist
                                      kRequestLatencyBuckets);
 }
 
-void RequestMetrics::OnTokens(int32_t num_tokens, bool first, absl::Time previous,
-                              absl::Time now) {
+void RequestMetrics::OnTokens(int32_t num_tokens, bool first, absl::Time previous, absl::Time now) {
   // One observation per step, as vLLM does: tokens that come together had no latency between
   // them worth a sample each.
   (first ? time_to_first_token_ : inter_token_latency_)

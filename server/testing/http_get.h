@@ -34,8 +34,7 @@ inline std::string HttpExchange(int port, const std::string& request) {
 }
 
 inline std::string HttpGet(int port, const std::string& path) {
-  return HttpExchange(port,
-                      "GET " + path + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+  return HttpExchange(port, "GET " + path + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
 }
 
 // The value of the exposition line `series value` in a scrape, or -1 when the series is absent.

@@ -25,11 +25,16 @@ namespace mlkv::server::testing {
 // A 4-layer model with 2 KV layers of 2 KV heads (an MLKV shape): fast, and still exercises
 // sharing groups.
 inline ModelConfig TinyConfig() {
-  auto config = ModelConfig::FromJson(
-      {{"hidden_size", 64},         {"num_attention_heads", 4},  {"num_hidden_layers", 4},
-       {"intermediate_size", 96},   {"vocab_size", 97},          {"max_position_embeddings", 4096},
-       {"rotary_pct", 0.5},         {"num_key_value_heads", 2},  {"num_key_value_layers", 2},
-       {"eos_token_id", 0}});
+  auto config = ModelConfig::FromJson({{"hidden_size", 64},
+                                       {"num_attention_heads", 4},
+                                       {"num_hidden_layers", 4},
+                                       {"intermediate_size", 96},
+                                       {"vocab_size", 97},
+                                       {"max_position_embeddings", 4096},
+                                       {"rotary_pct", 0.5},
+                                       {"num_key_value_heads", 2},
+                                       {"num_key_value_layers", 2},
+                                       {"eos_token_id", 0}});
   EXPECT_TRUE(config.ok()) << config.status();
   return *config;
 }
@@ -94,17 +99,15 @@ inline std::unique_ptr<MlkvServer> StartServer(ServerOptions server_options = {}
 
 // A channel to a server started by StartServer.
 inline std::shared_ptr<grpc::Channel> Connect(
-    const MlkvServer& server,
-    const std::shared_ptr<grpc::ChannelCredentials>& credentials =
-        grpc::InsecureChannelCredentials()) {
+    const MlkvServer& server, const std::shared_ptr<grpc::ChannelCredentials>& credentials =
+                                  grpc::InsecureChannelCredentials()) {
   return grpc::CreateChannel("127.0.0.1:" + std::to_string(server.port()), credentials);
 }
 
 // The server on 127.0.0.1 (a port the kernel picks), and stubs on one channel to it.
 struct TestServer {
   explicit TestServer(const EngineOptions& options = SmallOptions(),
-                      ServerOptions server_options = {},
-                      const ModelConfig& config = TinyConfig())
+                      ServerOptions server_options = {}, const ModelConfig& config = TinyConfig())
       : server(StartServer(std::move(server_options), options, config)) {
     if (server == nullptr) return;  // StartServer has failed the test
     channel = Connect(*server);

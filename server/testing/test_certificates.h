@@ -19,10 +19,10 @@ namespace mlkv::server::testing {
 
 struct TestCertificates {
   // Paths of PEM files.
-  std::string server_cert, server_key;          // self-signed, for 127.0.0.1 and localhost
-  std::string client_ca;                        // signs client_cert
-  std::string client_cert, client_key;          // signed by client_ca
-  std::string stranger_cert, stranger_key;      // self-signed: no CA vouches for it
+  std::string server_cert, server_key;      // self-signed, for 127.0.0.1 and localhost
+  std::string client_ca;                    // signs client_cert
+  std::string client_cert, client_key;      // signed by client_ca
+  std::string stranger_cert, stranger_key;  // self-signed: no CA vouches for it
 
   std::string dir;  // where they are, for a test's own extra files
   std::shared_ptr<mlkv::testing::ScopedTempDir> owner;  // removes `dir`
@@ -56,9 +56,10 @@ inline std::optional<TestCertificates> MakeTestCertificates() {
           " -keyout " + c.server_key + " -out " + c.server_cert,
       self_signed + "-subj /CN=test-client-ca -keyout " + path("ca.key") + " -out " + c.client_ca,
       "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "
-      "/CN=test-client -keyout " + c.client_key + " -out " + path("client.csr"),
-      "openssl x509 -req -days 1 -in " + path("client.csr") + " -CA " + c.client_ca +
-          " -CAkey " + path("ca.key") + " -CAcreateserial -out " + c.client_cert,
+      "/CN=test-client -keyout " +
+          c.client_key + " -out " + path("client.csr"),
+      "openssl x509 -req -days 1 -in " + path("client.csr") + " -CA " + c.client_ca + " -CAkey " +
+          path("ca.key") + " -CAcreateserial -out " + c.client_cert,
       self_signed + "-subj /CN=stranger -keyout " + c.stranger_key + " -out " + c.stranger_cert,
   };
   for (const std::string& command : commands) {

@@ -38,13 +38,18 @@ struct Variant {
 void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
 
 ModelConfig MakeConfig(const Variant& v) {
-  auto config = ModelConfig::FromJson(
-      {{"hidden_size", 8 * v.head_dim}, {"num_attention_heads", 8},
-       {"num_hidden_layers", 5},    {"intermediate_size", 200},
-       {"vocab_size", 131},         {"max_position_embeddings", 256},
-       {"rotary_pct", 0.25},        {"num_key_value_heads", v.kv_heads},
-       {"num_key_value_layers", v.kv_layers}, {"kv_sharing_rope", v.sharing_rope},
-       {"use_parallel_residual", true}, {"eos_token_id", 0}});
+  auto config = ModelConfig::FromJson({{"hidden_size", 8 * v.head_dim},
+                                       {"num_attention_heads", 8},
+                                       {"num_hidden_layers", 5},
+                                       {"intermediate_size", 200},
+                                       {"vocab_size", 131},
+                                       {"max_position_embeddings", 256},
+                                       {"rotary_pct", 0.25},
+                                       {"num_key_value_heads", v.kv_heads},
+                                       {"num_key_value_layers", v.kv_layers},
+                                       {"kv_sharing_rope", v.sharing_rope},
+                                       {"use_parallel_residual", true},
+                                       {"eos_token_id", 0}});
   EXPECT_TRUE(config.ok()) << config.status();
   return *config;
 }

@@ -142,10 +142,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
   switch (data[0] % 4) {
-    case 0: FuzzLoad(rest); break;
-    case 1: FuzzEncode(rest); break;
-    case 2: FuzzStream(rest); break;
-    default: FuzzStopStrings(rest); break;
+    case 0:
+      FuzzLoad(rest);
+      break;
+    case 1:
+      FuzzEncode(rest);
+      break;
+    case 2:
+      FuzzStream(rest);
+      break;
+    default:
+      FuzzStopStrings(rest);
+      break;
   }
   return 0;
 }

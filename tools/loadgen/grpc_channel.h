@@ -17,8 +17,7 @@ namespace mlkv::loadgen {
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target);
 
 // Waits up to `timeout_s` for the channel to connect; names the target when it cannot.
-absl::Status WaitForConnection(grpc::Channel& channel, const std::string& target,
-                               double timeout_s);
+absl::Status WaitForConnection(grpc::Channel& channel, const std::string& target, double timeout_s);
 
 absl::Status FromGrpc(const grpc::Status& status);
 

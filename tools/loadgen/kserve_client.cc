@@ -20,13 +20,15 @@ using inference::ModelStreamInferResponse;
 // One request on its own ModelStreamInfer stream: write it, close the writing side, read its
 // responses until the server ends the stream. gRPC runs one reaction of a kind at a time and
 // the record is only touched by reads and OnDone, which never overlap. Deletes itself in OnDone.
-class KserveStream final : public grpc::ClientBidiReactor<ModelInferRequest,
-                                                          ModelStreamInferResponse> {
+class KserveStream final
+    : public grpc::ClientBidiReactor<ModelInferRequest, ModelStreamInferResponse> {
  public:
   KserveStream(inference::GRPCInferenceService::Stub* stub, ModelInferRequest request,
                RequestRecord record, GenerationClient::Clock::time_point epoch, double timeout_s,
                GenerationClient::DoneCallback done)
-      : request_(std::move(request)), record_(std::move(record)), epoch_(epoch),
+      : request_(std::move(request)),
+        record_(std::move(record)),
+        epoch_(epoch),
         done_(std::move(done)) {
     context_.set_deadline(DeadlineAfter(timeout_s));
     record_.start_s = SecondsSince(epoch_);
@@ -45,7 +47,8 @@ class KserveStream final : public grpc::ClientBidiReactor<ModelInferRequest,
     if (!response_.error_message().empty()) {
       // The protocol carries a request's error as text in an OK stream.
       error_ = response_.error_message();
-    } else if (const int64_t tokens = KserveResponseTokens(response_.infer_response()); tokens > 0) {
+    } else if (const int64_t tokens = KserveResponseTokens(response_.infer_response());
+               tokens > 0) {
       record_.chunks.push_back({SecondsSince(epoch_), tokens});
     }
     StartRead(&response_);
@@ -95,12 +98,14 @@ ModelInferRequest MakeKserveRequest(const RequestSpec& spec, const std::string& 
         ->mutable_int_contents()
         ->Assign(spec.prompt_token_ids.begin(), spec.prompt_token_ids.end());
   } else {
-    AddInput(&request, "text_input", "BYTES", 1)->mutable_contents()->add_bytes_contents(
-        spec.prompt_text);
+    AddInput(&request, "text_input", "BYTES", 1)
+        ->mutable_contents()
+        ->add_bytes_contents(spec.prompt_text);
   }
   const nlohmann::json sampling = {{"max_tokens", spec.output_len}, {"ignore_eos", ignore_eos}};
-  AddInput(&request, "sampling_parameters", "BYTES", 1)->mutable_contents()->add_bytes_contents(
-      sampling.dump());
+  AddInput(&request, "sampling_parameters", "BYTES", 1)
+      ->mutable_contents()
+      ->add_bytes_contents(sampling.dump());
   AddInput(&request, "stream", "BOOL", 1)->mutable_contents()->add_bool_contents(true);
   request.add_outputs()->set_name("output_ids");
   return request;
@@ -116,8 +121,7 @@ int64_t KserveResponseTokens(const inference::ModelInferResponse& response) {
   return 0;
 }
 
-KserveClient::KserveClient(const std::string& target, std::string model_name,
-                           CallOptions options)
+KserveClient::KserveClient(const std::string& target, std::string model_name, CallOptions options)
     : target_(target),
       model_name_(std::move(model_name)),
       channel_(MakeChannel(target)),

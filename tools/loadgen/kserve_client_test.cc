@@ -7,8 +7,8 @@
 namespace mlkv::loadgen {
 namespace {
 
-const inference::ModelInferRequest::InferInputTensor* Input(
-    const inference::ModelInferRequest& r, const std::string& name) {
+const inference::ModelInferRequest::InferInputTensor* Input(const inference::ModelInferRequest& r,
+                                                            const std::string& name) {
   for (const auto& input : r.inputs()) {
     if (input.name() == name) return &input;
   }

@@ -13,9 +13,9 @@ namespace mlkv::loadgen {
 namespace {
 
 absl::Status Bad(absl::string_view flag, absl::string_view text, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--", flag, ": ", why, " (got \"", text,
-      "\"; expected N, uniform:A:B, normal:MEAN:STD or lognormal:MEAN:SIGMA)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", flag, ": ", why, " (got \"", text,
+                   "\"; expected N, uniform:A:B, normal:MEAN:STD or lognormal:MEAN:SIGMA)"));
 }
 
 }  // namespace
@@ -28,7 +28,8 @@ absl::StatusOr<LengthDistribution> LengthDistribution::Parse(absl::string_view f
   if (parts.size() == 1) {
     int64_t n = 0;
     if (!absl::SimpleAtoi(parts[0], &n)) return Bad(flag, text, "not a length");
-    if (n < 1 || n > kMaxLength) return Bad(flag, text, absl::StrCat("must be in [1, ", kMaxLength, "]"));
+    if (n < 1 || n > kMaxLength)
+      return Bad(flag, text, absl::StrCat("must be in [1, ", kMaxLength, "]"));
     d.a_ = static_cast<double>(n);
     return d;
   }

@@ -13,7 +13,8 @@
 
 namespace mlkv::loadgen {
 
-const char kLoadgenUsage[] = R"(usage: mlkv-loadgen --target HOST:PORT (--concurrency N | --request-rate R)
+const char kLoadgenUsage[] =
+    R"(usage: mlkv-loadgen --target HOST:PORT (--concurrency N | --request-rate R)
                     (--num-requests N | --duration-seconds S) [FLAGS]
 
 Sends generation requests to one mlkv-server and reports latency and throughput. It stops by
@@ -57,9 +58,7 @@ namespace {
 
 constexpr int64_t kMaxCount = int64_t{1} << 40;
 
-absl::Status FlagError(const std::string& message) {
-  return absl::InvalidArgumentError(message);
-}
+absl::Status FlagError(const std::string& message) { return absl::InvalidArgumentError(message); }
 
 // A comma-separated list of request rates: positive numbers or "inf".
 absl::StatusOr<std::vector<double>> ParseRates(const std::string& text) {
@@ -70,8 +69,10 @@ absl::StatusOr<std::vector<double>> ParseRates(const std::string& text) {
     if (part == "inf") {
       rate = std::numeric_limits<double>::infinity();
     } else if (!absl::SimpleAtod(part, &rate) || !std::isfinite(rate) || rate <= 0) {
-      return FlagError(absl::StrCat("--request-rate: each rate must be a positive number or inf, "
-                                    "got \"", part, "\""));
+      return FlagError(
+          absl::StrCat("--request-rate: each rate must be a positive number or inf, "
+                       "got \"",
+                       part, "\""));
     }
     rates.push_back(rate);
   }
@@ -93,8 +94,9 @@ absl::Status ParseLoad(const cli::Flags& flags, LoadgenOptions* o) {
   }
   if (closed) {
     if (flags.Has("arrival") || flags.Has("burstiness")) {
-      return FlagError("--arrival and --burstiness shape open-loop arrivals; a closed loop "
-                       "(--concurrency) sends when a request ends");
+      return FlagError(
+          "--arrival and --burstiness shape open-loop arrivals; a closed loop "
+          "(--concurrency) sends when a request ends");
     }
     ASSIGN_OR_RETURN(auto levels, flags.IntList("concurrency", 1, 1 << 20));
     for (int64_t c : levels) o->points.push_back({LoadPoint::Mode::kClosedLoop, c, 0});
@@ -152,16 +154,34 @@ absl::Status ParseRequests(const cli::Flags& flags, LoadgenOptions* o) {
 }  // namespace
 
 absl::StatusOr<LoadgenOptions> ParseLoadgenOptions(const std::vector<std::string>& args) {
-  ASSIGN_OR_RETURN(
-      cli::Flags flags,
-      cli::Flags::Parse(args,
-                        {"target", "api", "model-name", "concurrency", "request-rate", "arrival",
-                         "burstiness", "num-requests", "duration-seconds", "warmup-requests",
-                         "input-len", "output-len", "trace", "shared-prefix-count",
-                         "shared-prefix-len", "vocab-size", "seed", "request-timeout-seconds",
-                         "connect-timeout-seconds", "summary-json", "summary-csv",
-                         "requests-jsonl", "slo-ttft-ms", "slo-itl-ms", "slo-e2e-ms"},
-                        {"help", "ignore-eos", "no-ignore-eos", "quiet"}));
+  ASSIGN_OR_RETURN(cli::Flags flags,
+                   cli::Flags::Parse(args,
+                                     {"target",
+                                      "api",
+                                      "model-name",
+                                      "concurrency",
+                                      "request-rate",
+                                      "arrival",
+                                      "burstiness",
+                                      "num-requests",
+                                      "duration-seconds",
+                                      "warmup-requests",
+                                      "input-len",
+                                      "output-len",
+                                      "trace",
+                                      "shared-prefix-count",
+                                      "shared-prefix-len",
+                                      "vocab-size",
+                                      "seed",
+                                      "request-timeout-seconds",
+                                      "connect-timeout-seconds",
+                                      "summary-json",
+                                      "summary-csv",
+                                      "requests-jsonl",
+                                      "slo-ttft-ms",
+                                      "slo-itl-ms",
+                                      "slo-e2e-ms"},
+                                     {"help", "ignore-eos", "no-ignore-eos", "quiet"}));
   LoadgenOptions o;
   if (flags.Switch("help")) {
     o.help = true;

@@ -39,9 +39,10 @@ TEST(LoadgenOptionsTest, SweepsAndOpenLoop) {
   EXPECT_EQ(closed->points[2].concurrency, 64);
   EXPECT_EQ(closed->duration_s, 5);
 
-  auto open = Parse("--target h:1 --request-rate 0.5,20,inf --arrival gamma --burstiness 0.5 "
-                    "--num-requests 100 --duration-seconds 30 --slo-ttft-ms 250 --seed 3 "
-                    "--no-ignore-eos --api kserve --model-name m");
+  auto open = Parse(
+      "--target h:1 --request-rate 0.5,20,inf --arrival gamma --burstiness 0.5 "
+      "--num-requests 100 --duration-seconds 30 --slo-ttft-ms 250 --seed 3 "
+      "--no-ignore-eos --api kserve --model-name m");
   ASSERT_TRUE(open.ok()) << open.status();
   ASSERT_EQ(open->points.size(), 3u);
   EXPECT_EQ(open->points[0].mode, LoadPoint::Mode::kOpenLoop);

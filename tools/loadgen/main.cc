@@ -32,7 +32,8 @@ int Fail(int code, const std::string& message) {
 }
 
 std::string PointLabel(const LoadPoint& point) {
-  if (point.mode == LoadPoint::Mode::kClosedLoop) return absl::StrCat("concurrency ", point.concurrency);
+  if (point.mode == LoadPoint::Mode::kClosedLoop)
+    return absl::StrCat("concurrency ", point.concurrency);
   return absl::StrCat("rate ", point.request_rate, "/s");
 }
 
@@ -58,14 +59,14 @@ void PrintPoint(const LoadPoint& point, const Summary& s) {
   const auto p = [](const std::optional<LatencyStats>& l, double LatencyStats::*field) {
     return l.has_value() ? absl::StrFormat("%.2f", (*l).*field) : std::string("-");
   };
-  std::printf("%s: %lld completed, %lld failed in %.2f s; %.2f req/s, %.1f output tok/s, "
-              "goodput %.2f req/s; TTFT p50 %s p99 %s ms; ITL p50 %s p99 %s ms; E2E p50 %s p99 %s ms\n",
-              PointLabel(point).c_str(), static_cast<long long>(s.completed),
-              static_cast<long long>(s.failed), s.duration_s, s.requests_per_s,
-              s.output_tokens_per_s, s.goodput, p(s.ttft_ms, &LatencyStats::p50).c_str(),
-              p(s.ttft_ms, &LatencyStats::p99).c_str(), p(s.itl_ms, &LatencyStats::p50).c_str(),
-              p(s.itl_ms, &LatencyStats::p99).c_str(), p(s.e2e_ms, &LatencyStats::p50).c_str(),
-              p(s.e2e_ms, &LatencyStats::p99).c_str());
+  std::printf(
+      "%s: %lld completed, %lld failed in %.2f s; %.2f req/s, %.1f output tok/s, "
+      "goodput %.2f req/s; TTFT p50 %s p99 %s ms; ITL p50 %s p99 %s ms; E2E p50 %s p99 %s ms\n",
+      PointLabel(point).c_str(), static_cast<long long>(s.completed),
+      static_cast<long long>(s.failed), s.duration_s, s.requests_per_s, s.output_tokens_per_s,
+      s.goodput, p(s.ttft_ms, &LatencyStats::p50).c_str(), p(s.ttft_ms, &LatencyStats::p99).c_str(),
+      p(s.itl_ms, &LatencyStats::p50).c_str(), p(s.itl_ms, &LatencyStats::p99).c_str(),
+      p(s.e2e_ms, &LatencyStats::p50).c_str(), p(s.e2e_ms, &LatencyStats::p99).c_str());
   std::fflush(stdout);
 }
 
@@ -79,8 +80,8 @@ int Run(const std::vector<std::string>& args) {
     std::fputs(kLoadgenUsage, stdout);
     return 0;
   }
-  WorkloadOptions workload_options{o.input_len, o.output_len, {}, o.shared_prefix_count,
-                                   o.shared_prefix_len, 0, o.seed};
+  WorkloadOptions workload_options{
+      o.input_len, o.output_len, {}, o.shared_prefix_count, o.shared_prefix_len, 0, o.seed};
   if (!o.trace_path.empty()) {
     auto trace = ReadTraceFile(o.trace_path);
     if (!trace.ok()) return Fail(kExitUsage, absl::StrCat("--trace: ", trace.status().message()));
@@ -98,7 +99,8 @@ int Run(const std::vector<std::string>& args) {
   }
   absl::StatusOr<ServerInfo> info = client->Probe(o.connect_timeout_s);
   if (!info.ok()) {
-    const std::string error = absl::StrCat("cannot reach ", o.target, ": ", info.status().ToString());
+    const std::string error =
+        absl::StrCat("cannot reach ", o.target, ": ", info.status().ToString());
     (void)writer->SetError(error);  // the message below matters more than a failed write
     return Fail(kExitFailed, error);
   }

@@ -18,7 +18,9 @@ class GenerateStream final : public grpc::ClientReadReactor<v1::GenerateResponse
   GenerateStream(v1::MlkvService::Stub* stub, v1::GenerateRequest request, RequestRecord record,
                  GenerationClient::Clock::time_point epoch, double timeout_s,
                  GenerationClient::DoneCallback done)
-      : request_(std::move(request)), record_(std::move(record)), epoch_(epoch),
+      : request_(std::move(request)),
+        record_(std::move(record)),
+        epoch_(epoch),
         done_(std::move(done)) {
     context_.set_deadline(DeadlineAfter(timeout_s));
     record_.start_s = SecondsSince(epoch_);
@@ -72,8 +74,7 @@ absl::StatusOr<ServerInfo> GetNativeModelInfo(v1::MlkvService::Stub& stub, doubl
   v1::ModelInfo info;
   const grpc::Status status = stub.GetModelInfo(&context, v1::GetModelInfoRequest(), &info);
   if (!status.ok()) return FromGrpc(status);
-  return ServerInfo{info.model_name(), info.config().vocab_size(),
-                    info.kv_cache().max_model_len()};
+  return ServerInfo{info.model_name(), info.config().vocab_size(), info.kv_cache().max_model_len()};
 }
 
 absl::StatusOr<ServerInfo> NativeClient::Probe(double timeout_s) {
@@ -92,8 +93,8 @@ void NativeClient::Start(const RequestSpec& spec, RequestRecord record, Clock::t
   // The usage in the result overrides this count when the server sends one.
   record.prompt_tokens = static_cast<int64_t>(spec.prompt_token_ids.size());
   record.expected_output_tokens = spec.output_len;
-  new GenerateStream(stub_.get(), std::move(request), std::move(record), epoch,
-                     options_.timeout_s, std::move(done));
+  new GenerateStream(stub_.get(), std::move(request), std::move(record), epoch, options_.timeout_s,
+                     std::move(done));
 }
 
 }  // namespace mlkv::loadgen

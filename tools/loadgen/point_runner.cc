@@ -136,4 +136,3 @@ PhaseResult RunPhase(GenerationClient& client, Workload& workload, const LoadPoi
 }
 
 }  // namespace mlkv::loadgen
-

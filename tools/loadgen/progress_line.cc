@@ -36,11 +36,11 @@ void ProgressLine::Print(const Progress& p) {
   if (!enabled_) return;
   const double seconds = p.elapsed_s > 0 ? p.elapsed_s : 1.0;
   const std::string total = p.total.has_value() ? absl::StrCat("/", *p.total) : "";
-  std::fprintf(stderr, "%s[%s] %.1f s: %lld%s done, %lld failed, %lld in flight, %.1f req/s, %.0f tok/s%s",
+  std::fprintf(stderr,
+               "%s[%s] %.1f s: %lld%s done, %lld failed, %lld in flight, %.1f req/s, %.0f tok/s%s",
                tty_ ? "\r\033[K" : "", label_.c_str(), p.elapsed_s,
-               static_cast<long long>(p.completed), total.c_str(),
-               static_cast<long long>(p.failed), static_cast<long long>(p.in_flight),
-               static_cast<double>(p.completed) / seconds,
+               static_cast<long long>(p.completed), total.c_str(), static_cast<long long>(p.failed),
+               static_cast<long long>(p.in_flight), static_cast<double>(p.completed) / seconds,
                static_cast<double>(p.output_tokens) / seconds, tty_ ? "" : "\n");
   std::fflush(stderr);
 }

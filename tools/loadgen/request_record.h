@@ -19,8 +19,8 @@ struct RequestRecord {
     int64_t tokens = 0;  // >= 1; several when the server merged deltas
   };
 
-  int64_t index = 0;       // order of sending within the point
-  std::string request_id;  // the server's id, from the result (empty when none came)
+  int64_t index = 0;          // order of sending within the point
+  std::string request_id;     // the server's id, from the result (empty when none came)
   int64_t prompt_tokens = 0;  // the server's count when it sent usage, else the ids sent
   int64_t cached_prompt_tokens = 0;
   int64_t expected_output_tokens = 0;  // max_tokens sent

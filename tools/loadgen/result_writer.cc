@@ -14,10 +14,21 @@ namespace {
 constexpr const char* kLatencies[] = {"ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"};
 constexpr const char* kStats[] = {"mean", "p50", "p90", "p99", "max"};
 // The scalar columns of the CSV, in order; latency columns follow.
-constexpr const char* kScalars[] = {
-    "mode", "concurrency", "request_rate", "completed", "failed", "duration_s",
-    "requests_per_s", "input_tokens_per_s", "output_tokens_per_s", "goodput", "slo_attainment",
-    "input_tokens", "output_tokens", "expected_output_tokens", "cached_prompt_tokens"};
+constexpr const char* kScalars[] = {"mode",
+                                    "concurrency",
+                                    "request_rate",
+                                    "completed",
+                                    "failed",
+                                    "duration_s",
+                                    "requests_per_s",
+                                    "input_tokens_per_s",
+                                    "output_tokens_per_s",
+                                    "goodput",
+                                    "slo_attainment",
+                                    "input_tokens",
+                                    "output_tokens",
+                                    "expected_output_tokens",
+                                    "cached_prompt_tokens"};
 
 nlohmann::json LatencyJson(const std::optional<LatencyStats>& s) {
   if (!s.has_value()) return nullptr;
@@ -30,8 +41,8 @@ nlohmann::json OptionalNumber(std::optional<double> v) {
 
 nlohmann::json LoadJson(const LoadPoint& point) {
   const bool closed = point.mode == LoadPoint::Mode::kClosedLoop;
-  nlohmann::json rate = std::isinf(point.request_rate) ? nlohmann::json("inf")
-                                                       : nlohmann::json(point.request_rate);
+  nlohmann::json rate =
+      std::isinf(point.request_rate) ? nlohmann::json("inf") : nlohmann::json(point.request_rate);
   return {{"mode", closed ? "closed_loop" : "open_loop"},
           {"concurrency", closed ? nlohmann::json(point.concurrency) : nullptr},
           {"request_rate", closed ? nullptr : rate}};
@@ -148,7 +159,8 @@ absl::Status ResultWriter::AddPoint(const LoadPoint& point, const Summary& summa
                                     const std::optional<std::string>& stopped_early) {
   summary_["points"].push_back(PointJson(point, summary, stopped_early));
   if (requests_.is_open()) {
-    for (const RequestRecord& r : records) requests_ << RequestJson(num_points_, point, r).dump() << "\n";
+    for (const RequestRecord& r : records)
+      requests_ << RequestJson(num_points_, point, r).dump() << "\n";
     requests_.flush();
     if (!requests_) return absl::UnavailableError(absl::StrCat(requests_jsonl_, ": write failed"));
   }

@@ -33,9 +33,9 @@ RequestRecord Completed() {
 TEST(ResultWriterTest, PointJsonHasTheDocumentedKeys) {
   const LoadPoint point{LoadPoint::Mode::kClosedLoop, 8, 0};
   const nlohmann::json j = PointJson(point, Summarize({Completed()}, 1.0, Slo{}), std::nullopt);
-  for (const char* key : {"completed", "failed", "requests_per_s", "output_tokens_per_s",
-                          "input_tokens_per_s", "goodput", "duration_s", "errors_by_code",
-                          "concurrency", "request_rate"}) {
+  for (const char* key :
+       {"completed", "failed", "requests_per_s", "output_tokens_per_s", "input_tokens_per_s",
+        "goodput", "duration_s", "errors_by_code", "concurrency", "request_rate"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
   for (const char* latency : {"ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"}) {
@@ -77,7 +77,8 @@ TEST(ResultWriterTest, WritesEveryFileAndKeepsEarlierPoints) {
   for (int64_t c : {1, 4}) {
     const std::vector<RequestRecord> records = {Completed(), failed};
     const LoadPoint point{LoadPoint::Mode::kClosedLoop, c, 0};
-    ASSERT_TRUE(writer->AddPoint(point, Summarize(records, 1.0, Slo{}), records, std::nullopt).ok());
+    ASSERT_TRUE(
+        writer->AddPoint(point, Summarize(records, 1.0, Slo{}), records, std::nullopt).ok());
   }
   ASSERT_TRUE(writer->SetError("boom").ok());
   const nlohmann::json summary = nlohmann::json::parse(ReadAll(o.summary_json));
@@ -87,12 +88,14 @@ TEST(ResultWriterTest, WritesEveryFileAndKeepsEarlierPoints) {
   EXPECT_EQ(summary["points"][1]["concurrency"], 4);
   EXPECT_EQ(summary["points"][1]["errors_by_code"]["RESOURCE_EXHAUSTED"], 1);
 
-  const std::vector<std::string> csv = absl::StrSplit(ReadAll(o.summary_csv), '\n', absl::SkipEmpty());
+  const std::vector<std::string> csv =
+      absl::StrSplit(ReadAll(o.summary_csv), '\n', absl::SkipEmpty());
   ASSERT_EQ(csv.size(), 3u);
   EXPECT_EQ(csv[0], CsvHeader());
   EXPECT_EQ(csv[2].substr(0, 16), "closed_loop,4,,1");
 
-  const std::vector<std::string> lines = absl::StrSplit(ReadAll(o.requests_jsonl), '\n', absl::SkipEmpty());
+  const std::vector<std::string> lines =
+      absl::StrSplit(ReadAll(o.requests_jsonl), '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 4u);
   const nlohmann::json second = nlohmann::json::parse(lines[1]);
   EXPECT_EQ(second["code"], "RESOURCE_EXHAUSTED");

@@ -60,8 +60,8 @@ TEST(RequestRecordTest, AFirstChunkOfSeveralTokensHasZeroGaps) {
 
 TEST(SummarizeTest, ThroughputLatencyGoodputAndErrors) {
   std::vector<RequestRecord> records = {
-      Record(0, {{0.1, 1}, {0.2, 1}}, 0.2),   // TTFT 100 ms, TPOT 100 ms, E2E 200 ms
-      Record(0, {{0.3, 1}, {0.7, 1}}, 0.7),   // TTFT 300 ms, TPOT 400 ms, E2E 700 ms
+      Record(0, {{0.1, 1}, {0.2, 1}}, 0.2),  // TTFT 100 ms, TPOT 100 ms, E2E 200 ms
+      Record(0, {{0.3, 1}, {0.7, 1}}, 0.7),  // TTFT 300 ms, TPOT 400 ms, E2E 700 ms
   };
   RequestRecord failed = Record(0, {{0.1, 1}}, 0.2);
   failed.code = absl::StatusCode::kUnavailable;

@@ -17,8 +17,9 @@ absl::StatusOr<int64_t> Length(const nlohmann::json& line, const char* key) {
   if (it == line.end()) return absl::InvalidArgumentError(absl::StrCat(key, ": missing"));
   if (!it->is_number_integer() || it->get<int64_t>() < 1 ||
       it->get<int64_t>() > LengthDistribution::kMaxLength) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        key, ": must be an integer in [1, ", LengthDistribution::kMaxLength, "], got ", it->dump()));
+    return absl::InvalidArgumentError(absl::StrCat(key, ": must be an integer in [1, ",
+                                                   LengthDistribution::kMaxLength, "], got ",
+                                                   it->dump()));
   }
   return it->get<int64_t>();
 }

@@ -26,8 +26,8 @@ struct Budget {
 
 // The KV budget of one variant: explicit, or the device's usable memory minus its weights and
 // the activation workspace the engine reserves at start-up.
-absl::StatusOr<int64_t> KvBudgetBytes(const Budget& b, double weight_bytes,
-                                      double workspace_bytes, const std::string& variant) {
+absl::StatusOr<int64_t> KvBudgetBytes(const Budget& b, double weight_bytes, double workspace_bytes,
+                                      const std::string& variant) {
   if (b.kv_cache_bytes) return static_cast<int64_t>(*b.kv_cache_bytes);
   const double left = *b.memory_bytes * b.utilization - weight_bytes - workspace_bytes;
   if (left < 1.0) {
@@ -100,9 +100,9 @@ absl::Status RunCapacity(const Args& args) {
       step_limits.max_num_seqs = static_cast<int32_t>(max_seqs);
       ASSIGN_OR_RETURN(const int64_t workspace_bytes,
                        WorkspaceBytes(config, LargestStep(step_limits)));
-      ASSIGN_OR_RETURN(const int64_t kv_budget,
-                       KvBudgetBytes(budget, weight_bytes, static_cast<double>(workspace_bytes),
-                                     variant));
+      ASSIGN_OR_RETURN(
+          const int64_t kv_budget,
+          KvBudgetBytes(budget, weight_bytes, static_cast<double>(workspace_bytes), variant));
       KvBudget b;
       b.kv_cache_bytes = kv_budget;
       ASSIGN_OR_RETURN(KvCapacity capacity,
@@ -119,7 +119,8 @@ absl::Status RunCapacity(const Args& args) {
                             {"context_len", context},
                             {"max_concurrent_sequences", capacity.max_concurrent_sequences}};
       if (roofline) {
-        const int64_t batch = std::max<int64_t>(1, std::min(max_batch, capacity.max_concurrent_sequences));
+        const int64_t batch =
+            std::max<int64_t>(1, std::min(max_batch, capacity.max_concurrent_sequences));
         const DecodeStepCost cost =
             EstimateDecodeStep(config, weight_dtype, kv_dtype, batch, context, device);
         row["decode_batch"] = batch;
@@ -139,10 +140,11 @@ absl::Status RunCapacity(const Args& args) {
               "context", "max seqs", "batch");
   std::printf(roofline ? " %14s %8s\n" : "\n", "bound tok/s", "bound");
   for (const auto& r : rows) {
-    std::printf("%-22s %7.2fG %10lld %12lld %10lld %8lld", r["variant"].get<std::string>().c_str(),
-                r["weight_bytes"].get<double>() / 1e9, (long long)r["kv_bytes_per_token"].get<int64_t>(),
-                (long long)r["num_blocks"].get<int64_t>(), (long long)r["context_len"].get<int64_t>(),
-                (long long)r["max_concurrent_sequences"].get<int64_t>());
+    std::printf(
+        "%-22s %7.2fG %10lld %12lld %10lld %8lld", r["variant"].get<std::string>().c_str(),
+        r["weight_bytes"].get<double>() / 1e9, (long long)r["kv_bytes_per_token"].get<int64_t>(),
+        (long long)r["num_blocks"].get<int64_t>(), (long long)r["context_len"].get<int64_t>(),
+        (long long)r["max_concurrent_sequences"].get<int64_t>());
     if (roofline) {
       std::printf(" %10lld %14.0f %8s\n", (long long)r["decode_batch"].get<int64_t>(),
                   r["decode_tokens_per_s_bound"].get<double>(),

@@ -37,7 +37,8 @@ absl::Status RunGenerate(const Args& args) {
   ASSIGN_OR_RETURN(
       Flags flags,
       Flags::Parse(args,
-                   Union({kModelFlags, kSamplingFlags,
+                   Union({kModelFlags,
+                          kSamplingFlags,
                           {"token-ids", "prompt", "stop", "max-tokens", "format", "priority"}}),
                    Union({kModelSwitches, {"ignore-eos"}}), {"token-ids", "prompt", "stop"}));
   if (PrintUsageIfAsked(flags, "mlkv generate")) return absl::OkStatus();
@@ -95,7 +96,8 @@ absl::Status RunGenerate(const Args& args) {
   }
   if (json) {
     // One prompt prints its output object; several print {"outputs": [...]}, in prompt order.
-    const nlohmann::json out = outputs.size() == 1 ? outputs[0] : nlohmann::json{{"outputs", outputs}};
+    const nlohmann::json out =
+        outputs.size() == 1 ? outputs[0] : nlohmann::json{{"outputs", outputs}};
     std::printf("%s\n", out.dump().c_str());
   } else {
     // Per prompt a line of ids and, with a tokenizer, the text as a JSON string (one line,

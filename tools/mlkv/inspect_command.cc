@@ -1,5 +1,6 @@
 // `mlkv inspect`: a model's configuration, KV-layer placement and sharing groups, parameter
-// count and weight bytes, KV cache bytes per token, and what a KV budget holds, without loading the weights.
+// count and weight bytes, KV cache bytes per token, and what a KV budget holds, without loading the
+// weights.
 #include <cstdio>
 #include <limits>
 #include <optional>
@@ -31,8 +32,8 @@ struct BudgetPlan {
 // is left to PlanKvCapacity and the scheduling limits to SchedulerConfigFromFlags, as in the
 // engine, so that `inspect` refuses exactly what the engine refuses, in its words.
 absl::StatusOr<std::optional<BudgetPlan>> PlanFromFlags(const Flags& flags,
-                                                        const ModelConfig& config,
-                                                        DType kv_dtype, DType weight_dtype) {
+                                                        const ModelConfig& config, DType kv_dtype,
+                                                        DType weight_dtype) {
   const bool bytes_form = flags.Has("kv-cache-bytes");
   const bool fraction_form = flags.Has("kv-cache-fraction");
   if (!bytes_form && !fraction_form) {
@@ -49,9 +50,10 @@ absl::StatusOr<std::optional<BudgetPlan>> PlanFromFlags(const Flags& flags,
   if (bytes_form && !fraction_form) {
     for (const char* name : {"memory-limit-bytes", "max-num-batched-tokens", "max-num-seqs"}) {
       if (flags.Has(name)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "--", name, ": applies to --kv-cache-fraction only; --kv-cache-bytes is the budget "
-            "itself"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", name,
+                         ": applies to --kv-cache-fraction only; --kv-cache-bytes is the budget "
+                         "itself"));
       }
     }
   }
@@ -81,12 +83,11 @@ absl::StatusOr<std::optional<BudgetPlan>> PlanFromFlags(const Flags& flags,
 }  // namespace
 
 absl::Status RunInspect(const Args& args) {
-  ASSIGN_OR_RETURN(Flags flags,
-                   Flags::Parse(args, {"model", "kv-dtype", "weight-dtype", "format",
-                                       "kv-cache-bytes",
-                                       "kv-cache-fraction", "memory-limit-bytes",
-                                       "max-model-len", "block-size", "max-num-batched-tokens",
-                                       "max-num-seqs"}));
+  ASSIGN_OR_RETURN(
+      Flags flags,
+      Flags::Parse(args, {"model", "kv-dtype", "weight-dtype", "format", "kv-cache-bytes",
+                          "kv-cache-fraction", "memory-limit-bytes", "max-model-len", "block-size",
+                          "max-num-batched-tokens", "max-num-seqs"}));
   if (PrintUsageIfAsked(flags, "mlkv inspect")) return absl::OkStatus();
   ASSIGN_OR_RETURN(bool json, JsonFormatFromFlags(flags));
   ASSIGN_OR_RETURN(DType kv_dtype, DTypeFromFlags(flags, "kv-dtype"));
@@ -133,10 +134,11 @@ absl::Status RunInspect(const Args& args) {
     std::printf("%s\n", out.dump(2).c_str());
     return absl::OkStatus();
   }
-  std::printf("layers %lld, hidden %lld, heads %lld (head_dim %lld), intermediate %lld, vocab %lld\n",
-              (long long)config.num_hidden_layers, (long long)config.hidden_size,
-              (long long)config.num_attention_heads, (long long)config.head_dim,
-              (long long)config.intermediate_size, (long long)config.vocab_size);
+  std::printf(
+      "layers %lld, hidden %lld, heads %lld (head_dim %lld), intermediate %lld, vocab %lld\n",
+      (long long)config.num_hidden_layers, (long long)config.hidden_size,
+      (long long)config.num_attention_heads, (long long)config.head_dim,
+      (long long)config.intermediate_size, (long long)config.vocab_size);
   std::printf("KV heads per KV layer %lld, KV layers %lld: [%s], sharing %s keys\n",
               (long long)config.num_key_value_heads, (long long)config.num_key_value_layers,
               absl::StrJoin(config.kv_layers, ", ").c_str(),
@@ -150,12 +152,12 @@ absl::Status RunInspect(const Args& args) {
               (long long)out["kv_bytes_per_token"].get<int64_t>());
   if (plan) {
     if (plan->budget.kv_cache_fraction) {
-      std::printf("KV budget %lld bytes: %g of the memory limit of %lld bytes less %lld bytes of "
-                  "weights and %lld bytes of activation workspace\n",
-                  (long long)plan->capacity.budget_bytes, *plan->budget.kv_cache_fraction,
-                  (long long)plan->budget.memory_limit_bytes,
-                  (long long)plan->budget.weight_bytes,
-                  (long long)plan->budget.workspace_bytes);
+      std::printf(
+          "KV budget %lld bytes: %g of the memory limit of %lld bytes less %lld bytes of "
+          "weights and %lld bytes of activation workspace\n",
+          (long long)plan->capacity.budget_bytes, *plan->budget.kv_cache_fraction,
+          (long long)plan->budget.memory_limit_bytes, (long long)plan->budget.weight_bytes,
+          (long long)plan->budget.workspace_bytes);
     }
     std::printf("%s\n", DescribeKvCapacity(plan->capacity).c_str());
   }

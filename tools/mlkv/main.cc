@@ -76,10 +76,10 @@ int main(int argc, char** argv) {
   // Logs go to stderr: stdout carries the command's output (JSON for --format json).
   spdlog::set_default_logger(spdlog::stderr_color_mt("mlkv"));
   const std::map<std::string, std::function<absl::Status(const Args&)>> commands = {
-      {"generate", mlkv::cli::RunGenerate},         {"score", mlkv::cli::RunScore},
-      {"inspect", mlkv::cli::RunInspect},           {"random-model", mlkv::cli::RunRandomModel},
-      {"convert", mlkv::cli::RunConvert},           {"capacity", mlkv::cli::RunCapacity},
-      {"tokenize", mlkv::cli::RunTokenize},         {"detokenize", mlkv::cli::RunDetokenize}};
+      {"generate", mlkv::cli::RunGenerate}, {"score", mlkv::cli::RunScore},
+      {"inspect", mlkv::cli::RunInspect},   {"random-model", mlkv::cli::RunRandomModel},
+      {"convert", mlkv::cli::RunConvert},   {"capacity", mlkv::cli::RunCapacity},
+      {"tokenize", mlkv::cli::RunTokenize}, {"detokenize", mlkv::cli::RunDetokenize}};
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "help") {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

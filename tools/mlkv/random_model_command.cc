@@ -25,7 +25,9 @@ absl::Status RunRandomModel(const Args& args) {
   ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromFile(config_path));
   std::error_code error;
   std::filesystem::create_directories(out_dir, error);
-  if (error) return absl::InternalError(absl::StrCat("--out: cannot create ", out_dir, ": ", error.message()));
+  if (error)
+    return absl::InternalError(
+        absl::StrCat("--out: cannot create ", out_dir, ": ", error.message()));
   return WriteRandomModel(config, static_cast<uint64_t>(seed), *dtype, out_dir);
 }
 

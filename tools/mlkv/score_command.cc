@@ -35,9 +35,9 @@ absl::StatusOr<std::vector<int32_t>> IdsFromFlags(const Flags& flags, const Toke
   }
   const std::string path = flags.String("text-file", "");
   if (tokenizer == nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "--text-file: the model has no tokenizer (no ", model_dir,
-        "/tokenizer.json): give --tokenizer FILE, or --token-ids"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("--text-file: the model has no tokenizer (no ", model_dir,
+                     "/tokenizer.json): give --tokenizer FILE, or --token-ids"));
   }
   ASSIGN_OR_RETURN(std::string text, ReadFlagInput("text-file", path));
   absl::StatusOr<std::vector<int32_t>> ids = tokenizer->Encode(text);
@@ -88,7 +88,8 @@ absl::Status RunScore(const Args& args) {
   if (max_model_len < 3) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--max-model-len: scoring needs at least 3 (a window of two tokens and one generated), "
-        "got ", max_model_len));
+        "got ",
+        max_model_len));
   }
   const std::vector<std::vector<int32_t>> windows = Windows(ids, max_model_len - 1);
   options.scheduler.max_waiting =
@@ -116,8 +117,10 @@ absl::Status RunScore(const Args& args) {
   for (float lp : logprobs) total += lp;
   const double perplexity = std::exp(-total / static_cast<double>(logprobs.size()));
   if (json) {
-    nlohmann::json out = {{"token_logprobs", logprobs},       {"num_tokens", ids.size()},
-                          {"num_windows", windows.size()},    {"total_logprob", total},
+    nlohmann::json out = {{"token_logprobs", logprobs},
+                          {"num_tokens", ids.size()},
+                          {"num_windows", windows.size()},
+                          {"total_logprob", total},
                           {"perplexity", perplexity}};
     std::printf("%s\n", out.dump().c_str());
   } else {

@@ -72,8 +72,8 @@ absl::Status RunTokenize(const Args& args) {
   }
   auto ids = tokenizer->Encode(text);
   if (!ids.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(flags.Has("text") ? "--text: " : "--text-file: ",
-                                                   ids.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(flags.Has("text") ? "--text: " : "--text-file: ", ids.status().message()));
   }
   const std::string out = json ? absl::StrCat("{\"token_ids\": ", FormatIds(*ids, true), "}\n")
                                : FormatIds(*ids, false) + "\n";

@@ -57,8 +57,7 @@ std::string ToJson(const google::protobuf::Message& message, bool pretty = false
 
 absl::Status FromGrpc(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      status.error_message());
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
 absl::StatusOr<bool> JsonFormat(const Flags& flags) {
@@ -102,15 +101,13 @@ absl::StatusOr<v1::GenerateRequest> RequestFromFlags(const Flags& flags) {
     const char* flag;
     void (v1::GenerateRequest::*set)(float);
   };
-  for (const FloatField& f : {FloatField{"temperature", &v1::GenerateRequest::set_temperature},
-                              FloatField{"top-p", &v1::GenerateRequest::set_top_p},
-                              FloatField{"min-p", &v1::GenerateRequest::set_min_p},
-                              FloatField{"repetition-penalty",
-                                         &v1::GenerateRequest::set_repetition_penalty},
-                              FloatField{"presence-penalty",
-                                         &v1::GenerateRequest::set_presence_penalty},
-                              FloatField{"frequency-penalty",
-                                         &v1::GenerateRequest::set_frequency_penalty}}) {
+  for (const FloatField& f :
+       {FloatField{"temperature", &v1::GenerateRequest::set_temperature},
+        FloatField{"top-p", &v1::GenerateRequest::set_top_p},
+        FloatField{"min-p", &v1::GenerateRequest::set_min_p},
+        FloatField{"repetition-penalty", &v1::GenerateRequest::set_repetition_penalty},
+        FloatField{"presence-penalty", &v1::GenerateRequest::set_presence_penalty},
+        FloatField{"frequency-penalty", &v1::GenerateRequest::set_frequency_penalty}}) {
     if (!flags.Has(f.flag)) continue;
     ASSIGN_OR_RETURN(double v, flags.Double(f.flag, 0.0, -kAny, kAny));
     (r.*f.set)(static_cast<float>(v));
@@ -229,12 +226,13 @@ absl::Status Run(const std::string& command, const std::vector<std::string>& arg
   if (command == "generate") {
     ASSIGN_OR_RETURN(
         Flags flags,
-        Flags::Parse(args,
-                     With(common, {"token-ids", "prompt", "stop", "max-tokens", "temperature", "top-k", "top-p",
-                                   "min-p", "repetition-penalty", "presence-penalty",
-                                   "frequency-penalty", "seed", "stop-token-ids", "logprobs",
-                                   "priority", "request-id", "timeout-seconds"}),
-                     {"ignore-eos"}));
+        Flags::Parse(
+            args,
+            With(common,
+                 {"token-ids", "prompt", "stop", "max-tokens", "temperature", "top-k", "top-p",
+                  "min-p", "repetition-penalty", "presence-penalty", "frequency-penalty", "seed",
+                  "stop-token-ids", "logprobs", "priority", "request-id", "timeout-seconds"}),
+            {"ignore-eos"}));
     if (PrintUsageIfAsked(flags, "mlkv-client generate")) return absl::OkStatus();
     return Generate(flags);
   }
@@ -250,8 +248,7 @@ absl::Status Run(const std::string& command, const std::vector<std::string>& arg
     return Unary<v1::GetLoadRequest, v1::Load>(flags, &v1::MlkvService::Stub::GetLoad);
   }
   if (command == "health") {
-    ASSIGN_OR_RETURN(Flags flags,
-                     Flags::Parse(args, With(common, {"service", "wait-seconds"})));
+    ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, With(common, {"service", "wait-seconds"})));
     if (PrintUsageIfAsked(flags, "mlkv-client health")) return absl::OkStatus();
     return Health(flags);
   }
