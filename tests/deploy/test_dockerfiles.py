@@ -19,10 +19,12 @@ from deploy_lib import DOCKER, REPO
 DOCKERFILES = sorted(p.name for p in DOCKER.glob("Dockerfile.*"))
 
 # install-deps.sh packages an image build does not need: Python and its packages (references,
-# test clients, charts), clang's sanitizer/fuzzer runtimes (tests only), the openssl tool (test
-# certificates), git (the build copies the sources). Any other package install-deps.sh gains must
+# test clients, charts), clang's sanitizer/fuzzer runtimes (tests only), clang-format and
+# clang-tidy (CI's checks), the openssl tool (test certificates), git (the build copies the
+# sources). Any other package install-deps.sh gains must
 # go into the build stages, or here.
-TEST_ONLY_PACKAGES = {"clang", "libclang-rt-14-dev", "openssl", "git"}
+TEST_ONLY_PACKAGES = {"clang", "libclang-rt-14-dev", "clang-format", "clang-tidy", "openssl",
+                      "git"}
 
 
 def _test_only(package):
